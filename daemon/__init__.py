@@ -1,0 +1,1 @@
+"""The knockout watch-folder daemon, installed as ``knockout.daemon``."""

@@ -1,0 +1,150 @@
+"""The ``knockout`` command line: ``cut``, ``watch``, ``status``, ``sheet``, ``eval``, ``gimp``.
+
+Each sub-command lives in its own module with a ``register(subparsers)`` function; this
+module only builds the parser, configures logging and maps errors to exit codes
+(0 success, 1 some inputs failed, 2 usage or configuration error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from . import __version__
+from .settings import Settings, SettingsError
+
+__all__ = ["add_settings_arguments", "common_options", "main", "settings_from_args"]
+
+log = logging.getLogger(__name__)
+
+# sub-command modules, in the order --help lists them; a module missing from an install is skipped
+_COMMANDS = (
+    "knockout.commands.cut",
+    "knockout.daemon.cli",
+    "knockout.commands.sheet",
+    "knockout.commands.evaluate",
+    "knockout.gimp",
+)
+
+EPILOG = """examples:
+  knockout cut portrait.jpg                      writes portrait-cutout.png beside it
+  knockout cut shoot/ -o cutouts/ --format webp  a whole folder, lossless WebP
+  knockout cut '*.jpg' --output solid --background '#ffffff' --format jpeg
+  knockout watch                                 run the daemon on the default config.yaml
+  knockout watch -c studio.yaml --check          validate a config and print it resolved
+  knockout sheet a.jpg b.jpg -o sheet.png        before/after contact sheet
+  knockout eval --images imgs/ --masks masks/    score against ground-truth masks
+  knockout gimp install                          install the GIMP 3 plug-in
+"""
+
+_HELP = {
+    "method": "kmeans (colour clusters) or threshold (colour distance)",
+    "preset": "classic-threshold or classic-kmeans: the source article's recipes, exactly",
+    "clusters": "number of KMeans colour clusters (2-32)",
+    "tolerance": "'auto' or a colour distance in CIE delta E (0.5-100)",
+    "feather": "soft edge width in pixels (0 = hard edge)",
+    "decontaminate": "remove backdrop colour spill from edge pixels",
+    "fill_holes": "fill holes inside the subject",
+    "min_island": "remove islands smaller than this fraction of the image",
+    "output": "rgba (cut-out), mask (8-bit grey) or solid (subject on --background)",
+    "format": "png, webp (lossless) or jpeg (solid/mask only)",
+    "background": "colour for --output solid, '#rrggbb'",
+    "crop": "crop to the subject plus --margin",
+    "margin": "margin in pixels around the subject when cropping",
+    "png_compression": "zlib level 0-9 (low is fast)",
+    "jpeg_quality": "JPEG quality 1-100",
+    "max_pixels": "largest image accepted, in pixels",
+    "seed": "random seed",
+}
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one option per :class:`Settings` field (``--feather``, ``--no-decontaminate``...)."""
+    group = parser.add_argument_group("segmentation and output settings (also config.yaml keys)")
+    defaults = Settings()
+    for f in fields(Settings):
+        opt = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        shown = defaults.to_dict()[f.name]
+        if isinstance(default, bool):
+            group.add_argument(
+                opt, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                help=f"{_HELP[f.name]} (default: {'on' if default else 'off'})",
+            )
+        else:
+            group.add_argument(opt, dest=f.name, default=None, metavar=f.name.upper(),
+                               help=f"{_HELP[f.name]} (default: {shown})")
+
+
+def common_options() -> argparse.ArgumentParser:
+    """A parent parser with ``-v``, ``-q`` and ``--debug``, for every sub-command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    common.add_argument("-q", "--quiet", action="count", default=0, help="less log output")
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    return common
+
+
+def settings_from_args(args: argparse.Namespace, base: Settings | None = None) -> Settings:
+    """The settings given on the command line, over ``base`` (or the defaults)."""
+    values: dict[str, Any] = (base or Settings()).to_dict()
+    for name in Settings.keys():
+        v = getattr(args, name, None)
+        if v is not None:
+            values[name] = v
+    return Settings.from_mapping(values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="knockout",
+        description="Take the plain or studio backdrop off headshots.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"knockout {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.INFO + 10 * (getattr(args, "quiet", 0) - getattr(args, "verbose", 0))
+    if getattr(args, "debug", False):
+        level = logging.DEBUG
+    logging.basicConfig(level=max(logging.DEBUG, min(level, logging.CRITICAL)),
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    _configure_logging(args)
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:
+        print(f"knockout: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("knockout: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

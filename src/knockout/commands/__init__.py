@@ -1,0 +1,1 @@
+"""Sub-commands of the ``knockout`` command line, one module each."""

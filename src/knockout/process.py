@@ -1,0 +1,55 @@
+"""Bytes in, bytes out: the unit of work shared by ``knockout cut``, the daemon and Dask workers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cutout import cut_out
+from .imageio import decode, encode, output_suffix
+from .settings import Settings
+
+__all__ = ["Processed", "process_bytes", "process_file"]
+
+
+@dataclass(frozen=True)
+class Processed:
+    """An encoded output and a short record of how it was made."""
+
+    data: bytes
+    suffix: str
+    width: int
+    height: int
+    method: str
+    tolerance: float
+    milliseconds: float
+
+
+def process_bytes(data: bytes, *, settings: Settings) -> Processed:
+    """Decode ``data``, cut out the subject, encode the output.
+
+    Raises
+    ------
+    knockout.imageio.ImageError
+        When ``data`` is not a readable image (the message says why).
+    """
+    t0 = time.perf_counter()
+    pic = decode(data, settings=settings)
+    res = cut_out(pic.rgb, settings=settings, source_alpha=pic.alpha)
+    out = encode(res.pixels, settings=settings, icc_profile=pic.icc_profile)
+    h, w = pic.rgb.shape[:2]
+    return Processed(
+        data=out,
+        suffix=output_suffix(settings),
+        width=w,
+        height=h,
+        method=settings.preset or settings.method,
+        tolerance=res.segmentation.tolerance,
+        milliseconds=(time.perf_counter() - t0) * 1000,
+    )
+
+
+def process_file(path: Path, *, settings: Settings) -> Processed:
+    """Read ``path`` and run :func:`process_bytes` on its contents."""
+    return process_bytes(Path(path).read_bytes(), settings=settings)

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+from conftest import synthetic_headshot
+
+from knockout import Settings, segment
+from knockout.metrics import iou
+
+
+@pytest.mark.parametrize("method", ["kmeans", "threshold"])
+@pytest.mark.parametrize("backdrop", [(128, 130, 135), (245, 245, 245), (20, 20, 22), (40, 160, 60)])
+def test_finds_the_subject_on_plain_backdrops(method, backdrop):
+    img, truth = synthetic_headshot(backdrop=backdrop)
+    seg = segment(img, settings=Settings(method=method))
+    assert seg.mask.shape == truth.shape and seg.mask.dtype == bool
+    assert iou(seg.mask, truth) > 0.97
+
+
+@pytest.mark.parametrize("method", ["kmeans", "threshold"])
+def test_gradient_backdrop(method):
+    img, truth = synthetic_headshot(backdrop=(90, 90, 100), gradient=70)
+    assert iou(segment(img, settings=Settings(method=method)).mask, truth) > 0.95
+
+
+def test_holes_inside_the_subject_are_filled_and_specks_removed():
+    img, truth = synthetic_headshot()
+    img[50:54, 40:44] = (128, 130, 135)  # a backdrop-coloured patch inside the head
+    img[10:12, 10:12] = (0, 0, 0)  # a speck on the backdrop
+    m = segment(img, settings=Settings(method="threshold")).mask
+    assert m[50:54, 40:44].all()
+    assert not m[10:12, 10:12].any()
+    m2 = segment(img, settings=Settings(method="threshold", fill_holes=False, min_island=0)).mask
+    assert m2[10:12, 10:12].all()
+
+
+def test_subject_touching_the_top_edge_is_not_taken_as_backdrop():
+    img, truth = synthetic_headshot()
+    img[:30, 35:55] = (60, 40, 30)  # hair running off the top
+    truth = truth.copy()
+    truth[:30, 35:55] = True
+    assert iou(segment(img, settings=Settings(method="threshold")).mask, truth) > 0.95
+
+
+def test_fixed_tolerance_is_used():
+    img, _ = synthetic_headshot()
+    assert segment(img, settings=Settings(method="threshold", tolerance=7.5)).tolerance == 7.5
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.zeros((10, 10), np.uint8), r"shape \(H, W, 3\)"),
+        (np.zeros((10, 10, 4), np.uint8), r"shape \(H, W, 3\)"),
+        (np.zeros((10, 10, 3), np.float32), "must be uint8"),
+        (np.zeros((1, 10, 3), np.uint8), "at least 2x2"),
+        ([[1, 2, 3]], "numpy array"),
+    ],
+)
+def test_bad_arrays_are_rejected_with_a_fix(bad, message):
+    with pytest.raises(ValueError, match=message):
+        segment(bad)
