@@ -33,7 +33,9 @@ def main() -> int:
     if not (args.data / "manifest.csv").exists():
         print(f"no portraits at {args.data}; nothing to measure", file=sys.stderr)
         return 0
-    rows = [r for r in csv.DictReader(open(args.data / "manifest.csv")) if r["background_kind"] in args.kinds.split(",")]
+    rows = [
+        r for r in csv.DictReader(open(args.data / "manifest.csv")) if r["background_kind"] in args.kinds.split(",")
+    ]
     if args.limit:
         rows = rows[: args.limit]
     for name in args.configs.split(","):
@@ -51,8 +53,11 @@ def main() -> int:
             if not v:
                 continue
             a = np.array([x[:3] for x in v])
-            print(f"{name:18s} {g:13s} n={len(v):3d} IoU mean {a[:,0].mean():.3f} p10 {np.percentile(a[:,0],10):.3f}  "
-                  f"BF {a[:,1].mean():.3f}  {1000*a[:,2].mean():.0f} ms/img", flush=True)
+            print(
+                f"{name:18s} {g:13s} n={len(v):3d} IoU mean {a[:, 0].mean():.3f} p10 {np.percentile(a[:, 0], 10):.3f}  "
+                f"BF {a[:, 1].mean():.3f}  {1000 * a[:, 2].mean():.0f} ms/img",
+                flush=True,
+            )
             if args.worst:
                 print("   worst:", ", ".join(f"{x[3]}={x[0]:.2f}" for x in sorted(v)[: args.worst]))
     return 0

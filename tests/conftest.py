@@ -8,11 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-PORTRAITS = Path(os.environ.get("KNOCKOUT_PORTRAITS", Path(__file__).resolve().parents[2] / "shared" / "data" / "portraits"))
+PORTRAITS = Path(
+    os.environ.get("KNOCKOUT_PORTRAITS", Path(__file__).resolve().parents[2] / "shared" / "data" / "portraits")
+)
 
 
-def synthetic_headshot(h: int = 120, w: int = 90, *, backdrop=(128, 130, 135), seed: int = 0,
-                       noise: float = 2.0, gradient: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_headshot(
+    h: int = 120, w: int = 90, *, backdrop=(128, 130, 135), seed: int = 0, noise: float = 2.0, gradient: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """A head (ellipse) and shoulders on a backdrop. Returns (rgb uint8 (h, w, 3), mask bool (h, w))."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]

@@ -22,7 +22,7 @@ def test_gradient_backdrop(method):
 
 
 def test_holes_inside_the_subject_are_filled_and_specks_removed():
-    img, truth = synthetic_headshot()
+    img, _truth = synthetic_headshot()
     img[50:54, 40:44] = (128, 130, 135)  # a backdrop-coloured patch inside the head
     img[10:12, 10:12] = (0, 0, 0)  # a speck on the backdrop
     m = segment(img, settings=Settings(method="threshold")).mask

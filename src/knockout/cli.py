@@ -73,12 +73,16 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         shown = defaults.to_dict()[f.name]
         if isinstance(default, bool):
             group.add_argument(
-                opt, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                opt,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
                 help=f"{_HELP[f.name]} (default: {'on' if default else 'off'})",
             )
         else:
-            group.add_argument(opt, dest=f.name, default=None, metavar=f.name.upper(),
-                               help=f"{_HELP[f.name]} (default: {shown})")
+            group.add_argument(
+                opt, dest=f.name, default=None, metavar=f.name.upper(), help=f"{_HELP[f.name]} (default: {shown})"
+            )
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -124,8 +128,11 @@ def _configure_logging(args: argparse.Namespace) -> None:
     level = logging.INFO + 10 * (getattr(args, "quiet", 0) - getattr(args, "verbose", 0))
     if getattr(args, "debug", False):
         level = logging.DEBUG
-    logging.basicConfig(level=max(logging.DEBUG, min(level, logging.CRITICAL)),
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=max(logging.DEBUG, min(level, logging.CRITICAL)),
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

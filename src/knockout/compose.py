@@ -39,7 +39,10 @@ def compose(
         if len(ys):
             m = settings.margin
             h, w = alpha.shape
-            sl = (slice(max(0, ys.min() - m), min(h, ys.max() + 1 + m)), slice(max(0, xs.min() - m), min(w, xs.max() + 1 + m)))
+            sl = (
+                slice(max(0, ys.min() - m), min(h, ys.max() + 1 + m)),
+                slice(max(0, xs.min() - m), min(w, xs.max() + 1 + m)),
+            )
             colors, alpha = colors[sl], alpha[sl]
     if settings.output == "mask":
         return np.ascontiguousarray(alpha)
@@ -47,7 +50,7 @@ def compose(
         bg = np.array(settings.background, np.float32)
         a = alpha[..., None].astype(np.float32) / 255
         return np.clip(np.round(colors * a + bg * (1 - a)), 0, 255).astype(np.uint8)
-    out = np.empty(alpha.shape + (4,), np.uint8)
+    out = np.empty((*alpha.shape, 4), np.uint8)
     out[..., :3] = colors
     out[..., 3] = alpha
     return out

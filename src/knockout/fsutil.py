@@ -40,4 +40,3 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         pass
     finally:
         os.close(dfd)
-

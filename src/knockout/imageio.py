@@ -29,9 +29,7 @@ except ImportError:  # pragma: no cover - depends on the extra
     pass
 
 #: File extensions knockout treats as images (lower case, with the dot).
-EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif"}
-)
+EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif"})
 
 
 class ImageError(ValueError):
@@ -81,9 +79,7 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
             im = Image.open(io.BytesIO(data))
             w, h = im.size
             if w * h > settings.max_pixels:
-                raise ImageError(
-                    f"too many pixels: {w}x{h} = {w * h:,} is over max_pixels = {settings.max_pixels:,}"
-                )
+                raise ImageError(f"too many pixels: {w}x{h} = {w * h:,} is over max_pixels = {settings.max_pixels:,}")
             im.load()
     except ImageError:
         raise

@@ -43,8 +43,7 @@ def _parse_color(key: str, value: Any) -> tuple[int, int, int]:
         if all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value):
             return (int(value[0]), int(value[1]), int(value[2]))
     raise SettingsError(
-        f"{key}: {value!r} is not a colour; use '#rrggbb' (for example '#ffffff') "
-        "or a list of three integers 0-255"
+        f"{key}: {value!r} is not a colour; use '#rrggbb' (for example '#ffffff') or a list of three integers 0-255"
     )
 
 
@@ -150,8 +149,7 @@ class Settings:
                 hint = difflib.get_close_matches(key, known, n=1)
                 also = f" (did you mean '{hint[0]}'?)" if hint else ""
                 raise SettingsError(
-                    f"{_prefix(where)}unknown setting '{raw_key}'{also}; "
-                    f"known settings: {', '.join(known)}"
+                    f"{_prefix(where)}unknown setting '{raw_key}'{also}; known settings: {', '.join(known)}"
                 )
             kwargs[key] = value
         try:

@@ -53,7 +53,9 @@ def expand_inputs(paths: Iterable[str], *, recursive: bool = False) -> tuple[lis
         p = Path(raw)
         if p.is_dir():
             it = p.rglob("*") if recursive else p.iterdir()
-            found = sorted(x for x in it if x.is_file() and x.suffix.lower() in EXTENSIONS and not x.name.startswith("."))
+            found = sorted(
+                x for x in it if x.is_file() and x.suffix.lower() in EXTENSIONS and not x.name.startswith(".")
+            )
             if not found:
                 problems.append(f"{raw}: folder holds no images ({', '.join(sorted(EXTENSIONS))})")
             files.extend(found)
@@ -134,8 +136,11 @@ def run(args: argparse.Namespace) -> int:
         dst = output_path(src, settings, args.outdir)
         key = dst.resolve()
         if key in claimed:
-            print(f"knockout: error: {src}: output {dst} would also be written by {claimed[key]}; "
-                  "rename one input or use separate -o folders", file=sys.stderr)
+            print(
+                f"knockout: error: {src}: output {dst} would also be written by {claimed[key]}; "
+                "rename one input or use separate -o folders",
+                file=sys.stderr,
+            )
             failed += 1
             continue
         claimed[key] = src
@@ -147,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     done = 0
     if args.dask:
-        from ..distributed import run_batch  # noqa: PLC0415 - optional extra
+        from ..distributed import run_batch
 
         results = run_batch(jobs, settings, address=args.dask)
     else:
@@ -162,8 +167,9 @@ def run(args: argparse.Namespace) -> int:
             done += 1
             log.info("%s -> %s (%s, %.0f ms)", src, dst, res.method, res.milliseconds)
     dt = time.perf_counter() - t0
-    print(f"knockout: {done} cut out, {failed} failed, {skipped} skipped (output exists) in {dt:.1f} s",
-          file=sys.stderr)
+    print(
+        f"knockout: {done} cut out, {failed} failed, {skipped} skipped (output exists) in {dt:.1f} s", file=sys.stderr
+    )
     return 1 if failed else 0
 
 
