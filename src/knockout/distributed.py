@@ -1,0 +1,453 @@
+"""Run the image work on a Dask cluster: the daemon's :class:`DaskExecutor` and ``knockout cut --dask``.
+
+Only bytes and settings travel: the process that owns the folders (the daemon, or ``knockout cut``)
+reads each input, sends its bytes with the :class:`~knockout.settings.Settings` to the cluster, where a
+worker runs :func:`knockout.process.process_bytes`, and gets the encoded output and a short record
+(:class:`~knockout.process.Processed`) back. Workers need ``knockout[dask]`` installed (the same
+version), never access to the folders.
+
+Failures
+    * A worker that dies mid-task: the scheduler moves its tasks to other workers by itself; a task
+      that killed ``distributed.scheduler.allowed-failures`` workers (3 by default) fails with
+      :class:`~knockout.daemon.executor.WorkLost` so the daemon retries it later.
+    * The scheduler goes away (or cannot be reached at start): with ``on_scheduler_loss="local"`` the
+      work in flight and all new work go to the local pool made by ``fallback_factory`` (with a
+      warning); with ``"wait"`` they fail with ``WorkLost`` (the daemon keeps the inputs and retries
+      them). Either way a thread keeps reconnecting and new work goes back to the cluster once it
+      answers. Each submitted file completes its future exactly once, so a file resubmitted after a
+      loss never yields two outputs.
+
+Dask is an optional extra: without it, :class:`DaskExecutor` and :func:`run_batch` raise
+:class:`~knockout.settings.SettingsError` saying ``pip install 'knockout[dask]'``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .daemon.executor import WorkLost
+from .fsutil import atomic_write
+from .imageio import ImageError
+from .process import Processed, process_bytes
+from .settings import Settings, SettingsError
+
+try:
+    import distributed as _dd
+except ImportError:  # the optional extra is not installed
+    _dd = None
+
+__all__ = ["DaskExecutor", "run_batch"]
+
+log = logging.getLogger(__name__)
+
+_LOSS_MODES = ("local", "wait")
+
+
+def _require_dask() -> None:
+    if _dd is None:
+        raise SettingsError(
+            "running on a Dask cluster needs dask.distributed, which is not installed; "
+            "install it with: pip install 'knockout[dask]'"
+        )
+
+
+def _connect(address: str, timeout: float) -> Any:
+    """A synchronous ``distributed.Client`` for ``address``; ``OSError`` when it does not answer."""
+    try:
+        return _dd.Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise OSError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+
+
+def _cluster_capacity(client: Any) -> int:
+    """Two tasks per worker thread: one running and one queued, so no worker waits for data."""
+    try:
+        threads = sum(client.nthreads().values())
+    except Exception:  # a scheduler that answers nothing useful; start small
+        threads = 1
+    return max(2, 2 * threads)
+
+
+def _process_on_worker(data: bytes, settings: Settings) -> Processed | ImageError:
+    """The task a Dask worker runs. A bad input is an expected outcome, not a failed task, so its
+    ``ImageError`` comes back as the result (no error log and traceback on the worker)."""
+    try:
+        return process_bytes(data, settings=settings)
+    except ImageError as exc:
+        return exc
+
+
+class _Task:
+    """One submitted file: its bytes and settings, and the future the caller holds."""
+
+    __slots__ = ("data", "future", "settings")
+
+    def __init__(self, data: bytes, settings: Settings) -> None:
+        self.data = data
+        self.settings = settings
+        self.future: cf.Future[Processed] = cf.Future()
+        self.future.set_running_or_notify_cancel()
+
+    def resolve(self, result: Processed | None = None, exc: BaseException | None = None) -> None:
+        """Complete the caller's future once; later completions (a resubmitted copy) are dropped."""
+        if self.future.done():
+            return
+        try:
+            if exc is None:
+                self.future.set_result(result)
+            else:
+                self.future.set_exception(exc)
+        except cf.InvalidStateError:  # a concurrent completion won the race
+            pass
+
+
+class DaskExecutor:
+    """Send :func:`~knockout.process.process_bytes` work to a Dask scheduler.
+
+    Implements the daemon's executor interface (``knockout.daemon.executor``): ``submit``,
+    ``max_in_flight``, ``shutdown``, ``describe``.
+
+    Parameters
+    ----------
+    address : str
+        The scheduler, e.g. ``"tcp://scheduler:8786"``.
+    max_in_flight : int, optional
+        Bound on unfinished futures, which the caller respects. Default: two per worker thread of
+        the cluster when it was connected (at least 2).
+    on_scheduler_loss : {"local", "wait"}
+        What happens when the scheduler goes away or cannot be reached: ``"local"`` sends work to
+        ``fallback_factory()`` (called once), ``"wait"`` fails it with ``WorkLost``.
+    fallback_factory : callable, optional
+        Makes the local executor (same interface); required with ``on_scheduler_loss="local"``.
+    connect_timeout : float
+        Seconds one connection attempt may take.
+
+    Raises
+    ------
+    SettingsError
+        When ``knockout[dask]`` is not installed.
+    ValueError
+        When ``on_scheduler_loss`` is not one of the above, or ``"local"`` comes without a factory.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        max_in_flight: int | None = None,
+        on_scheduler_loss: str = "local",
+        fallback_factory: Callable[[], Any] | None = None,
+        *,
+        connect_timeout: float = 10.0,
+        _client: Any = None,
+    ) -> None:
+        _require_dask()
+        if on_scheduler_loss not in _LOSS_MODES:
+            raise ValueError(f"on_scheduler_loss={on_scheduler_loss!r}; use 'local' or 'wait'")
+        if on_scheduler_loss == "local" and fallback_factory is None:
+            raise ValueError("on_scheduler_loss='local' needs a fallback_factory that makes the local pool")
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        self.address = address
+        self.on_scheduler_loss = on_scheduler_loss
+        self.connect_timeout = connect_timeout
+        self._fallback_factory = fallback_factory
+        self._fallback: Any = None
+        self._bound = max_in_flight
+        self._capacity = 2
+        self._lock = threading.RLock()
+        self._closed = threading.Event()
+        self._pending: dict[str, tuple[_Task, Any]] = {}
+        self._client: Any = None
+        self._reconnector: threading.Thread | None = None
+        if _client is not None:
+            self._adopt(_client)
+        else:
+            try:
+                self._adopt(_connect(address, connect_timeout))
+            except OSError as exc:
+                self._lost(None, str(exc))
+
+    # -- the executor interface ------------------------------------------------------------
+    @property
+    def max_in_flight(self) -> int:
+        """The bound the caller keeps to; the fallback's own while work goes there."""
+        with self._lock:
+            if self._client is None and self._fallback is not None:
+                return int(self._fallback.max_in_flight)
+            return self._bound or self._capacity
+
+    def describe(self) -> str:
+        with self._lock:
+            if self._client is not None:
+                return f"Dask scheduler {self.address}, {self.max_in_flight} tasks in flight at most"
+            if self._fallback is not None:
+                return f"Dask scheduler {self.address} unreachable; using {self._fallback.describe()}"
+            return f"Dask scheduler {self.address} unreachable; waiting for it"
+
+    def submit(self, data: bytes, settings: Settings) -> cf.Future[Processed]:
+        """Run ``process_bytes(data, settings=settings)`` on the cluster (or the fallback)."""
+        task = _Task(data, settings)
+        self._dispatch(task)
+        return task.future
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop reconnecting, finish (``wait=True``) or abandon the work in flight, close the client."""
+        with self._lock:
+            self._closed.set()
+            pending = list(self._pending.values())
+            client, self._client = self._client, None
+            fallback = self._fallback
+        if wait:
+            cf.wait([task.future for task, _ in pending])
+        else:
+            for task, _ in pending:
+                task.resolve(exc=WorkLost("executor shut down"))
+        if client is not None:
+            client.close(timeout=self.connect_timeout)
+        if fallback is not None:
+            fallback.shutdown(wait=wait)
+        if self._reconnector is not None:
+            self._reconnector.join(timeout=self.connect_timeout + 1)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _adopt(self, client: Any) -> None:
+        capacity = _cluster_capacity(client)
+        with self._lock:
+            if self._closed.is_set():
+                client.close()
+                return
+            self._client = client
+            self._capacity = capacity
+        log.info("using the Dask scheduler at %s (%d worker threads)", self.address, capacity // 2)
+
+    def _dispatch(self, task: _Task) -> None:
+        with self._lock:
+            if self._closed.is_set():
+                task.resolve(exc=WorkLost("executor shut down"))
+                return
+            client = self._client
+            if client is None:
+                self._to_fallback(task)
+                return
+            key = f"knockout-process-{uuid.uuid4().hex}"
+            try:
+                fut = client.submit(_process_on_worker, task.data, task.settings, key=key, pure=False)
+            except Exception as exc:  # the client closed under us
+                self._lost(client, f"{type(exc).__name__}: {exc}")
+                self._to_fallback(task)
+                return
+            self._pending[key] = (task, fut)
+        fut.add_done_callback(lambda f: self._on_done(task, f, client))
+
+    def _to_fallback(self, task: _Task) -> None:
+        # called with the lock held, while the cluster is unreachable
+        if self.on_scheduler_loss == "wait":
+            task.resolve(exc=WorkLost(f"the Dask scheduler at {self.address} is unreachable; waiting for it"))
+            return
+        if self._fallback is None:
+            self._fallback = self._fallback_factory()
+        inner = self._fallback.submit(task.data, task.settings)
+        inner.add_done_callback(lambda f: self._copy(f, task))
+
+    @staticmethod
+    def _copy(inner: cf.Future, task: _Task) -> None:
+        if inner.cancelled():
+            task.resolve(exc=WorkLost("the local pool cancelled the work"))
+        else:
+            task.resolve(inner.result() if inner.exception() is None else None, inner.exception())
+
+    def _on_done(self, task: _Task, fut: Any, client: Any) -> None:
+        # runs on Dask's callback thread
+        status = fut.status
+        try:
+            if status == "finished":
+                result = fut.result(timeout=self.connect_timeout * 3)
+                if isinstance(result, ImageError):
+                    task.resolve(exc=result)
+                else:
+                    task.resolve(result)
+            elif status == "error":
+                exc = fut.exception()
+                if type(exc).__name__ == "KilledWorker":
+                    exc = WorkLost(f"the task killed several Dask workers: {exc}")
+                task.resolve(exc=exc)
+        except Exception as exc:  # the result could not be fetched: treat as lost
+            status = "lost"
+            reason = f"{type(exc).__name__}: {exc}"
+        else:
+            reason = "the connection was closed"
+        with self._lock:
+            self._pending.pop(fut.key, None)
+        if task.future.done():
+            fut.release()
+            return
+        # cancelled (the client lost the scheduler) or the result could not be fetched
+        if self._closed.is_set():
+            task.resolve(exc=WorkLost("executor shut down"))
+            return
+        self._lost(client, reason)
+        self._dispatch(task)
+
+    def _lost(self, client: Any, reason: str) -> None:
+        """Forget ``client`` (once) and start reconnecting in the background."""
+        with self._lock:
+            if client is not None and self._client is not client:
+                return  # already handled
+            self._client = None
+            start = self._reconnector is None or not self._reconnector.is_alive()
+            if start and not self._closed.is_set():
+                self._reconnector = threading.Thread(
+                    target=self._reconnect, args=(client,), name="knockout-dask-reconnect", daemon=True
+                )
+                self._reconnector.start()
+        then = "falling back to the local pool" if self.on_scheduler_loss == "local" else "waiting for it"
+        log.warning("lost the Dask scheduler at %s (%s); %s", self.address, reason, then)
+
+    def _reconnect(self, old: Any) -> None:
+        if old is not None and self._outlive(old):
+            return
+        delay = 1.0
+        while not self._closed.wait(delay):
+            try:
+                client = _connect(self.address, self.connect_timeout)
+            except OSError as exc:
+                log.debug("%s", exc)
+                delay = min(delay * 2, 30.0)
+                continue
+            self._adopt(client)
+            log.warning("reconnected to the Dask scheduler at %s; sending work there again", self.address)
+            return
+
+    def _outlive(self, old: Any) -> bool:
+        """Let ``old`` try to reconnect by itself for its ``timeout``; True when it did and is adopted.
+
+        Closing a client in the middle of its own reconnection logs a traceback, so wait for it to
+        come back or to give up (it then closes itself) before making new clients.
+        """
+        deadline = time.monotonic() + 2 * self.connect_timeout + 5
+        left_running = False
+        while not self._closed.wait(0.2) and time.monotonic() < deadline:
+            status = getattr(old, "status", "closed")
+            if status == "running" and left_running:
+                self._adopt(old)
+                log.warning("reconnected to the Dask scheduler at %s; sending work there again", self.address)
+                return True
+            if status != "running":
+                left_running = True
+            if status in ("closed", "closing"):
+                break
+        try:
+            old.close(timeout=self.connect_timeout)
+        except Exception as exc:  # already closing itself
+            log.debug("closing the old Dask client: %s", exc)
+        return False
+
+
+class _LocalPool:
+    """The fallback of :func:`run_batch`: a process pool with the executor interface."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.max_in_flight = 2 * workers
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        self._pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+    def describe(self) -> str:
+        return f"local pool, {self.workers} workers"
+
+    def submit(self, data: bytes, settings: Settings) -> cf.Future[Processed]:
+        return self._pool.submit(process_bytes, data, settings=settings)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def _outcome(fut: cf.Future, src: Path, dst: Path) -> tuple[Path, Path, Processed | None, str | None]:
+    exc = fut.exception()
+    if isinstance(exc, (ImageError, WorkLost)):
+        return src, dst, None, str(exc)
+    if exc is not None:
+        return src, dst, None, f"{type(exc).__name__}: {exc}"
+    res = fut.result()
+    try:
+        atomic_write(dst, res.data)
+    except OSError as exc:
+        return src, dst, None, f"cannot write {dst}: {exc.strerror or exc}"
+    return src, dst, res, None
+
+
+def run_batch(
+    jobs: list[tuple[Path, Path]],
+    settings: Settings,
+    *,
+    address: str,
+    max_in_flight: int | None = None,
+    connect_timeout: float = 5.0,
+) -> Iterator[tuple[Path, Path, Processed | None, str | None]]:
+    """Cut out ``jobs`` (input, output) on the Dask scheduler at ``address``; ``knockout cut --dask``.
+
+    Inputs are read here only when a slot is free (at most ``max_in_flight`` in memory), outputs are
+    written here atomically as results come back, in completion order. If the scheduler goes away
+    mid-batch the rest runs on a local process pool, with a warning.
+
+    Yields
+    ------
+    (src, dst, processed, error)
+        One per job: ``processed`` is ``None`` and ``error`` says why when the job failed.
+
+    Raises
+    ------
+    SettingsError
+        At the first ``next()``: Dask is not installed, or the scheduler does not answer.
+    """
+    _require_dask()
+    try:
+        client = _connect(address, connect_timeout)
+    except OSError as exc:
+        raise SettingsError(
+            f"{exc}; start one with `dask scheduler` and workers with `dask worker {address}`"
+        ) from None
+    workers = os.cpu_count() or 1
+    ex = DaskExecutor(
+        address,
+        max_in_flight=max_in_flight,
+        on_scheduler_loss="local",
+        fallback_factory=lambda: _LocalPool(workers),
+        connect_timeout=connect_timeout,
+        _client=client,
+    )
+    pending: dict[cf.Future, tuple[Path, Path]] = {}
+    todo = iter(jobs)
+    more = True
+    try:
+        while True:
+            while more and len(pending) < ex.max_in_flight:
+                job = next(todo, None)
+                if job is None:
+                    more = False
+                    break
+                src, dst = job
+                try:
+                    data = Path(src).read_bytes()
+                except OSError as exc:
+                    yield src, dst, None, f"cannot read: {exc.strerror or exc}"
+                    continue
+                pending[ex.submit(data, settings)] = (src, dst)
+            if not pending:
+                return
+            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                src, dst = pending.pop(fut)
+                yield _outcome(fut, src, dst)
+    finally:
+        ex.shutdown(wait=False)

@@ -1,0 +1,230 @@
+"""knockout.distributed against real Dask clusters: ``knockout cut --dask``, worker and scheduler loss."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import synthetic_headshot
+from knockout.daemon.executor import LocalExecutor, WorkLost
+from PIL import Image
+
+from knockout.imageio import ImageError
+from knockout.process import Processed, process_bytes
+from knockout.settings import Settings
+
+distributed = pytest.importorskip("distributed")
+
+from knockout.distributed import DaskExecutor, run_batch  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+KNOCKOUT = [sys.executable, "-c", "import sys; from knockout.cli import main; sys.exit(main())"]
+
+
+def _jpeg(seed: int, size: tuple[int, int] = (120, 90)) -> bytes:
+    rgb, _ = synthetic_headshot(*size, seed=seed)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _shoot(folder: Path, n: int, *, size: tuple[int, int] = (120, 90)) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"head {i:03d}.jpg"
+        p.write_bytes(_jpeg(i, size))
+        paths.append(p)
+    return paths
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(
+        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
+    ) as c:
+        with distributed.Client(c.scheduler_address, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+            yield c, client
+
+
+def test_cut_dask_writes_the_same_outputs_as_local_and_reports_bad_files(cluster, tmp_path):
+    c, _ = cluster
+    inputs = _shoot(tmp_path / "shoot", 8)
+    (tmp_path / "shoot" / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [*KNOCKOUT, "cut", str(tmp_path / "shoot"), "-o", str(out), "--dask", c.scheduler_address],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert r.returncode == 1, r.stderr
+    assert "broken.jpg" in r.stderr and "8 cut out, 1 failed" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.stem}.png" for p in inputs)  # no temp files
+    for src in inputs[:2]:
+        local = process_bytes(src.read_bytes(), settings=Settings())
+        remote = np.asarray(Image.open(out / f"{src.stem}.png"))
+        assert remote.shape == (120, 90, 4)
+        np.testing.assert_array_equal(remote, np.asarray(Image.open(io.BytesIO(local.data))))
+
+
+def test_worker_killed_mid_burst_loses_nothing_and_writes_each_output_once(cluster, tmp_path):
+    c, client = cluster
+    client.wait_for_workers(2, timeout=60)
+    inputs = _shoot(tmp_path / "in", 24, size=(180, 135))
+    jobs = [(p, tmp_path / "out" / f"{p.stem}.png") for p in inputs]
+    (tmp_path / "out").mkdir()
+    seen: list[Path] = []
+    killed = None
+    for src, dst, res, err in run_batch(jobs, Settings(), address=c.scheduler_address, max_in_flight=4):
+        assert err is None, f"{src}: {err}"
+        assert isinstance(res, Processed) and dst.exists()
+        seen.append(src)
+        if killed is None and len(seen) >= 3:
+            # SIGKILL a worker that is running one of our tasks right now
+            pids = client.run(os.getpid)
+            busy = [w for w, keys in client.processing().items() if keys]
+            assert busy, "no task in flight when the worker was to be killed"
+            killed = pids[busy[0]]
+            os.kill(killed, signal.SIGKILL)
+    assert killed is not None
+    assert sorted(seen) == sorted(inputs)  # every input once, none twice
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f"{p.stem}.png" for p in inputs)
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed, 0)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it, for the tests that follow
+
+
+class _Scheduler:
+    """A ``dask scheduler`` and one ``dask worker`` as processes, so the scheduler can be SIGKILLed."""
+
+    def __init__(self, tmp: Path, port: int) -> None:
+        dask = shutil.which("dask", path=str(Path(sys.executable).parent)) or "dask"
+        self.address = f"tcp://127.0.0.1:{port}"
+        sf = tmp / f"scheduler-{port}.json"
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self.scheduler = subprocess.Popen(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", "--scheduler-file", sf],
+            **quiet,
+        )
+        deadline = time.monotonic() + 60
+        while not sf.exists() or not json.loads(sf.read_text() or "{}").get("address"):
+            assert time.monotonic() < deadline and self.scheduler.poll() is None, "dask scheduler did not start"
+            time.sleep(0.2)
+        self.worker = subprocess.Popen(
+            [dask, "worker", self.address, "--nthreads", "1", "--no-dashboard", "--no-nanny"], **quiet
+        )
+        with distributed.Client(self.address, set_as_default=False, timeout=30) as client:
+            client.wait_for_workers(1, timeout=60)
+
+    def kill_scheduler(self) -> None:
+        self.scheduler.send_signal(signal.SIGKILL)
+        self.scheduler.wait(timeout=30)
+
+    def stop(self) -> None:
+        for p in (self.worker, self.scheduler):
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=30)
+
+
+def test_scheduler_killed_mid_burst_falls_back_to_the_local_pool(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="knockout.distributed")
+    made = []
+
+    def fallback():
+        made.append(LocalExecutor(1))
+        return made[-1]
+
+    sched = _Scheduler(tmp_path, _free_port())
+    ex = None
+    try:
+        ex = DaskExecutor(sched.address, 64, "local", fallback, connect_timeout=3)
+        assert ex.describe().startswith(f"Dask scheduler {sched.address}")
+        futures = [ex.submit(_jpeg(i, (180, 135)), Settings()) for i in range(10)]
+        futures.append(ex.submit(b"not an image", Settings()))
+        deadline = time.monotonic() + 120
+        while sum(f.done() for f in futures) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert not all(f.done() for f in futures), "the burst finished before the scheduler could be killed"
+        sched.kill_scheduler()
+        results = [f.result(timeout=180) for f in futures[:-1]]
+        assert all(isinstance(r, Processed) and (r.width, r.height) == (135, 180) for r in results)
+        with pytest.raises(ImageError):
+            futures[-1].result(timeout=60)
+        assert len(made) == 1  # the local pool was made once, on the loss
+        assert "lost the Dask scheduler" in caplog.text and "falling back to the local pool" in caplog.text
+        assert "unreachable; using local pool" in ex.describe()
+        assert ex.max_in_flight == made[0].max_in_flight  # back-pressure follows the pool in use
+        later = ex.submit(_jpeg(99), Settings()).result(timeout=120)
+        assert isinstance(later, Processed)
+    finally:
+        if ex is not None:
+            ex.shutdown(wait=False)
+        sched.stop()
+
+
+def test_wait_mode_fails_work_while_the_scheduler_is_away_then_reconnects(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="knockout.distributed")
+    port = _free_port()
+    ex = DaskExecutor(f"tcp://127.0.0.1:{port}", 4, "wait", None, connect_timeout=1)
+    sched = None
+    try:
+        assert "waiting for it" in ex.describe()
+        with pytest.raises(WorkLost, match="unreachable"):
+            ex.submit(_jpeg(0), Settings()).result(timeout=10)
+        sched = _Scheduler(tmp_path, port)
+        deadline = time.monotonic() + 90
+        while "unreachable" in ex.describe():
+            assert time.monotonic() < deadline, "the executor did not reconnect"
+            time.sleep(0.2)
+        assert isinstance(ex.submit(_jpeg(1), Settings()).result(timeout=120), Processed)
+        assert "reconnected to the Dask scheduler" in caplog.text
+    finally:
+        ex.shutdown(wait=False)
+        if sched is not None:
+            sched.stop()
+
+
+def test_cut_dask_without_a_scheduler_exits_2_naming_the_address(tmp_path):
+    (src,) = _shoot(tmp_path, 1)
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    r = subprocess.run(
+        [*KNOCKOUT, "cut", str(src), "--dask", address], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert r.returncode == 2
+    assert f"cannot reach the Dask scheduler at {address}" in r.stderr and "dask scheduler" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
+
+
+def test_cut_dask_without_dask_installed_says_how_to_install_it(tmp_path):
+    (src,) = _shoot(tmp_path, 1)
+    code = (
+        "import sys; sys.modules['distributed'] = None; from knockout.cli import main; "
+        f"sys.exit(main(['cut', {str(src)!r}, '--dask', 'tcp://127.0.0.1:8786']))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 2
+    assert "pip install 'knockout[dask]'" in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
