@@ -1,0 +1,148 @@
+"""Throughput on a Dask cluster versus the local pool, and the per-file cost of going through Dask.
+
+Runs the same burst of synthetic 600x800 JPEG headshots through, in turn: ``process_bytes`` in this
+process (the baseline), the daemon's local pool with 1 and 2 processes, and a
+``distributed.LocalCluster`` of 1 and 2 single-threaded process workers driven by
+:class:`knockout.distributed.DaskExecutor` (the daemon's code path, same ``max_in_flight`` bound).
+Every executor is warmed up first (imports, first KMeans) and not timed for that. The per-file
+overhead of Dask is measured twice: with real images, ``(t_dask1 - t_pool1) / n``, and as the round
+trip of a task that does nothing (``process_bytes`` never runs), which isolates scheduling and
+transfer.
+
+Usage: python bench/dask.py [-n 24] [--size 800x600] [--repeat 1]
+Prints a markdown table; copy it into bench/RESULTS.md with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import io
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+# this file is named dask.py: keep its folder off sys.path so `import dask` finds the library
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent / "tests"))
+from conftest import synthetic_headshot  # noqa: E402
+from distributed import Client, LocalCluster  # noqa: E402
+
+from knockout.daemon.executor import LocalExecutor  # noqa: E402
+from knockout.distributed import DaskExecutor  # noqa: E402
+from knockout.process import process_bytes  # noqa: E402
+from knockout.settings import Settings  # noqa: E402
+
+
+def _images(n: int, h: int, w: int) -> list[bytes]:
+    out = []
+    for i in range(n):
+        rgb, _ = synthetic_headshot(h, w, seed=i, gradient=12.0)
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def _burst(ex, images: list[bytes], settings: Settings) -> float:
+    """Seconds to push ``images`` through ``ex``, keeping at most ``ex.max_in_flight`` in flight."""
+    t0 = time.perf_counter()
+    pending: set[cf.Future] = set()
+    todo = iter(images)
+    more = True
+    while more or pending:
+        while more and len(pending) < ex.max_in_flight:
+            data = next(todo, None)
+            if data is None:
+                more = False
+                break
+            pending.add(ex.submit(data, settings))
+        if pending:
+            done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for f in done:
+                f.result()
+    return time.perf_counter() - t0
+
+
+def _noop(x: bytes) -> int:
+    return len(x)
+
+
+def _round_trip(address: str, data: bytes, n: int = 50) -> float:
+    """Median milliseconds of one submit -> result round trip of a task that does nothing."""
+    with Client(address, set_as_default=False) as client:
+        client.submit(_noop, data, pure=False).result()
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            client.submit(_noop, data, pure=False).result()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=24, help="images per run")
+    ap.add_argument("--size", default="800x600", help="HxW of the synthetic images")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per configuration; the best is kept")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    h, w = (int(x) for x in args.size.split("x"))
+    settings = Settings()
+    images = _images(args.n, h, w)
+    warm = images[:2]
+    rows: list[tuple[str, float]] = []
+
+    process_bytes(warm[0], settings=settings)
+    t0 = time.perf_counter()
+    for data in images:
+        process_bytes(data, settings=settings)
+    rows.append(("in-process, sequential (baseline)", time.perf_counter() - t0))
+
+    for workers in (1, 2):
+        ex = LocalExecutor(workers)
+        try:
+            _burst(ex, warm * workers, settings)
+            best = min(_burst(ex, images, settings) for _ in range(args.repeat))
+        finally:
+            ex.shutdown()
+        rows.append((f"local pool, {workers} process{'es' if workers > 1 else ''}", best))
+
+    trips = {}
+    for workers in (1, 2):
+        with LocalCluster(
+            processes=True, n_workers=workers, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
+        ) as cluster:
+            ex = DaskExecutor(cluster.scheduler_address, 2 * workers, "wait", None)
+            try:
+                _burst(ex, warm * workers, settings)
+                best = min(_burst(ex, images, settings) for _ in range(args.repeat))
+            finally:
+                ex.shutdown()
+            rows.append((f"Dask LocalCluster, {workers} worker{'s' if workers > 1 else ''}", best))
+            if workers == 1:
+                trips["empty"] = _round_trip(cluster.scheduler_address, b"")
+                trips["image"] = _round_trip(cluster.scheduler_address, images[0])
+
+    base = rows[0][1]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{args.n} images of {h}x{w} (JPEG, {len(images[0]) // 1024} KiB each); load average {load:.1f}\n")
+    print("| configuration | files/s | ratio to baseline |")
+    print("|---|---:|---:|")
+    for name, secs in rows:
+        print(f"| {name} | {args.n / secs:.2f} | {base / secs:.2f} |")
+    t = dict(rows)
+    per_file = (t["Dask LocalCluster, 1 worker"] - t["local pool, 1 process"]) / args.n * 1000
+    print(f"\nDask overhead per file, real images (1 worker vs 1-process pool): {per_file:+.0f} ms")
+    print(f"Dask round trip of an empty task: {trips['empty']:.1f} ms; carrying one image's bytes: {trips['image']:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
