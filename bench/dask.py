@@ -33,8 +33,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent / "tests"))
 from conftest import synthetic_headshot  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
-
 from knockout.daemon.executor import LocalExecutor  # noqa: E402
+
 from knockout.distributed import DaskExecutor  # noqa: E402
 from knockout.process import process_bytes  # noqa: E402
 from knockout.settings import Settings  # noqa: E402
@@ -140,7 +140,7 @@ def main() -> int:
     t = dict(rows)
     per_file = (t["Dask LocalCluster, 1 worker"] - t["local pool, 1 process"]) / args.n * 1000
     print(f"\nDask overhead per file, real images (1 worker vs 1-process pool): {per_file:+.0f} ms")
-    print(f"Dask round trip of an empty task: {trips['empty']:.1f} ms; carrying one image's bytes: {trips['image']:.1f} ms")
+    print(f"Dask round trip of an empty task: {trips['empty']:.1f} ms; with one image's bytes: {trips['image']:.1f} ms")
     return 0
 
 
