@@ -1,0 +1,97 @@
+"""``knockout eval`` as a user runs it, on synthetic headshots with known masks."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import synthetic_headshot
+from PIL import Image
+
+from knockout import Settings
+from knockout.cli import main
+from knockout.commands.evaluate import find_pairs, score_image
+from knockout.cutout import cut_out
+from knockout.metrics import iou
+
+KNOCKOUT = Path(sys.executable).with_name("knockout")
+
+
+def _dataset(root: Path, n: int = 3, mask_suffix: str = "") -> tuple[Path, Path]:
+    images, masks = root / "images", root / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(n):
+        img, mask = synthetic_headshot(seed=i)
+        Image.fromarray(img).save(images / f"p{i}.png")
+        Image.fromarray(mask.astype(np.uint8) * 255).save(masks / f"p{i}{mask_suffix}.png")
+    return images, masks
+
+
+def test_eval_command_prints_a_table_and_writes_csv_and_sheet(tmp_path):
+    images, masks = _dataset(tmp_path)
+    out = tmp_path / "report"
+    r = subprocess.run(
+        [str(KNOCKOUT), "eval", "--images", str(images), "--masks", str(masks), "-o", str(out),
+         "--method", "kmeans,classic-threshold"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:3] == ["method", "images", "IoU"]
+    km = next(x for x in lines if x.startswith("kmeans")).split()
+    assert km[1] == "3" and float(km[2]) > 0.95
+    rows = list(csv.DictReader(open(out / "eval.csv")))
+    assert len(rows) == 6 and {r["method"] for r in rows} == {"kmeans", "classic-threshold"}
+    # the CSV's IoU is the IoU of the cut-out the core makes
+    img = np.asarray(Image.open(images / "p1.png"))
+    truth = np.asarray(Image.open(masks / "p1.png"))
+    expect = iou(cut_out(img, settings=Settings()).alpha, truth)
+    got = next(r for r in rows if r["image"] == "p1.png" and r["method"] == "kmeans")
+    assert float(got["iou"]) == pytest.approx(expect, abs=1e-4)
+    assert 0 <= float(got["alpha_error"]) < 0.05 and float(got["ms"]) > 0
+    sheet = Image.open(out / "worst.png")
+    assert sheet.format == "PNG" and sheet.size[1] > sheet.size[0] / 2
+
+
+def test_eval_settings_change_the_scores(tmp_path, capsys):
+    images, masks = _dataset(tmp_path, n=2, mask_suffix="_mask")
+    assert main(["eval", "--images", str(images), "--masks", str(masks), "-o", str(tmp_path / "a")]) == 0
+    soft = list(csv.DictReader(open(tmp_path / "a" / "eval.csv")))
+    assert (
+        main(["eval", "--images", str(images), "--masks", str(masks), "-o", str(tmp_path / "b"), "--feather", "0"]) == 0
+    )
+    hard = list(csv.DictReader(open(tmp_path / "b" / "eval.csv")))
+    capsys.readouterr()
+    assert [r["alpha_error"] for r in soft] != [r["alpha_error"] for r in hard]
+
+
+def test_eval_reports_missing_masks_and_bad_files(tmp_path, capsys):
+    images, masks = _dataset(tmp_path, n=2)
+    (images / "lonely.png").write_bytes((images / "p0.png").read_bytes())
+    (images / "broken.png").write_bytes(b"garbage")
+    (masks / "broken.png").write_bytes((masks / "p0.png").read_bytes())
+    code = main(["eval", "--images", str(images), "--masks", str(masks), "-o", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "lonely.png" in err and "no mask" in err and "broken.png" in err
+    assert len(list(csv.DictReader(open(tmp_path / "r" / "eval.csv")))) == 2
+
+
+def test_eval_usage_errors(tmp_path, capsys):
+    images, _ = _dataset(tmp_path, n=1)
+    assert main(["eval", "--images", str(images), "--masks", str(tmp_path / "nope")]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_find_pairs_and_size_mismatch(tmp_path):
+    images, masks = _dataset(tmp_path, n=2, mask_suffix="_mask")
+    pairs, problems = find_pairs(images, masks)
+    assert [p[1].name for p in pairs] == ["p0_mask.png", "p1_mask.png"] and not problems
+    img, _ = synthetic_headshot()
+    with pytest.raises(ValueError, match="mask is"):
+        score_image(img, np.zeros((5, 5), np.uint8), settings=Settings())

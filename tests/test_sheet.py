@@ -1,0 +1,88 @@
+"""``knockout sheet`` and :func:`knockout.commands.sheet.make_sheet`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import synthetic_headshot
+from PIL import Image
+
+from knockout.cli import main
+from knockout.commands.sheet import _CAPTION, _PAD, make_sheet
+
+KNOCKOUT = Path(sys.executable).with_name("knockout")
+
+
+def _write_headshots(folder: Path, n: int = 3) -> list[Path]:
+    paths = []
+    for i in range(n):
+        img, _ = synthetic_headshot(seed=i, backdrop=(128, 130, 135))
+        p = folder / f"person{i}.png"
+        Image.fromarray(img).save(p)
+        paths.append(p)
+    return paths
+
+
+def test_make_sheet_layout_and_canvas():
+    img, mask = synthetic_headshot()
+    cut = np.dstack([img, mask.astype(np.uint8) * 255])
+    thumb = 60
+    sheet = make_sheet([img] * 3, [("kmeans", [cut] * 3)], ["a", "b", "c"], columns=2, thumb=thumb, canvas=(0, 255, 0))
+    cell_h = thumb + _CAPTION + _PAD
+    # two columns, two bands (3 pictures) of two rows (original + one method)
+    assert sheet.shape == (_PAD + 2 * 2 * cell_h + _PAD, _PAD + 2 * (thumb + _PAD), 3)
+    # the backdrop of the cut-out (top-left of the picture) shows the canvas colour, the original its backdrop
+    fit_w = round(thumb * img.shape[1] / img.shape[0])
+    x = _PAD + (thumb - fit_w) // 2 + 2
+    assert tuple(sheet[_PAD + cell_h + 2, x]) == (0, 255, 0)
+    assert abs(int(sheet[_PAD + 2, x, 0]) - 128) < 12
+
+
+def test_make_sheet_checks_its_inputs():
+    img, _ = synthetic_headshot()
+    with pytest.raises(ValueError, match="captions"):
+        make_sheet([img, img], [], ["only one"])
+    with pytest.raises(ValueError, match="at least one"):
+        make_sheet([], [], [])
+
+
+def test_sheet_command_as_a_user_runs_it(tmp_path):
+    paths = _write_headshots(tmp_path)
+    out = tmp_path / "sheet.png"
+    r = subprocess.run(
+        [str(KNOCKOUT), "sheet", *map(str, paths), "-o", str(out), "--columns", "3", "--thumb", "80",
+         "--method", "kmeans,threshold,classic-threshold"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    sheet = np.asarray(Image.open(out))
+    cell_h = 80 + _CAPTION + _PAD
+    assert sheet.shape[:2] == (_PAD + 4 * cell_h, _PAD + 3 * (80 + _PAD))  # originals + 3 method rows
+    # checkerboard under the cut-out: both checker greys appear in the kmeans row's backdrop area
+    row = sheet[_PAD + cell_h + 2 : _PAD + cell_h + 18, _PAD + 20 : _PAD + 40, 0]
+    assert {153, 204} <= set(np.unique(row).tolist())
+
+
+def test_sheet_reports_bad_files_and_keeps_going(tmp_path, capsys):
+    paths = _write_headshots(tmp_path, n=2)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    out = tmp_path / "s.png"
+    code = main(["sheet", str(paths[0]), str(bad), str(tmp_path / "missing.png"), str(paths[1]), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "broken.jpg" in err and "missing.png" in err
+    assert Image.open(out).size[0] == _PAD + 2 * (240 + _PAD)  # the two good images are on the sheet
+
+
+def test_sheet_usage_errors(tmp_path, capsys):
+    paths = _write_headshots(tmp_path, n=1)
+    assert main(["sheet", str(paths[0]), "-o", str(tmp_path / "s.png"), "--method", "magic"]) == 2
+    assert "magic" in capsys.readouterr().err
+    assert main(["sheet", str(paths[0]), "-o", str(tmp_path / "s.png"), "--canvas", "plaid"]) == 2
+    assert "canvas" in capsys.readouterr().err
+    assert not (tmp_path / "s.png").exists()
