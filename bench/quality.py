@@ -19,7 +19,10 @@ from knockout import Settings
 from knockout.metrics import boundary_f, iou
 from knockout.segment import segment
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "portraits"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_composites import _find_portraits
+
+DATA = _find_portraits()
 
 
 def main() -> int:

@@ -8,9 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-PORTRAITS = Path(
-    os.environ.get("KNOCKOUT_PORTRAITS", Path(__file__).resolve().parents[2] / "shared" / "data" / "portraits")
-)
+
+def _find_portraits() -> Path:
+    """$KNOCKOUT_PORTRAITS, else the nearest shared/data/portraits above the checkout (worktrees too)."""
+    if os.environ.get("KNOCKOUT_PORTRAITS"):
+        return Path(os.environ["KNOCKOUT_PORTRAITS"])
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "shared" / "data" / "portraits" / "manifest.csv").exists():
+            return parent / "shared" / "data" / "portraits"
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "portraits"
+
+
+PORTRAITS = _find_portraits()
 
 
 def synthetic_headshot(

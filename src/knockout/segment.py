@@ -17,7 +17,10 @@ __all__ = ["Segmentation", "segment"]
 log = logging.getLogger(__name__)
 
 WORK_SIDE = 400  # long side of the working image, in pixels
-_TOLERANCES = np.geomspace(1.5, 60.0, 32).astype(np.float32)
+_TOLERANCES = np.geomspace(1.0, 80.0, 40).astype(np.float32)
+_ITERATIONS = 2
+_K = 2  # half-width of the window (in tolerance steps) over which area change is measured
+_FLAT = 0.005  # area change (fraction of the image) still counted as flat
 
 
 @dataclass(frozen=True)
@@ -72,20 +75,29 @@ def segment(image: np.ndarray, *, settings: Settings | None = None) -> Segmentat
 
     small = _downscale(image, WORK_SIDE)
     lab = rgb_to_lab(small)
-    seeds = _border_seeds(lab.shape[:2])
-    centers, keep = _backdrop_model(lab, seeds, settings)
-    seeds &= keep
-    if settings.effective_method == "kmeans":
-        dist = _kmeans_distance(lab, centers, settings)
-    else:
-        dist = _color_distance(lab, centers)
-    barrier = _barrier(dist, seeds)
-    tol = _auto_tolerance(barrier) if settings.tolerance == "auto" else float(settings.tolerance)
-    work = barrier > tol
-    work = _clean(work, settings)
+    h, w = lab.shape[:2]
+    seeds = _border_seeds((h, w))
+    seeds &= _backdrop_seeds(lab, seeds, settings)
+    texture = _texture(lab)
+    anchor = _anchor((h, w))
+    rng = np.random.default_rng(settings.seed)
+    region = seeds
+    surface = _fit_surface(lab, seeds, degree=1, rng=rng)
+    for _ in range(_ITERATIONS):
+        residual = lab - surface
+        if settings.effective_method == "kmeans":
+            cost = _kmeans_cost(residual, seeds, settings, rng)
+        else:
+            cost = np.sqrt((residual**2).sum(axis=2))
+        cost += texture
+        barrier = _barrier(cost, seeds)
+        tol = _auto_tolerance(barrier, anchor) if settings.tolerance == "auto" else float(settings.tolerance)
+        region = ndi.binary_erosion(barrier <= tol, iterations=2) | seeds
+        surface = _fit_surface(lab, region, degree=2, rng=rng)
+    work = _clean(barrier > tol, settings)
     mask = _upscale_mask(work, image.shape[:2])
-    backdrop = _lab_centers_to_rgb(centers)
-    log.debug("segment: %d backdrop colours, tolerance %.1f", len(centers), tol)
+    backdrop = _backdrop_colors(small, region, rng)
+    log.debug("segment: tolerance %.1f, subject %.1f%%", tol, 100 * work.mean())
     return Segmentation(mask=mask, backdrop=backdrop, tolerance=tol, work_mask=work)
 
 
@@ -132,7 +144,7 @@ def _classic_kmeans(image: np.ndarray, settings: Settings) -> Segmentation:
 
 # -- backdrop model -------------------------------------------------------------------------
 def _border_seeds(shape: tuple[int, int]) -> np.ndarray:
-    """Top edge and upper 60 % of the side edges, a thin strip."""
+    """Top edge and the upper 60 % of the side edges, a thin strip."""
     h, w = shape
     b = max(1, round(0.015 * max(h, w)))
     seeds = np.zeros(shape, bool)
@@ -143,75 +155,159 @@ def _border_seeds(shape: tuple[int, int]) -> np.ndarray:
     return seeds
 
 
-def _backdrop_model(lab: np.ndarray, seeds: np.ndarray, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
-    """Backdrop colours (Lab, shape (K, 3)) and which seed pixels belong to the backdrop."""
+def _backdrop_seeds(lab: np.ndarray, seeds: np.ndarray, settings: Settings) -> np.ndarray:
+    """Reject seed pixels of a subject that touches the border.
+
+    The border strip is clustered by colour; clusters seen in the top corners (where the
+    subject almost never is) or covering a large share of the strip are backdrop.
+    """
     from sklearn.cluster import KMeans
 
     h, w = seeds.shape
     pts = lab[seeds]
-    k = min(6, len(pts))
+    k = min(6, len(np.unique(np.round(pts), axis=0)))
+    if k < 2:
+        return seeds
     km = KMeans(n_clusters=k, n_init=1, random_state=settings.seed).fit(pts)
     lbl = np.full(seeds.shape, -1, np.int32)
     lbl[seeds] = km.labels_
     share = np.bincount(km.labels_, minlength=k) / len(pts)
-    # corners: where the subject almost never is
-    c = max(2, round(0.12 * w))
+    ch, cw = max(2, round(0.12 * h)), max(2, round(0.12 * w))
     corner = np.zeros(seeds.shape, bool)
-    corner[: max(2, round(0.12 * h)), :c] = True
-    corner[: max(2, round(0.12 * h)), -c:] = True
+    corner[:ch, :cw] = True
+    corner[:ch, -cw:] = True
     corner &= seeds
     in_corner = np.bincount(lbl[corner], minlength=k) / max(1, corner.sum())
     good = (in_corner >= 0.05) | (share >= 0.3)
     if not good.any():
         good[np.argmax(share)] = True
-    keep = np.isin(lbl, np.flatnonzero(good))
-    return km.cluster_centers_[good].astype(np.float32), keep
+    return np.isin(lbl, np.flatnonzero(good))
 
 
-def _color_distance(lab: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    d = np.full(lab.shape[:2], np.inf, np.float32)
-    for c in centers:
-        np.minimum(d, np.sqrt(((lab - c) ** 2).sum(axis=2)), out=d)
-    return d
+def _anchor(shape: tuple[int, int]) -> np.ndarray:
+    """Bottom centre: nearly always the subject's body in a headshot."""
+    h, w = shape
+    anchor = np.zeros(shape, bool)
+    anchor[int(0.92 * h) :, int(0.25 * w) : int(0.75 * w)] = True
+    return anchor
 
 
-def _kmeans_distance(lab: np.ndarray, backdrop: np.ndarray, settings: Settings) -> np.ndarray:
-    """Each pixel gets its KMeans cluster centre's distance to the backdrop colours."""
+def _design(shape: tuple[int, int], degree: int) -> np.ndarray:
+    h, w = shape
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    y = 2 * y / max(1, h - 1) - 1
+    x = 2 * x / max(1, w - 1) - 1
+    cols = [np.ones_like(x), x, y]
+    if degree >= 2:
+        cols += [x * x, x * y, y * y]
+    return np.stack(cols, axis=-1)
+
+
+def _fit_surface(lab: np.ndarray, region: np.ndarray, *, degree: int, rng: np.random.Generator) -> np.ndarray:
+    """A smooth backdrop (polynomial in x, y per Lab channel) fitted robustly on ``region``.
+
+    Studio backdrops are smooth: light falloff and vignettes are low-order surfaces.
+    """
+    a = _design(region.shape, degree)
+    idx = np.flatnonzero(region.ravel())
+    if len(idx) > 6000:
+        idx = rng.choice(idx, 6000, replace=False)
+    ab = a.reshape(-1, a.shape[-1])[idx]
+    yb = lab.reshape(-1, 3)[idx]
+    coef, *_ = np.linalg.lstsq(ab, yb, rcond=None)
+    r = np.linalg.norm(ab @ coef - yb, axis=1)
+    ok = r <= max(3 * float(np.median(r)), 2.0)
+    if ok.sum() >= a.shape[-1] * 4:
+        coef, *_ = np.linalg.lstsq(ab[ok], yb[ok], rcond=None)
+    return (a @ coef.astype(np.float32)).astype(np.float32)
+
+
+def _texture(lab: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Local colour standard deviation (Lab units): backdrops are smooth, hair and cloth are not."""
+    size = 2 * radius + 1
+    var = np.zeros(lab.shape[:2], np.float32)
+    for c in range(3):
+        ch = lab[..., c]
+        m = ndi.uniform_filter(ch, size)
+        var += np.maximum(ndi.uniform_filter(ch * ch, size) - m * m, 0)
+    # a step edge raises the deviation within `radius` on both sides; the grey erosion narrows
+    # that band back to the edge itself, while uniformly textured areas (hair) stay high
+    return ndi.grey_erosion(np.sqrt(var), size=size)
+
+
+def _kmeans_cost(residual: np.ndarray, seeds: np.ndarray, settings: Settings, rng: np.random.Generator) -> np.ndarray:
+    """Cluster the flattened colours; each pixel costs its cluster's distance to the backdrop clusters.
+
+    The backdrop clusters are those that make up the border sample (>= 5 % of it each).
+    """
     from sklearn.cluster import KMeans
 
-    pts = lab.reshape(-1, 3)
-    rng = np.random.default_rng(settings.seed)
+    pts = residual.reshape(-1, 3)
     sample = pts[rng.choice(len(pts), size=min(len(pts), 20_000), replace=False)]
-    km = KMeans(n_clusters=settings.clusters, n_init=1, random_state=settings.seed).fit(sample)
-    labels = km.predict(pts)
-    cdist = _color_distance(km.cluster_centers_[:, None, :].astype(np.float32), backdrop)[:, 0]
-    return cdist[labels].reshape(lab.shape[:2])
+    k = min(settings.clusters, len(np.unique(np.round(sample), axis=0)))
+    if k < 2:
+        return np.zeros(residual.shape[:2], np.float32)
+    km = KMeans(n_clusters=k, n_init=1, random_state=settings.seed).fit(sample)
+    labels = km.predict(pts).reshape(residual.shape[:2])
+    share = np.bincount(labels[seeds], minlength=k) / max(1, seeds.sum())
+    centers = km.cluster_centers_.astype(np.float32)
+    backdrop = centers[share >= 0.05] if (share >= 0.05).any() else centers[[np.argmax(share)]]
+    cdist = np.sqrt(((centers[:, None, :] - backdrop[None]) ** 2).sum(axis=2)).min(axis=1)
+    return cdist[labels]
+
+
+def _backdrop_colors(small: np.ndarray, region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A few representative sRGB colours of the backdrop region, shape (K, 3) uint8."""
+    px = small[region]
+    if len(px) == 0:
+        return small[:1, 0].copy()
+    if len(px) > 4000:
+        px = px[rng.choice(len(px), 4000, replace=False)]
+    q = np.quantile(px.astype(np.float32), [0.1, 0.3, 0.5, 0.7, 0.9], axis=0)
+    return np.unique(np.round(q).astype(np.uint8), axis=0)
 
 
 # -- spatial reasoning ------------------------------------------------------------------------
-def _barrier(dist: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """Smallest tolerance at which each pixel joins the backdrop grown from the seeds."""
-    out = np.full(dist.shape, np.inf, np.float32)
+def _barrier(cost: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Smallest tolerance at which each pixel joins the backdrop grown from the seeds.
+
+    A minimax path cost: the backdrop grows from the border through pixels whose cost is
+    within the tolerance, so it never jumps over the subject's outline.
+    """
+    out = np.full(cost.shape, np.inf, np.float32)
     for t in _TOLERANCES:
-        lbl, _ = ndi.label(dist <= t)
+        lbl, _ = ndi.label(cost <= t)
         ids = np.unique(lbl[seeds & (lbl > 0)])
-        reached = np.isin(lbl, ids) & (lbl > 0)
+        reached = np.isin(lbl, ids[ids > 0])
         out[reached & np.isinf(out)] = t
     return out
 
 
-def _auto_tolerance(barrier: np.ndarray) -> float:
-    """The most stable tolerance: where the subject's area changes least."""
-    n = barrier.size
-    fg = np.array([(barrier > t).sum() / n for t in _TOLERANCES])
-    best, best_t = np.inf, float(_TOLERANCES[len(_TOLERANCES) // 2])
-    for i in range(2, len(_TOLERANCES) - 2):
-        if not (0.03 <= fg[i] <= 0.97):
-            continue
-        change = (fg[i - 2] - fg[i + 2]) / fg[i]
-        if change <= best:
-            best, best_t = change, float(_TOLERANCES[i])
-    return best_t
+def _auto_tolerance(barrier: np.ndarray, anchor: np.ndarray) -> float:
+    """Pick the tolerance per image: the first stable subject area before any leak.
+
+    The subject's area as a function of the tolerance falls while the backdrop fills, then
+    holds on a plateau while the subject's outline stops the growth, and falls again where
+    the backdrop leaks into the subject (and may hold again on a smaller part of it). A leak
+    into the body also shows as the backdrop reaching the bottom centre. The tolerance is the
+    middle of the first plateau below the leak.
+    """
+    n = len(_TOLERANCES)
+    fg = np.array([(barrier > t).mean() for t in _TOLERANCES])
+    a = barrier[anchor]
+    leak = float(np.quantile(np.where(np.isinf(a), 1e9, a), 0.5))
+    hi = min(n - 1, max(2, int(np.searchsorted(_TOLERANCES, leak / 1.2)) - 1))
+    idx = np.arange(n)
+    change = fg[np.maximum(idx - _K, 0)] - fg[np.minimum(idx + _K, n - 1)]
+    ok = (fg >= 0.03) & (fg <= 0.97) & (idx <= hi) & (idx >= _K)
+    if not ok.any():
+        return float(_TOLERANCES[min(hi, n // 2)])
+    flat = ok & (change <= change[ok].min() + _FLAT)
+    first = int(np.argmax(flat))
+    last = first
+    while last + 1 < n and flat[last + 1]:
+        last += 1
+    return float(_TOLERANCES[(first + last + 1) // 2])
 
 
 def _clean(fg: np.ndarray, settings: Settings) -> np.ndarray:
@@ -238,9 +334,3 @@ def _upscale_mask(work: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         return work
     im = Image.fromarray(work.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
     return np.asarray(im) >= 128
-
-
-def _lab_centers_to_rgb(centers: np.ndarray) -> np.ndarray:
-    from ._color import lab_to_rgb
-
-    return lab_to_rgb(centers)
