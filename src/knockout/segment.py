@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
+from threadpoolctl import threadpool_limits
 
 from ._color import rgb_to_lab
 from .settings import Settings
@@ -73,6 +74,13 @@ def segment(image: np.ndarray, *, settings: Settings | None = None) -> Segmentat
     if settings.preset == "classic-kmeans":
         return _classic_kmeans(image, settings)
 
+    # KMeans on a few thousand points is fastest single-threaded, and the daemon and
+    # `knockout cut -j` already run one image per core
+    with threadpool_limits(limits=1):
+        return _segment(image, settings)
+
+
+def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
     small = _downscale(image, WORK_SIDE)
     lab = rgb_to_lab(small)
     h, w = lab.shape[:2]
