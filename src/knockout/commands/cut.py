@@ -18,7 +18,7 @@ from pathlib import Path
 from ..fsutil import atomic_write
 from ..imageio import EXTENSIONS, ImageError, output_suffix
 from ..process import Processed, process_file
-from ..settings import Settings
+from ..settings import Settings, SettingsError
 
 __all__ = ["register", "expand_inputs", "output_path"]
 
@@ -232,6 +232,8 @@ def run(args: argparse.Namespace) -> int:
                 done += 1
                 if res is not None:
                     log.debug("%s -> %s (%s, %.0f ms)", src, dst, res.method, res.milliseconds)
+    except SettingsError:  # e.g. the Dask scheduler does not answer at start: a usage error, exit 2
+        raise
     except Exception as exc:  # the pool or the cluster went away: report, count the rest as failed
         where = f"Dask scheduler {args.dask}" if args.dask else "worker pool"
         _say(f"knockout: error: {where}: {type(exc).__name__}: {' '.join(str(exc).split())}")
