@@ -9,6 +9,8 @@ overhead of Dask is measured twice: with real images, ``(t_dask1 - t_pool1) / n`
 trip of a task that does nothing (``process_bytes`` never runs), which isolates scheduling and
 transfer.
 
+OpenMP / BLAS threads are set to 1 in every process (Dask's nanny does so for its workers).
+
 Usage: python bench/dask.py [-n 24] [--size 800x600] [--repeat 1]
 Prints a markdown table; copy it into bench/RESULTS.md with the machine's load.
 """
@@ -25,7 +27,12 @@ import sys
 import time
 from pathlib import Path
 
-from PIL import Image
+# one thread per process everywhere, as Dask's nanny sets for its workers: the comparison is of
+# processes, not of how many threads OpenMP and BLAS happen to start
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from PIL import Image  # noqa: E402
 
 # this file is named dask.py: keep its folder off sys.path so `import dask` finds the library
 _HERE = Path(__file__).resolve().parent
@@ -117,7 +124,7 @@ def main() -> int:
     trips = {}
     for workers in (1, 2):
         with LocalCluster(
-            processes=True, n_workers=workers, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
+            processes=True, n_workers=workers, threads_per_worker=1, dashboard_address=":0", host="127.0.0.1"
         ) as cluster:
             ex = DaskExecutor(cluster.scheduler_address, 2 * workers, "wait", None)
             try:

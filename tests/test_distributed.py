@@ -59,7 +59,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def cluster():
     with distributed.LocalCluster(
-        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
+        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0", host="127.0.0.1"
     ) as c:
         with distributed.Client(c.scheduler_address, set_as_default=False) as client:
             client.wait_for_workers(2, timeout=60)

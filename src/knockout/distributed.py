@@ -215,8 +215,8 @@ class DaskExecutor:
             client.close(timeout=self.connect_timeout)
         if fallback is not None:
             fallback.shutdown(wait=wait)
-        if self._reconnector is not None:
-            self._reconnector.join(timeout=self.connect_timeout + 1)
+        if self._reconnector is not None:  # it stops at its next wake-up; a late client is closed
+            self._reconnector.join(timeout=0.5)
 
     # -- internals ---------------------------------------------------------------------------
     def _adopt(self, client: Any) -> None:
