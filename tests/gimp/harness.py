@@ -89,16 +89,13 @@ def gimp_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_gimp(
-    work: Path, batch: str, *, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess:
-    """Run ``gimp-console-3.0`` headless on the python-fu batch file ``batch`` (a path inside the root)."""
-    make_gimp_dir(work)
+def gimp_argv(batch: str) -> list[str]:
+    """``gimp-console-3.0`` headless on the python-fu batch file ``batch`` (a path inside the root), then quit."""
     quit_cmd = (
         'p = Gimp.get_pdb().lookup_procedure("gimp-quit"); c = p.create_config(); '
         'c.set_property("force", True); p.run(c)'
     )
-    argv = [
+    return [
         "gimp-console-3.0",
         "-i",
         "--stack-trace-mode=never",
@@ -109,7 +106,14 @@ def run_gimp(
         quit_cmd,
         "--quit",
     ]
-    return run_in_root(argv, work, env=gimp_env(env), timeout=timeout)
+
+
+def run_gimp(
+    work: Path, batch: str, *, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Run GIMP headless on ``batch`` with ``work`` as its throw-away user folder."""
+    make_gimp_dir(work)
+    return run_in_root(gimp_argv(batch), work, env=gimp_env(env), timeout=timeout)
 
 
 def noise_free(stderr: str) -> list[str]:

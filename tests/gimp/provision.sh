@@ -12,10 +12,12 @@ set -euo pipefail
 
 ROOT="${1:-${KNOCKOUT_GIMP_ROOT:-/var/cache/knockout/gimp-root}}"
 STAMP_NAME=.knockout-gimp-root
-# bump when the package list changes, so old roots are rebuilt
-STAMP_VERSION=1
+# bump when the package list changes: an older root gets the missing packages added (not rebuilt)
+STAMP_VERSION=2
 PACKAGES=(gimp python3-gi gir1.2-gimp-3.0 python3-numpy python3-scipy python3-sklearn python3-pil
-          python3-yaml python3-tqdm python3-venv python3-setuptools python3-pip ca-certificates)
+          python3-yaml python3-tqdm python3-venv python3-setuptools python3-pip ca-certificates
+          # the dialog under a virtual X server: interactive-mode test and the README screenshot
+          xvfb xauth xdotool imagemagick)
 
 log() { printf 'provision: %s\n' "$*" >&2; }
 
@@ -48,7 +50,31 @@ fi
 MIRROR=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)\/\?$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 
+in_root() { unshare --mount --propagation private -- chroot "$PARTIAL" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
+install_packages() {
+    in_root apt-get update -qq >>"$PARTIAL.log" 2>&1
+    in_root apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >>"$PARTIAL.log" 2>&1 || {
+        tail -n 20 "$PARTIAL.log" >&2
+        exit 1
+    }
+    in_root apt-get clean
+    rm -rf "$PARTIAL"/var/lib/apt/lists/*
+}
+
 PARTIAL="$ROOT.partial"
+if [[ -f "$ROOT/$STAMP_NAME" ]]; then
+    # an older complete root: add what is missing, in place of a rebuild
+    log "adding packages to the GIMP 3 root at $ROOT (version $(cat "$ROOT/$STAMP_NAME") -> $STAMP_VERSION)"
+    rm -f "$ROOT/$STAMP_NAME"
+    mv "$ROOT" "$PARTIAL"
+    install_packages
+    echo "$STAMP_VERSION" >"$PARTIAL/$STAMP_NAME"
+    mv "$PARTIAL" "$ROOT"
+    rm -f "$PARTIAL.log"
+    log "GIMP 3 root updated in $((SECONDS - start)) s"
+    exit 0
+fi
 rm -rf "$PARTIAL" "$ROOT"
 log "debootstrap trixie from $MIRROR into $PARTIAL"
 debootstrap --variant=minbase trixie "$PARTIAL" "$MIRROR" >"$PARTIAL.log" 2>&1 || {
@@ -59,16 +85,8 @@ cp /etc/resolv.conf "$PARTIAL/etc/resolv.conf"
 printf '#!/bin/sh\nexit 101\n' >"$PARTIAL/usr/sbin/policy-rc.d"
 chmod 0755 "$PARTIAL/usr/sbin/policy-rc.d"
 
-in_root() { unshare --mount --propagation private -- chroot "$PARTIAL" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-    LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
 log "installing GIMP 3 and Python packages in the root"
-in_root apt-get update -qq >>"$PARTIAL.log" 2>&1
-in_root apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >>"$PARTIAL.log" 2>&1 || {
-    tail -n 20 "$PARTIAL.log" >&2
-    exit 1
-}
-in_root apt-get clean
-rm -rf "$PARTIAL"/var/lib/apt/lists/*
+install_packages
 # TLS to PyPI may go through an intercepting proxy whose CA only the host trusts
 cp /etc/ssl/certs/ca-certificates.crt "$PARTIAL/opt/host-ca-bundle.crt"
 mkdir -p "$PARTIAL/mnt/work" "$PARTIAL/mnt/src"

@@ -45,7 +45,7 @@ ARGUMENTS = [
     (
         "choice",
         "output",
-        "Output",
+        "Outp_ut",
         "Where the result goes",
         "mask",
         [("mask", "Layer mask"), ("alpha", "Apply to alpha channel"), ("layer", "New layer")],
@@ -53,7 +53,7 @@ ARGUMENTS = [
     (
         "choice",
         "method",
-        "Method",
+        "_Method",
         "Colour clusters (KMeans) or colour distance to the backdrop",
         "kmeans",
         [("kmeans", "KMeans colour clusters"), ("threshold", "Colour-distance threshold")],
@@ -61,21 +61,21 @@ ARGUMENTS = [
     (
         "choice",
         "preset",
-        "Preset",
+        "_Preset",
         "A classic recipe that overrides the method",
         "none",
         [("none", "None"), ("classic-threshold", "Classic threshold"), ("classic-kmeans", "Classic KMeans")],
     ),
-    ("int", "clusters", "Clusters", "Number of KMeans colour clusters", 8, (2, 32)),
-    ("bool", "auto-tolerance", "Automatic tolerance", "Pick the colour tolerance per image", True, None),
-    ("double", "tolerance", "Tolerance", "Colour distance (CIE delta E) that counts as backdrop", 10.0, (0.5, 100.0)),
-    ("double", "feather", "Feather", "Soft edge width in pixels (0 = hard edge)", 1.5, (0.0, 20.0)),
-    ("bool", "decontaminate", "Decontaminate edges", "Remove backdrop colour spill from edge pixels", True, None),
-    ("bool", "fill-holes", "Fill holes", "Fill holes inside the subject", True, None),
+    ("int", "clusters", "Clust_ers", "Number of KMeans colour clusters", 8, (2, 32)),
+    ("bool", "auto-tolerance", "_Automatic tolerance", "Pick the colour tolerance per image", True, None),
+    ("double", "tolerance", "_Tolerance", "Colour distance (CIE delta E) that counts as backdrop", 10.0, (0.5, 100.0)),
+    ("double", "feather", "_Feather", "Soft edge width in pixels (0 = hard edge)", 1.5, (0.0, 20.0)),
+    ("bool", "decontaminate", "_Decontaminate edges", "Remove backdrop colour spill from edge pixels", True, None),
+    ("bool", "fill-holes", "Fill _holes", "Fill holes inside the subject", True, None),
     (
         "double",
         "min-island",
-        "Smallest island",
+        "Smallest _island (%)",
         "Islands smaller than this fraction of the area are removed",
         0.002,
         (0.0, 0.5),
@@ -311,6 +311,7 @@ def dialog(procedure, config):
     GimpUi.init(BINARY)
     dlg = GimpUi.ProcedureDialog.new(procedure, config, "Knock Out Backdrop")
     dlg.set_sensitive("tolerance", True, config, "auto-tolerance", True)
+    dlg.get_spin_scale("min-island", 100.0)  # shown in per cent of the area, with increments that fit 0-0.5
     dlg.fill(None)
     ok = dlg.run()
     dlg.destroy()
