@@ -235,6 +235,9 @@ class DaskExecutor:
                 task.resolve(exc=WorkLost("executor shut down"))
                 return
             client = self._client
+            if client is not None and client.status != "running":  # lost, and its callbacks not run yet
+                self._lost(client, f"the Dask client is {client.status}")
+                client = None
             if client is None:
                 self._to_fallback(task)
                 return
@@ -277,7 +280,7 @@ class DaskExecutor:
                     task.resolve(result)
             elif status == "error":
                 exc = fut.exception()
-                if type(exc).__name__ == "KilledWorker":
+                if isinstance(exc, _dd.KilledWorker):
                     exc = WorkLost(f"the task killed several Dask workers: {exc}")
                 task.resolve(exc=exc)
         except Exception as exc:  # the result could not be fetched: treat as lost
