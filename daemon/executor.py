@@ -53,7 +53,7 @@ Configuration (``config.yaml``)::
     executor: local               # the default
     executor:                     # or a Dask scheduler
       dask: tcp://scheduler:8786
-      max_in_flight: 64           # tasks in flight on the cluster (default 4 x workers)
+      max_in_flight: 64           # tasks in flight on the cluster (default 2 x the cluster's threads)
       on_scheduler_loss: local    # local (fall back to the local pool) or wait
 
 ``knockout watch --dask ADDRESS`` is a shortcut for the second form.
@@ -308,8 +308,8 @@ def make_executor(config: ExecutorConfig) -> Executor:
         raise SettingsError(
             f"executor.dask needs Dask, which is not available ({exc}); install it with: pip install 'knockout[dask]'"
         ) from None
-    mif = config.max_in_flight or 4 * config.workers
-    return DaskExecutor(config.dask, mif, config.on_scheduler_loss, local)
+    # max_in_flight None: two per worker thread of the cluster, which may be far more than local cores
+    return DaskExecutor(config.dask, config.max_in_flight, config.on_scheduler_loss, local)
 
 
 ExecutorFactory = Callable[[ExecutorConfig], Executor]

@@ -14,13 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+import daemon_util as du
 import numpy as np
 import pytest
 from conftest import synthetic_headshot
-from knockout.daemon.executor import LocalExecutor, WorkLost
+from knockout.daemon.executor import WorkLost
 from PIL import Image
 
-from knockout.imageio import ImageError
 from knockout.process import Processed, process_bytes
 from knockout.settings import Settings
 
@@ -152,43 +152,6 @@ class _Scheduler:
                 p.wait(timeout=30)
 
 
-def test_scheduler_killed_mid_burst_falls_back_to_the_local_pool(tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="knockout.distributed")
-    made = []
-
-    def fallback():
-        made.append(LocalExecutor(1))
-        return made[-1]
-
-    sched = _Scheduler(tmp_path, _free_port())
-    ex = None
-    try:
-        ex = DaskExecutor(sched.address, 64, "local", fallback, connect_timeout=3)
-        assert ex.describe().startswith(f"Dask scheduler {sched.address}")
-        futures = [ex.submit(_jpeg(i, (180, 135)), Settings()) for i in range(10)]
-        futures.append(ex.submit(b"not an image", Settings()))
-        deadline = time.monotonic() + 120
-        while sum(f.done() for f in futures) < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        assert not all(f.done() for f in futures), "the burst finished before the scheduler could be killed"
-        sched.kill_scheduler()
-        results = [f.result(timeout=180) for f in futures[:-1]]
-        assert all(isinstance(r, Processed) and (r.width, r.height) == (135, 180) for r in results)
-        with pytest.raises(ImageError):
-            futures[-1].result(timeout=60)
-        assert len(made) == 1  # the local pool was made once, on the loss
-        assert "lost the Dask scheduler" in caplog.text and "falling back to the local pool" in caplog.text
-        assert "unreachable; using local pool" in ex.describe()
-        assert ex.max_in_flight == made[0].max_in_flight  # back-pressure follows the pool in use
-        later = ex.submit(_jpeg(99), Settings()).result(timeout=120)
-        assert isinstance(later, Processed)
-    finally:
-        if ex is not None:
-            ex.shutdown(wait=False)
-        sched.stop()
-
-
 def test_wait_mode_fails_work_while_the_scheduler_is_away_then_reconnects(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="knockout.distributed")
     port = _free_port()
@@ -196,6 +159,7 @@ def test_wait_mode_fails_work_while_the_scheduler_is_away_then_reconnects(tmp_pa
     sched = None
     try:
         assert "waiting for it" in ex.describe()
+        assert ex.max_in_flight == 0  # the daemon takes no new files while the scheduler is away
         with pytest.raises(WorkLost, match="unreachable"):
             ex.submit(_jpeg(0), Settings()).result(timeout=10)
         sched = _Scheduler(tmp_path, port)
@@ -203,6 +167,7 @@ def test_wait_mode_fails_work_while_the_scheduler_is_away_then_reconnects(tmp_pa
         while "unreachable" in ex.describe():
             assert time.monotonic() < deadline, "the executor did not reconnect"
             time.sleep(0.2)
+        assert ex.max_in_flight == 4
         assert isinstance(ex.submit(_jpeg(1), Settings()).result(timeout=120), Processed)
         assert "reconnected to the Dask scheduler" in caplog.text
     finally:
@@ -232,3 +197,68 @@ def test_cut_dask_without_dask_installed_says_how_to_install_it(tmp_path):
     assert r.returncode == 2
     assert "pip install 'knockout[dask]'" in r.stderr and "Traceback" not in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
+
+
+# -- the daemon (knockout watch) on a Dask cluster -------------------------------------------
+
+
+def test_watch_dask_worker_killed_mid_burst_every_input_once(cluster, tmp_path):
+    c, client = cluster
+    client.wait_for_workers(2, timeout=60)
+    inbox, out, done, failed = (tmp_path / n for n in ("inbox", "outbox", "processed", "failed"))
+    inbox.mkdir()
+    blobs = [_jpeg(i, (180, 135)) for i in range(6)]
+    for i in range(30):
+        (inbox / f"f{i:03d}.jpg").write_bytes(blobs[i % 6])
+    (inbox / "bad.jpg").write_bytes(b"junk, not a jpeg")
+    executor = {"dask": c.scheduler_address, "on_scheduler_loss": "wait"}  # in flight: 2 per worker thread
+    cfg = du.write_config(tmp_path, settle=0.1, executor=executor)
+    with distributed.get_task_stream(client=client) as stream:
+        d = du.DaemonProcess(cfg)
+        try:
+            du.wait_for(lambda: len(du.visible(out)) >= 4 if out.exists() else False, 120, d, "the first outputs")
+            killed = _kill_a_busy_worker(client)
+            du.wait_for(lambda: len(du.visible(done)) == 30, 150, d, "30 inputs in processed/")
+            du.wait_for(lambda: failed.exists() and len(du.visible(failed)) == 2, 30, d, "bad.jpg in failed/")
+            d.signal(signal.SIGTERM)
+            assert d.wait() == 0, d.text()
+        finally:
+            d.stop()
+    assert sorted(p.name for p in du.visible(out)) == [f"f{i:03d}.png" for i in range(30)]  # each once
+    for p in du.visible(out)[::5]:
+        du.check_image(p, size=(135, 180))
+    assert [p.name for p in du.visible(failed)] == ["bad.jpg", "bad.jpg.error.txt"]
+    assert not du.visible(inbox) and not du.hidden_files(out)
+    ran = [t for t in stream.data if str(t["key"]).startswith("knockout-process")]
+    assert len(ran) >= 31, "the work did not run on the cluster"
+    assert "lost the Dask scheduler" not in d.text()
+    assert "4 tasks in flight at most" in d.text()
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed, 0)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_watch_dask_scheduler_killed_falls_back_to_local_pool(tmp_path):
+    sched = _Scheduler(tmp_path, _free_port())
+    inbox, out, done = tmp_path / "inbox", tmp_path / "outbox", tmp_path / "processed"
+    inbox.mkdir()
+    blobs = [_jpeg(i, (180, 135)) for i in range(5)]
+    for i in range(14):
+        (inbox / f"g{i:03d}.jpg").write_bytes(blobs[i % 5])
+    cfg = du.write_config(tmp_path, settle=0.1, workers=1, executor={"dask": sched.address, "max_in_flight": 4})
+    d = du.DaemonProcess(cfg)
+    try:
+        du.wait_for(lambda: len(du.visible(out)) >= 3 if out.exists() else False, 120, d, "the first outputs")
+        assert len(du.visible(done)) < 14, "the burst finished before the scheduler could be killed"
+        sched.kill_scheduler()
+        du.wait_for(lambda: len(du.visible(done)) == 14, 150, d, "14 inputs in processed/")
+        d.signal(signal.SIGTERM)
+        assert d.wait() == 0, d.text()
+    finally:
+        d.stop()
+        sched.stop()
+    assert sorted(p.name for p in du.visible(out)) == [f"g{i:03d}.png" for i in range(14)]
+    for p in du.visible(out)[::4]:
+        du.check_image(p, size=(135, 180))
+    assert not du.visible(inbox) and not du.hidden_files(out)
+    assert "falling back to the local pool" in d.text()
