@@ -1,15 +1,17 @@
 """Throughput on a Dask cluster versus the local pool, and the per-file cost of going through Dask.
 
-Runs the same burst of synthetic 600x800 JPEG headshots through, in turn: ``process_bytes`` in this
-process (the baseline), the daemon's local pool with 1 and 2 processes, and a
-``distributed.LocalCluster`` of 1 and 2 single-threaded process workers driven by
-:class:`knockout.distributed.DaskExecutor` (the daemon's code path, same ``max_in_flight`` bound).
-Every executor is warmed up first (imports, first KMeans) and not timed for that. The per-file
-overhead of Dask is measured twice: with real images, ``(t_dask1 - t_pool1) / n``, and as the round
-trip of a task that does nothing (``process_bytes`` never runs), which isolates scheduling and
-transfer.
+Runs the same burst of synthetic 600x800 JPEG headshots through: ``process_bytes`` in this process
+(the baseline), the daemon's local pool with 1 and 2 processes, and a ``distributed.LocalCluster`` of
+1 and 2 single-threaded process workers driven by :class:`knockout.distributed.DaskExecutor` (the
+daemon's code path, same ``max_in_flight`` bound). Every executor is warmed up first (imports, first
+KMeans); then all run in interleaved rounds and the best time of each is kept, so a change in the
+machine's load hits them alike. The per-file overhead of Dask is measured twice: with real images,
+``(t_dask1 - t_pool1) / n``, and as the round trip of a task that does nothing (``process_bytes``
+never runs), which isolates scheduling and transfer.
 
-Usage: python bench/dask.py [-n 24] [--size 800x600] [--repeat 1]
+OpenMP / BLAS threads are set to 1 in every process (Dask's nanny does so for its workers).
+
+Usage: python bench/dask.py [-n 24] [--size 800x600] [--rounds 2]
 Prints a markdown table; copy it into bench/RESULTS.md with the machine's load.
 """
 
@@ -25,7 +27,12 @@ import sys
 import time
 from pathlib import Path
 
-from PIL import Image
+# one thread per process everywhere, as Dask's nanny sets for its workers: the comparison is of
+# processes, not of how many threads OpenMP and BLAS happen to start
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from PIL import Image  # noqa: E402
 
 # this file is named dask.py: keep its folder off sys.path so `import dask` finds the library
 _HERE = Path(__file__).resolve().parent
@@ -86,59 +93,71 @@ def _round_trip(address: str, data: bytes, n: int = 50) -> float:
     return statistics.median(times) * 1000
 
 
+class _InProcess:
+    """The baseline: ``process_bytes`` in this process, one file at a time."""
+
+    max_in_flight = 1
+
+    def submit(self, data: bytes, settings: Settings) -> cf.Future:
+        fut: cf.Future = cf.Future()
+        fut.set_result(process_bytes(data, settings=settings))
+        return fut
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=24, help="images per run")
     ap.add_argument("--size", default="800x600", help="HxW of the synthetic images")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per configuration; the best is kept")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds over all configurations; the best time is kept")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     h, w = (int(x) for x in args.size.split("x"))
     settings = Settings()
     images = _images(args.n, h, w)
-    warm = images[:2]
-    rows: list[tuple[str, float]] = []
 
-    process_bytes(warm[0], settings=settings)
-    t0 = time.perf_counter()
-    for data in images:
-        process_bytes(data, settings=settings)
-    rows.append(("in-process, sequential (baseline)", time.perf_counter() - t0))
-
-    for workers in (1, 2):
-        ex = LocalExecutor(workers)
-        try:
-            _burst(ex, warm * workers, settings)
-            best = min(_burst(ex, images, settings) for _ in range(args.repeat))
-        finally:
+    clusters = [
+        LocalCluster(processes=True, n_workers=n, threads_per_worker=1, dashboard_address=":0", host="127.0.0.1")
+        for n in (1, 2)
+    ]
+    configs = {
+        "in-process, sequential (baseline)": _InProcess(),
+        "local pool, 1 process": LocalExecutor(1),
+        "local pool, 2 processes": LocalExecutor(2),
+        "Dask LocalCluster, 1 worker": DaskExecutor(clusters[0].scheduler_address, 2, "wait", None),
+        "Dask LocalCluster, 2 workers": DaskExecutor(clusters[1].scheduler_address, 4, "wait", None),
+    }
+    best: dict[str, float] = {}
+    try:
+        for ex in configs.values():  # warm up: imports and the first KMeans in every process
+            _burst(ex, images[:4], settings)
+        # rounds over all configurations, so a change in the machine's load hits them all alike
+        for _ in range(args.rounds):
+            for name, ex in configs.items():
+                secs = _burst(ex, images, settings)
+                best[name] = min(secs, best.get(name, secs))
+        trips = {
+            "empty": _round_trip(clusters[0].scheduler_address, b""),
+            "image": _round_trip(clusters[0].scheduler_address, images[0]),
+        }
+    finally:
+        for ex in configs.values():
             ex.shutdown()
-        rows.append((f"local pool, {workers} process{'es' if workers > 1 else ''}", best))
+        for c in clusters:
+            c.close()
 
-    trips = {}
-    for workers in (1, 2):
-        with LocalCluster(
-            processes=True, n_workers=workers, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
-        ) as cluster:
-            ex = DaskExecutor(cluster.scheduler_address, 2 * workers, "wait", None)
-            try:
-                _burst(ex, warm * workers, settings)
-                best = min(_burst(ex, images, settings) for _ in range(args.repeat))
-            finally:
-                ex.shutdown()
-            rows.append((f"Dask LocalCluster, {workers} worker{'s' if workers > 1 else ''}", best))
-            if workers == 1:
-                trips["empty"] = _round_trip(cluster.scheduler_address, b"")
-                trips["image"] = _round_trip(cluster.scheduler_address, images[0])
-
-    base = rows[0][1]
+    base = best["in-process, sequential (baseline)"]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{args.n} images of {h}x{w} (JPEG, {len(images[0]) // 1024} KiB each); load average {load:.1f}\n")
+    kib = len(images[0]) // 1024
+    print(f"{args.n} images of {h}x{w} (JPEG, {kib} KiB each), best of {args.rounds} rounds; ", end="")
+    print(f"load average {load:.1f} on {os.cpu_count()} cores\n")
     print("| configuration | files/s | ratio to baseline |")
     print("|---|---:|---:|")
-    for name, secs in rows:
+    for name, secs in best.items():
         print(f"| {name} | {args.n / secs:.2f} | {base / secs:.2f} |")
-    t = dict(rows)
-    per_file = (t["Dask LocalCluster, 1 worker"] - t["local pool, 1 process"]) / args.n * 1000
+    per_file = (best["Dask LocalCluster, 1 worker"] - best["local pool, 1 process"]) / args.n * 1000
     print(f"\nDask overhead per file, real images (1 worker vs 1-process pool): {per_file:+.0f} ms")
     print(f"Dask round trip of an empty task: {trips['empty']:.1f} ms; with one image's bytes: {trips['image']:.1f} ms")
     return 0

@@ -53,7 +53,7 @@ Configuration (``config.yaml``)::
     executor: local               # the default
     executor:                     # or a Dask scheduler
       dask: tcp://scheduler:8786
-      max_in_flight: 64           # tasks in flight on the cluster (default 4 x workers)
+      max_in_flight: 64           # tasks in flight on the cluster (default 2 x the cluster's threads)
       on_scheduler_loss: local    # local (fall back to the local pool) or wait
 
 ``knockout watch --dask ADDRESS`` is a shortcut for the second form.
@@ -67,13 +67,16 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from knockout.process import Processed, process_bytes
 from knockout.settings import Settings, SettingsError
+
+if TYPE_CHECKING:  # the daemon process itself never needs the image core (scikit-learn...)
+    from knockout.process import Processed
 
 __all__ = ["Executor", "ExecutorConfig", "LocalExecutor", "WorkLost", "make_executor", "parse_executor"]
 
@@ -161,16 +164,35 @@ def parse_executor(workers: Any, executor: Any, *, where: str) -> ExecutorConfig
     return ExecutorConfig(workers=n, dask=address.strip(), max_in_flight=mif, on_scheduler_loss=loss)
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     # Ctrl-C in a terminal and a closing terminal signal the whole process group; the daemon
     # decides what happens to work in flight, not the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose daemon was killed (SIGKILL, OOM) must not live on as an orphan."""
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:
+            pass
 
 
 def _process(data: bytes, settings: Settings) -> Processed:
+    from knockout.process import process_bytes
+
     return process_bytes(data, settings=settings)
+
+
+def _warm_up() -> None:
+    import knockout.process  # noqa: F401 - import the core (scikit-learn, scipy) before the first file
 
 
 class LocalExecutor:
@@ -195,12 +217,20 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._closed = False
         methods = multiprocessing.get_all_start_methods()
-        # never fork a process that runs observer threads
-        self._ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        # never fork a process that runs observer threads; the fork server imports the core once
+        if "forkserver" in methods:
+            self._ctx = multiprocessing.get_context("forkserver")
+            self._ctx.set_forkserver_preload(["knockout.process"])
+        else:  # pragma: no cover - Windows, macOS without forkserver
+            self._ctx = multiprocessing.get_context("spawn")
         self._pool = self._new_pool()
+        for _ in range(workers):  # start the workers now, not when the first file arrives
+            self._pool.submit(_warm_up)
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=self._ctx, initializer=_init_worker)
+        return cf.ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=self._ctx, initializer=_init_worker, initargs=(os.getpid(),)
+        )
 
     def describe(self) -> str:
         return f"local pool, {self.workers} worker{'s' if self.workers != 1 else ''}"
@@ -278,8 +308,8 @@ def make_executor(config: ExecutorConfig) -> Executor:
         raise SettingsError(
             f"executor.dask needs Dask, which is not available ({exc}); install it with: pip install 'knockout[dask]'"
         ) from None
-    mif = config.max_in_flight or 4 * config.workers
-    return DaskExecutor(config.dask, mif, config.on_scheduler_loss, local)
+    # max_in_flight None: two per worker thread of the cluster, which may be far more than local cores
+    return DaskExecutor(config.dask, config.max_in_flight, config.on_scheduler_loss, local)
 
 
 ExecutorFactory = Callable[[ExecutorConfig], Executor]

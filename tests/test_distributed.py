@@ -14,19 +14,19 @@ import sys
 import time
 from pathlib import Path
 
+import daemon_util as du
 import numpy as np
 import pytest
 from conftest import synthetic_headshot
-from knockout.daemon.executor import LocalExecutor, WorkLost
+from knockout.daemon.executor import WorkLost
 from PIL import Image
 
-from knockout.imageio import ImageError
 from knockout.process import Processed, process_bytes
 from knockout.settings import Settings
 
 distributed = pytest.importorskip("distributed")
 
-from knockout.distributed import DaskExecutor, run_batch  # noqa: E402
+from knockout.distributed import DaskExecutor  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -59,60 +59,64 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def cluster():
     with distributed.LocalCluster(
-        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
+        processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0", host="127.0.0.1"
     ) as c:
         with distributed.Client(c.scheduler_address, set_as_default=False) as client:
             client.wait_for_workers(2, timeout=60)
             yield c, client
 
 
-def test_cut_dask_writes_the_same_outputs_as_local_and_reports_bad_files(cluster, tmp_path):
-    c, _ = cluster
-    inputs = _shoot(tmp_path / "shoot", 8)
+def _kill_a_busy_worker(client) -> int:
+    """SIGKILL a worker process that is running a task right now; its pid."""
+    deadline = time.monotonic() + 20
+    while True:
+        pids = client.run(os.getpid)
+        busy = [w for w, keys in client.processing().items() if keys and w in pids]
+        if busy:
+            os.kill(pids[busy[0]], signal.SIGKILL)
+            return pids[busy[0]]
+        assert time.monotonic() < deadline, "no task in flight when a worker was to be killed"
+        time.sleep(0.05)
+
+
+def _outputs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []
+
+
+def test_cut_dask_survives_a_killed_worker_and_writes_each_output_once(cluster, tmp_path):
+    c, client = cluster
+    client.wait_for_workers(2, timeout=60)
+    inputs = _shoot(tmp_path / "shoot", 16, size=(180, 135))
     (tmp_path / "shoot" / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
     out = tmp_path / "out"
-    r = subprocess.run(
+    proc = subprocess.Popen(
         [*KNOCKOUT, "cut", str(tmp_path / "shoot"), "-o", str(out), "--dask", c.scheduler_address],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
-        check=False,
     )
-    assert r.returncode == 1, r.stderr
-    assert "broken.jpg" in r.stderr and "8 cut out, 1 failed" in r.stderr
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.stem}.png" for p in inputs)  # no temp files
+    try:
+        deadline = time.monotonic() + 120
+        while len(_outputs(out)) < 3:
+            assert time.monotonic() < deadline and proc.poll() is None, "knockout cut made no outputs"
+            time.sleep(0.05)
+        assert len(_outputs(out)) < 16, "the batch finished before a worker could be killed"
+        killed = _kill_a_busy_worker(client)
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, stderr  # broken.jpg
+    assert "broken.jpg" in stderr and "16 cut out, 1 failed" in stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.stem}.png" for p in inputs)  # once each, no temps
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed, 0)
     for src in inputs[:2]:
         local = process_bytes(src.read_bytes(), settings=Settings())
         remote = np.asarray(Image.open(out / f"{src.stem}.png"))
-        assert remote.shape == (120, 90, 4)
+        assert remote.shape == (180, 135, 4)
         np.testing.assert_array_equal(remote, np.asarray(Image.open(io.BytesIO(local.data))))
-
-
-def test_worker_killed_mid_burst_loses_nothing_and_writes_each_output_once(cluster, tmp_path):
-    c, client = cluster
-    client.wait_for_workers(2, timeout=60)
-    inputs = _shoot(tmp_path / "in", 24, size=(180, 135))
-    jobs = [(p, tmp_path / "out" / f"{p.stem}.png") for p in inputs]
-    (tmp_path / "out").mkdir()
-    seen: list[Path] = []
-    killed = None
-    for src, dst, res, err in run_batch(jobs, Settings(), address=c.scheduler_address, max_in_flight=4):
-        assert err is None, f"{src}: {err}"
-        assert isinstance(res, Processed) and dst.exists()
-        seen.append(src)
-        if killed is None and len(seen) >= 3:
-            # SIGKILL a worker that is running one of our tasks right now
-            pids = client.run(os.getpid)
-            busy = [w for w, keys in client.processing().items() if keys]
-            assert busy, "no task in flight when the worker was to be killed"
-            killed = pids[busy[0]]
-            os.kill(killed, signal.SIGKILL)
-    assert killed is not None
-    assert sorted(seen) == sorted(inputs)  # every input once, none twice
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f"{p.stem}.png" for p in inputs)
-    with pytest.raises(ProcessLookupError):
-        os.kill(killed, 0)
-    client.wait_for_workers(2, timeout=60)  # the nanny restarts it, for the tests that follow
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker for the next tests
 
 
 class _Scheduler:
@@ -148,43 +152,6 @@ class _Scheduler:
                 p.wait(timeout=30)
 
 
-def test_scheduler_killed_mid_burst_falls_back_to_the_local_pool(tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="knockout.distributed")
-    made = []
-
-    def fallback():
-        made.append(LocalExecutor(1))
-        return made[-1]
-
-    sched = _Scheduler(tmp_path, _free_port())
-    ex = None
-    try:
-        ex = DaskExecutor(sched.address, 64, "local", fallback, connect_timeout=3)
-        assert ex.describe().startswith(f"Dask scheduler {sched.address}")
-        futures = [ex.submit(_jpeg(i, (180, 135)), Settings()) for i in range(10)]
-        futures.append(ex.submit(b"not an image", Settings()))
-        deadline = time.monotonic() + 120
-        while sum(f.done() for f in futures) < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        assert not all(f.done() for f in futures), "the burst finished before the scheduler could be killed"
-        sched.kill_scheduler()
-        results = [f.result(timeout=180) for f in futures[:-1]]
-        assert all(isinstance(r, Processed) and (r.width, r.height) == (135, 180) for r in results)
-        with pytest.raises(ImageError):
-            futures[-1].result(timeout=60)
-        assert len(made) == 1  # the local pool was made once, on the loss
-        assert "lost the Dask scheduler" in caplog.text and "falling back to the local pool" in caplog.text
-        assert "unreachable; using local pool" in ex.describe()
-        assert ex.max_in_flight == made[0].max_in_flight  # back-pressure follows the pool in use
-        later = ex.submit(_jpeg(99), Settings()).result(timeout=120)
-        assert isinstance(later, Processed)
-    finally:
-        if ex is not None:
-            ex.shutdown(wait=False)
-        sched.stop()
-
-
 def test_wait_mode_fails_work_while_the_scheduler_is_away_then_reconnects(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="knockout.distributed")
     port = _free_port()
@@ -192,6 +159,7 @@ def test_wait_mode_fails_work_while_the_scheduler_is_away_then_reconnects(tmp_pa
     sched = None
     try:
         assert "waiting for it" in ex.describe()
+        assert ex.max_in_flight == 0  # the daemon takes no new files while the scheduler is away
         with pytest.raises(WorkLost, match="unreachable"):
             ex.submit(_jpeg(0), Settings()).result(timeout=10)
         sched = _Scheduler(tmp_path, port)
@@ -199,6 +167,7 @@ def test_wait_mode_fails_work_while_the_scheduler_is_away_then_reconnects(tmp_pa
         while "unreachable" in ex.describe():
             assert time.monotonic() < deadline, "the executor did not reconnect"
             time.sleep(0.2)
+        assert ex.max_in_flight == 4
         assert isinstance(ex.submit(_jpeg(1), Settings()).result(timeout=120), Processed)
         assert "reconnected to the Dask scheduler" in caplog.text
     finally:
@@ -228,3 +197,68 @@ def test_cut_dask_without_dask_installed_says_how_to_install_it(tmp_path):
     assert r.returncode == 2
     assert "pip install 'knockout[dask]'" in r.stderr and "Traceback" not in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
+
+
+# -- the daemon (knockout watch) on a Dask cluster -------------------------------------------
+
+
+def test_watch_dask_worker_killed_mid_burst_every_input_once(cluster, tmp_path):
+    c, client = cluster
+    client.wait_for_workers(2, timeout=60)
+    inbox, out, done, failed = (tmp_path / n for n in ("inbox", "outbox", "processed", "failed"))
+    inbox.mkdir()
+    blobs = [_jpeg(i, (180, 135)) for i in range(6)]
+    for i in range(30):
+        (inbox / f"f{i:03d}.jpg").write_bytes(blobs[i % 6])
+    (inbox / "bad.jpg").write_bytes(b"junk, not a jpeg")
+    executor = {"dask": c.scheduler_address, "on_scheduler_loss": "wait"}  # in flight: 2 per worker thread
+    cfg = du.write_config(tmp_path, settle=0.1, executor=executor)
+    with distributed.get_task_stream(client=client) as stream:
+        d = du.DaemonProcess(cfg)
+        try:
+            du.wait_for(lambda: len(du.visible(out)) >= 4 if out.exists() else False, 120, d, "the first outputs")
+            killed = _kill_a_busy_worker(client)
+            du.wait_for(lambda: len(du.visible(done)) == 30, 150, d, "30 inputs in processed/")
+            du.wait_for(lambda: failed.exists() and len(du.visible(failed)) == 2, 30, d, "bad.jpg in failed/")
+            d.signal(signal.SIGTERM)
+            assert d.wait() == 0, d.text()
+        finally:
+            d.stop()
+    assert sorted(p.name for p in du.visible(out)) == [f"f{i:03d}.png" for i in range(30)]  # each once
+    for p in du.visible(out)[::5]:
+        du.check_image(p, size=(135, 180))
+    assert [p.name for p in du.visible(failed)] == ["bad.jpg", "bad.jpg.error.txt"]
+    assert not du.visible(inbox) and not du.hidden_files(out)
+    ran = [t for t in stream.data if str(t["key"]).startswith("knockout-process")]
+    assert len(ran) >= 31, "the work did not run on the cluster"
+    assert "lost the Dask scheduler" not in d.text()
+    assert "4 tasks in flight at most" in d.text()
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed, 0)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_watch_dask_scheduler_killed_falls_back_to_local_pool(tmp_path):
+    sched = _Scheduler(tmp_path, _free_port())
+    inbox, out, done = tmp_path / "inbox", tmp_path / "outbox", tmp_path / "processed"
+    inbox.mkdir()
+    blobs = [_jpeg(i, (180, 135)) for i in range(5)]
+    for i in range(14):
+        (inbox / f"g{i:03d}.jpg").write_bytes(blobs[i % 5])
+    cfg = du.write_config(tmp_path, settle=0.1, workers=1, executor={"dask": sched.address, "max_in_flight": 4})
+    d = du.DaemonProcess(cfg)
+    try:
+        du.wait_for(lambda: len(du.visible(out)) >= 3 if out.exists() else False, 120, d, "the first outputs")
+        assert len(du.visible(done)) < 14, "the burst finished before the scheduler could be killed"
+        sched.kill_scheduler()
+        du.wait_for(lambda: len(du.visible(done)) == 14, 150, d, "14 inputs in processed/")
+        d.signal(signal.SIGTERM)
+        assert d.wait() == 0, d.text()
+    finally:
+        d.stop()
+        sched.stop()
+    assert sorted(p.name for p in du.visible(out)) == [f"g{i:03d}.png" for i in range(14)]
+    for p in du.visible(out)[::4]:
+        du.check_image(p, size=(135, 180))
+    assert not du.visible(inbox) and not du.hidden_files(out)
+    assert "falling back to the local pool" in d.text()

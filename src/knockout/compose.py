@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from .settings import Settings
 
@@ -23,34 +24,63 @@ def compose(
     settings : Settings
         ``output`` (``rgba``, ``mask`` or ``solid`` on ``background``), ``crop`` and ``margin``.
     source_alpha : ndarray of uint8, shape (H, W), optional
-        The input's own alpha channel, multiplied into the new one.
+        The input's own alpha channel, multiplied into the new one (a pixel transparent in
+        the input stays transparent).
 
     Returns
     -------
     ndarray of uint8
-        (H', W', 4) for ``rgba``, (H', W') for ``mask``, (H', W', 3) for ``solid``.
+        (H', W', 4) for ``rgba``, (H', W') for ``mask``, (H', W', 3) for ``solid``; H' x W'
+        is the subject's bounding box plus ``margin`` (clipped to the image) when ``crop`` is
+        on and the subject is not empty, else H x W.
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not uint8 or their shapes do not match.
     """
-    if colors.shape[:2] != alpha.shape:
-        raise ValueError(f"colors {colors.shape[:2]} and alpha {alpha.shape} must have the same height and width")
+    _check(colors, alpha, source_alpha)
     if source_alpha is not None:
-        alpha = ((alpha.astype(np.uint16) * source_alpha.astype(np.uint16) + 127) // 255).astype(np.uint8)
+        alpha = ((alpha.astype(np.uint16) * source_alpha + 127) // 255).astype(np.uint8)
     if settings.crop:
-        ys, xs = np.nonzero(alpha)
-        if len(ys):
-            m = settings.margin
-            h, w = alpha.shape
-            sl = (
-                slice(max(0, ys.min() - m), min(h, ys.max() + 1 + m)),
-                slice(max(0, xs.min() - m), min(w, xs.max() + 1 + m)),
-            )
-            colors, alpha = colors[sl], alpha[sl]
+        colors, alpha = _crop(colors, alpha, settings.margin)
     if settings.output == "mask":
         return np.ascontiguousarray(alpha)
     if settings.output == "solid":
-        bg = np.array(settings.background, np.float32)
-        a = alpha[..., None].astype(np.float32) / 255
-        return np.clip(np.round(colors * a + bg * (1 - a)), 0, 255).astype(np.uint8)
+        # Pillow blends in C, without full-frame float temporaries
+        h, w = alpha.shape
+        canvas = Image.new("RGB", (w, h), tuple(settings.background))
+        subject = Image.fromarray(np.ascontiguousarray(colors))
+        canvas.paste(subject, (0, 0), Image.fromarray(np.ascontiguousarray(alpha)))
+        return np.asarray(canvas)
     out = np.empty((*alpha.shape, 4), np.uint8)
     out[..., :3] = colors
     out[..., 3] = alpha
     return out
+
+
+def _check(colors: np.ndarray, alpha: np.ndarray, source_alpha: np.ndarray | None) -> None:
+    if colors.dtype != np.uint8 or colors.ndim != 3 or colors.shape[2] != 3:
+        raise ValueError(f"colors must be uint8 of shape (H, W, 3), got {colors.dtype} {colors.shape}")
+    if alpha.dtype != np.uint8 or alpha.shape != colors.shape[:2]:
+        raise ValueError(
+            f"alpha must be uint8 of shape {colors.shape[:2]} (the height and width of colors), "
+            f"got {alpha.dtype} {alpha.shape}"
+        )
+    if source_alpha is not None and (source_alpha.dtype != np.uint8 or source_alpha.shape != alpha.shape):
+        raise ValueError(
+            f"source_alpha must be uint8 of shape {alpha.shape}, got {source_alpha.dtype} {source_alpha.shape}"
+        )
+
+
+def _crop(colors: np.ndarray, alpha: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.flatnonzero(alpha.any(axis=1))
+    if not len(rows):  # nothing kept: keep the frame rather than write an empty image
+        return colors, alpha
+    cols = np.flatnonzero(alpha.any(axis=0))
+    h, w = alpha.shape
+    sl = (
+        slice(max(0, rows[0] - margin), min(h, rows[-1] + 1 + margin)),
+        slice(max(0, cols[0] - margin), min(w, cols[-1] + 1 + margin)),
+    )
+    return colors[sl], alpha[sl]

@@ -12,8 +12,9 @@ Failures
       :class:`~knockout.daemon.executor.WorkLost` so the daemon retries it later.
     * The scheduler goes away (or cannot be reached at start): with ``on_scheduler_loss="local"`` the
       work in flight and all new work go to the local pool made by ``fallback_factory`` (with a
-      warning); with ``"wait"`` they fail with ``WorkLost`` (the daemon keeps the inputs and retries
-      them). Either way a thread keeps reconnecting and new work goes back to the cluster once it
+      warning); with ``"wait"`` the work in flight fails with ``WorkLost`` (the daemon gives the
+      inputs back to the inbox) and ``max_in_flight`` is 0 until the scheduler is back, so no new
+      work is taken. Either way a thread keeps reconnecting and new work goes back to the cluster once it
       answers. Each submitted file completes its future exactly once, so a file resubmitted after a
       loss never yields two outputs.
 
@@ -50,6 +51,7 @@ __all__ = ["DaskExecutor", "run_batch"]
 log = logging.getLogger(__name__)
 
 _LOSS_MODES = ("local", "wait")
+_CAPACITY_REFRESH = 10.0  # seconds between looks at the cluster's size, when max_in_flight follows it
 
 
 def _require_dask() -> None:
@@ -122,7 +124,7 @@ class DaskExecutor:
         The scheduler, e.g. ``"tcp://scheduler:8786"``.
     max_in_flight : int, optional
         Bound on unfinished futures, which the caller respects. Default: two per worker thread of
-        the cluster when it was connected (at least 2).
+        the cluster (at least 2), looked up again every 10 s as workers come and go.
     on_scheduler_loss : {"local", "wait"}
         What happens when the scheduler goes away or cannot be reached: ``"local"`` sends work to
         ``fallback_factory()`` (called once), ``"wait"`` fails it with ``WorkLost``.
@@ -163,6 +165,7 @@ class DaskExecutor:
         self._fallback: Any = None
         self._bound = max_in_flight
         self._capacity = 2
+        self._capacity_at = 0.0
         self._lock = threading.RLock()
         self._closed = threading.Event()
         self._pending: dict[str, tuple[_Task, Any]] = {}
@@ -179,10 +182,14 @@ class DaskExecutor:
     # -- the executor interface ------------------------------------------------------------
     @property
     def max_in_flight(self) -> int:
-        """The bound the caller keeps to; the fallback's own while work goes there."""
+        """The bound the caller keeps to: the fallback's own while work goes there, and 0 while
+        waiting for a lost scheduler (``"wait"``), so the daemon leaves new files in the inbox."""
         with self._lock:
-            if self._client is None and self._fallback is not None:
-                return int(self._fallback.max_in_flight)
+            if self._client is None:
+                if self._fallback is not None:
+                    return int(self._fallback.max_in_flight)
+                if self.on_scheduler_loss == "wait":
+                    return 0
             return self._bound or self._capacity
 
     def describe(self) -> str:
@@ -215,8 +222,8 @@ class DaskExecutor:
             client.close(timeout=self.connect_timeout)
         if fallback is not None:
             fallback.shutdown(wait=wait)
-        if self._reconnector is not None:
-            self._reconnector.join(timeout=self.connect_timeout + 1)
+        if self._reconnector is not None:  # it stops at its next wake-up; a late client is closed
+            self._reconnector.join(timeout=0.5)
 
     # -- internals ---------------------------------------------------------------------------
     def _adopt(self, client: Any) -> None:
@@ -227,6 +234,7 @@ class DaskExecutor:
                 return
             self._client = client
             self._capacity = capacity
+            self._capacity_at = time.monotonic()
         log.info("using the Dask scheduler at %s (%d worker threads)", self.address, capacity // 2)
 
     def _dispatch(self, task: _Task) -> None:
@@ -235,6 +243,9 @@ class DaskExecutor:
                 task.resolve(exc=WorkLost("executor shut down"))
                 return
             client = self._client
+            if client is not None and client.status != "running":  # lost, and its callbacks not run yet
+                self._lost(client, f"the Dask client is {client.status}")
+                client = None
             if client is None:
                 self._to_fallback(task)
                 return
@@ -277,7 +288,7 @@ class DaskExecutor:
                     task.resolve(result)
             elif status == "error":
                 exc = fut.exception()
-                if type(exc).__name__ == "KilledWorker":
+                if isinstance(exc, _dd.KilledWorker):
                     exc = WorkLost(f"the task killed several Dask workers: {exc}")
                 task.resolve(exc=exc)
         except Exception as exc:  # the result could not be fetched: treat as lost
@@ -287,8 +298,11 @@ class DaskExecutor:
             reason = "the connection was closed"
         with self._lock:
             self._pending.pop(fut.key, None)
+            stale = time.monotonic() - self._capacity_at > _CAPACITY_REFRESH
         if task.future.done():
             fut.release()
+            if stale and self._bound is None and client.status == "running":
+                self._refresh_capacity(client)
             return
         # cancelled (the client lost the scheduler) or the result could not be fetched
         if self._closed.is_set():
@@ -296,6 +310,15 @@ class DaskExecutor:
             return
         self._lost(client, reason)
         self._dispatch(task)
+
+    def _refresh_capacity(self, client: Any) -> None:
+        """Follow a cluster that grew or shrank (workers added, adaptive scaling)."""
+        capacity = _cluster_capacity(client)
+        with self._lock:
+            if capacity != self._capacity:
+                log.info("the Dask cluster now has %d worker threads", capacity // 2)
+            self._capacity = capacity
+            self._capacity_at = time.monotonic()
 
     def _lost(self, client: Any, reason: str) -> None:
         """Forget ``client`` (once) and start reconnecting in the background."""

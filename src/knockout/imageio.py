@@ -1,8 +1,8 @@
 """Decoding and encoding: the only place where knockout touches image bytes.
 
 :func:`decode` turns file bytes into a :class:`Picture` (EXIF orientation applied, any mode
-converted, existing alpha and ICC profile kept); :func:`encode` turns the composed output
-array back into file bytes in the format the settings ask for.
+converted to 8-bit sRGB, existing alpha and ICC profile kept); :func:`encode` turns the
+composed output array back into file bytes in the format the settings ask for.
 """
 
 from __future__ import annotations
@@ -31,9 +31,16 @@ except ImportError:  # pragma: no cover - depends on the extra
 #: File extensions knockout treats as images (lower case, with the dot).
 EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif"})
 
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_WEBP_MAX_SIDE = 16383
+
 
 class ImageError(ValueError):
-    """The bytes are not an image knockout can read: empty, truncated, corrupt, too large."""
+    """The bytes are not an image knockout can read (or write): empty, truncated, corrupt, too large.
+
+    The message is one line that says why, without the file name (the caller adds it).
+    """
 
 
 @dataclass(frozen=True)
@@ -43,11 +50,12 @@ class Picture:
     Attributes
     ----------
     rgb : ndarray of uint8, shape (H, W, 3)
-        sRGB pixels for segmentation (16-bit sources are scaled to 8 bits).
+        sRGB pixels for segmentation (16-bit sources are scaled to 8 bits), upright
+        (EXIF orientation applied).
     alpha : ndarray of uint8, shape (H, W), or None
-        The source's own alpha channel, if it had one.
+        The source's own alpha channel, if it had one (including palette transparency).
     icc_profile : bytes or None
-        The source's ICC profile, carried to the output.
+        The source's ICC profile when it describes RGB pixels, carried to the output.
     """
 
     rgb: np.ndarray
@@ -61,9 +69,13 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
     Parameters
     ----------
     data : bytes
-        The file's contents.
+        The file's contents (JPEG, PNG, WebP, TIFF, BMP, GIF; HEIC/HEIF with the ``heif`` extra).
     settings : Settings, optional
-        ``max_pixels`` is the decompression-bomb limit.
+        ``max_pixels`` is the decompression-bomb limit. Defaults to ``Settings()``.
+
+    Returns
+    -------
+    Picture
 
     Raises
     ------
@@ -71,30 +83,76 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
         With a one-line reason: empty, not an image, truncated or corrupt, too many pixels.
     """
     settings = settings or Settings()
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"decode expects the file's bytes, got {type(data).__name__}")
     if not data:
         raise ImageError("empty file (0 bytes)")
+    _arm_bomb_guard(settings.max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
             w, h = im.size
             if w * h > settings.max_pixels:
-                raise ImageError(f"too many pixels: {w}x{h} = {w * h:,} is over max_pixels = {settings.max_pixels:,}")
+                raise ImageError(
+                    f"too many pixels: {w}x{h} = {w * h:,} is over max_pixels = {settings.max_pixels:,} "
+                    "(raise max_pixels if the file is trusted)"
+                )
             im.load()
+            icc = im.info.get("icc_profile") or None
+            _apply_orientation(im)
+            return _to_picture(im, icc)
     except ImageError:
         raise
     except UnidentifiedImageError:
+        kind = _sniff(data)
+        if kind:
+            raise ImageError(f"truncated or corrupt image: starts like a {kind} file but cannot be read") from None
         raise ImageError("not an image Pillow can read (unknown or unsupported format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"too many pixels (decompression-bomb guard): {exc}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"truncated or corrupt image: {exc}") from None
-    icc = im.info.get("icc_profile") or None
+        raise ImageError(f"too many pixels (decompression-bomb guard): {_one_line(exc)}") from exc
+    except MemoryError:
+        raise ImageError("not enough memory to decode this image") from None
+    except Exception as exc:  # Pillow's plugins raise many kinds on bad data; none may stop a batch
+        raise ImageError(f"truncated or corrupt image: {_one_line(exc)}") from exc
+
+
+def _arm_bomb_guard(limit: int) -> None:
+    """Keep Pillow's own decompression-bomb guard on, never stricter than ``limit`` allows."""
+    if Image.MAX_IMAGE_PIXELS is None or Image.MAX_IMAGE_PIXELS < limit:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8", "JPEG"),
+    (b"GIF8", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+
+
+def _sniff(data: bytes) -> str | None:
+    """The format a file's first bytes announce, for a better message when it cannot be read."""
+    head = bytes(data[:16])
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[4:8] == b"ftyp":
+        return "HEIF"
+    return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+
+
+def _apply_orientation(im: Image.Image) -> None:
     try:
-        im = ImageOps.exif_transpose(im)
+        ImageOps.exif_transpose(im, in_place=True)
     except Exception as exc:  # a broken EXIF block must not lose the image
-        log.warning("ignoring unreadable EXIF orientation: %s", exc)
-    return _to_picture(im, icc)
+        log.warning("ignoring unreadable EXIF orientation: %s", _one_line(exc))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _to_picture(im: Image.Image, icc: bytes | None) -> Picture:
@@ -103,24 +161,46 @@ def _to_picture(im: Image.Image, icc: bytes | None) -> Picture:
     if mode == "P":
         im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
         mode = im.mode
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if mode in _ALPHA_MODES:
         alpha = np.asarray(im.getchannel("A"))
         im = im.convert("RGB")
-    elif mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
-        a = np.asarray(im).astype(np.int64)
-        a8 = (np.clip(a, 0, 65535) >> 8).astype(np.uint8)  # 16-bit grey to 8 bits
+    elif mode in _WIDE_GREY_MODES:
+        a = np.asarray(im)
+        # 16-bit grey to 8 bits, rounded: v * 255 / 65535
+        a8 = ((np.clip(a, 0, 65535).astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
         im = Image.fromarray(a8, "L").convert("RGB")
     elif mode == "F":
         a = np.asarray(im, dtype=np.float32)
         scale = 255.0 if a.max(initial=0) > 1.0 else 1.0
-        im = Image.fromarray(np.clip(a / scale * 255, 0, 255).astype(np.uint8), "L").convert("RGB")
+        im = Image.fromarray(np.clip(np.round(a / scale * 255), 0, 255).astype(np.uint8), "L").convert("RGB")
     elif mode == "CMYK":
-        im = im.convert("RGB")
-        icc = None  # a CMYK profile cannot describe RGB output
+        im, icc = _cmyk_to_rgb(im, icc)
     elif mode != "RGB":
         im = im.convert("RGB")
-    rgb = np.asarray(im)
-    return Picture(rgb=rgb, alpha=alpha, icc_profile=icc)
+    if icc is not None and not _is_rgb_profile(icc):
+        log.debug("dropping a %r ICC profile: it cannot describe RGB output", icc[16:20])
+        icc = None
+    return Picture(rgb=np.asarray(im), alpha=alpha, icc_profile=icc)
+
+
+def _is_rgb_profile(icc: bytes) -> bool:
+    # ICC header: bytes 16-19 are the colour space of the data, 'RGB ' for RGB profiles
+    return len(icc) >= 20 and icc[16:20] == b"RGB "
+
+
+def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """CMYK to sRGB through the embedded profile when there is one (else Pillow's naive formula)."""
+    if icc:
+        try:
+            from PIL import ImageCms
+
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            dst = ImageCms.createProfile("sRGB")
+            rgb = ImageCms.profileToProfile(im, src, dst, outputMode="RGB")
+            return rgb, ImageCms.ImageCmsProfile(dst).tobytes()
+        except Exception as exc:  # a broken profile must not lose the image
+            log.warning("cannot use the embedded CMYK profile (%s); converting without it", _one_line(exc))
+    return im.convert("RGB"), None
 
 
 def output_suffix(settings: Settings) -> str:
@@ -134,23 +214,41 @@ def encode(pixels: np.ndarray, *, settings: Settings, icc_profile: bytes | None 
     Parameters
     ----------
     pixels : ndarray of uint8, shape (H, W), (H, W, 3) or (H, W, 4)
-        A mask, an RGB image or an RGBA cut-out.
+        A mask (8-bit grey), an RGB image or an RGBA cut-out.
     settings : Settings
-        ``format``, ``png_compression`` and ``jpeg_quality`` are used.
+        ``format`` (png, lossless webp, jpeg), ``png_compression`` and ``jpeg_quality``.
     icc_profile : bytes, optional
-        Embedded in the output when the format allows it.
+        An RGB ICC profile, embedded in colour outputs (never in a grey mask).
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    ValueError
+        If ``pixels`` is not uint8 with 2, 3 or 4 channels, or is RGBA with ``format: jpeg``.
+    ImageError
+        If the format cannot hold an image this large (WebP: 16383 px per side).
     """
-    if pixels.dtype != np.uint8:
-        raise ValueError(f"encode expects uint8 pixels, got {pixels.dtype}")
-    im = Image.fromarray(pixels)
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
+        raise ValueError(f"encode expects a uint8 numpy array, got {getattr(pixels, 'dtype', type(pixels))}")
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
+        raise ValueError(f"encode expects shape (H, W), (H, W, 3) or (H, W, 4), got {pixels.shape}")
+    im = Image.fromarray(np.ascontiguousarray(pixels))
     buf = io.BytesIO()
     extra = {"icc_profile": icc_profile} if icc_profile and im.mode != "L" else {}
     if settings.format == "png":
         im.save(buf, "PNG", compress_level=settings.png_compression, **extra)
     elif settings.format == "webp":
+        if max(im.size) > _WEBP_MAX_SIDE:
+            raise ImageError(
+                f"WebP holds at most {_WEBP_MAX_SIDE} pixels per side, this output is {im.width}x{im.height}; "
+                "use format: png"
+            )
         im.save(buf, "WEBP", lossless=True, quality=0, method=0, exact=True, **extra)
     else:
         if im.mode == "RGBA":
-            raise ValueError("jpeg cannot hold alpha")
+            raise ValueError("format jpeg cannot hold an alpha channel; use png or webp, or output solid or mask")
         im.save(buf, "JPEG", quality=settings.jpeg_quality, **extra)
     return buf.getvalue()

@@ -3,23 +3,55 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import logging
+import multiprocessing
 import os
 import sys
 import time
+import traceback
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from ..fsutil import atomic_write
 from ..imageio import EXTENSIONS, ImageError, output_suffix
 from ..process import Processed, process_file
-from ..settings import Settings
+from ..settings import Settings, SettingsError
 
 __all__ = ["register", "expand_inputs", "output_path"]
 
 log = logging.getLogger(__name__)
+
+Result = tuple[Path, Path, "Processed | None", "str | None"]
+
+EPILOG = """\
+Outputs: without -o, NAME-cutout.png beside each input (NAME-mask.png, NAME-solid.jpg for
+--output mask / solid); with -o, OUTDIR/NAME.png. An input is never overwritten, and an
+existing output is kept unless --overwrite. Exit status: 0 all succeeded, 1 some inputs
+failed, 2 usage error (unknown option, bad setting value).
+
+examples:
+  knockout cut portrait.jpg                        writes portrait-cutout.png beside it
+  knockout cut shoot/ -o cutouts/                  every image in a folder
+  knockout cut 'shoot/**/*.jpg' -o cutouts/ -j 0   a recursive glob, on all cores
+  knockout cut a.jpg --format webp                 lossless WebP instead of PNG
+  knockout cut a.jpg --output mask                 the 8-bit mask alone
+  knockout cut ids/ -o out/ --output solid --background '#ffffff' --format jpeg --crop
+  knockout cut a.heic --preset classic-kmeans      the source article's recipe, exactly
+  knockout cut shoot/ --dask tcp://scheduler:8786  on a Dask cluster
+"""
+
+
+def _jobs(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of processes; use 1, 2, ... or 0 for all cores")
+    return n
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,43 +61,52 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cut",
         parents=[common_options()],
         help="cut out images (files, folders, globs)",
-        description="Remove the backdrop of each image and write a cut-out. Without -o the output "
-        "goes beside the input as NAME-cutout.png; with -o it goes into OUTDIR as NAME.png.",
+        description="Remove the backdrop of each image and write a cut-out.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  knockout cut a.jpg b.jpg\n  knockout cut shoot/ -o out/ --feather 0\n"
-        "  knockout cut 'shoot/*.tif' -o out/ --output mask",
+        epilog=EPILOG,
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or glob patterns")
     p.add_argument("-o", "--outdir", type=Path, help="output folder (created if missing)")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folders")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never the input)")
-    p.add_argument("-j", "--jobs", type=int, default=1, help="parallel processes (default 1; 0 = all cores)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    p.add_argument("-j", "--jobs", type=_jobs, default=1, help="parallel processes (default 1; 0 = all cores)")
     p.add_argument("--dask", metavar="ADDRESS", help="run on a Dask scheduler, e.g. tcp://host:8786")
     add_settings_arguments(p)
     p.set_defaults(func=run)
 
 
+def _is_image_name(p: Path) -> bool:
+    return p.suffix.lower() in EXTENSIONS and not p.name.startswith(".")
+
+
 def expand_inputs(paths: Iterable[str], *, recursive: bool = False) -> tuple[list[Path], list[str]]:
-    """Files named by ``paths`` (files, folders, globs), and a list of problems found."""
+    """Files named by ``paths`` (files, folders, globs), and a list of problems found.
+
+    A file named directly is taken whatever its extension; folders and globs give only
+    files with an image extension (:data:`knockout.imageio.EXTENSIONS`), never hidden ones.
+    Each file appears once, in the order given (folders and globs sorted).
+    """
     files: list[Path] = []
     problems: list[str] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
             it = p.rglob("*") if recursive else p.iterdir()
-            found = sorted(
-                x for x in it if x.is_file() and x.suffix.lower() in EXTENSIONS and not x.name.startswith(".")
-            )
+            found = sorted(x for x in it if x.is_file() and _is_image_name(x))
             if not found:
-                problems.append(f"{raw}: folder holds no images ({', '.join(sorted(EXTENSIONS))})")
+                problems.append(f"{raw}: folder holds no images ({' '.join(sorted(EXTENSIONS))})")
             files.extend(found)
-        elif p.exists():
+        elif p.is_file():
             files.append(p)
+        elif p.exists():
+            problems.append(f"{raw}: not a regular file")
         elif glob.has_magic(raw):
             found = sorted(Path(x) for x in glob.glob(raw, recursive=True) if Path(x).is_file())
-            if not found:
-                problems.append(f"{raw}: no file matches this pattern")
-            files.extend(found)
+            images = [x for x in found if _is_image_name(x)]
+            if not images:
+                why = "no image file" if found else "no file"
+                problems.append(f"{raw}: {why} matches this pattern")
+            files.extend(images)
         else:
             problems.append(f"{raw}: no such file or folder")
     seen: set[Path] = set()
@@ -79,7 +120,11 @@ def expand_inputs(paths: Iterable[str], *, recursive: bool = False) -> tuple[lis
 
 
 def output_path(src: Path, settings: Settings, outdir: Path | None) -> Path:
-    """Where the output of ``src`` goes: ``OUTDIR/NAME.ext`` or ``NAME-cutout.ext`` beside it."""
+    """Where the output of ``src`` goes: ``OUTDIR/NAME.ext``, or ``NAME-TAG.ext`` beside it.
+
+    TAG is ``cutout``, ``mask`` or ``solid`` after ``settings.output``; the tagged name is
+    also used in OUTDIR when the plain one would be ``src`` itself.
+    """
     ext = output_suffix(settings)
     tag = {"rgba": "cutout", "mask": "mask", "solid": "solid"}[settings.output]
     if outdir is None:
@@ -90,92 +135,165 @@ def output_path(src: Path, settings: Settings, outdir: Path | None) -> Path:
     return out
 
 
-def _work(src: Path, dst: Path, settings: Settings) -> tuple[Path, Path, Processed | None, str | None]:
+def _work(src: Path, dst: Path, settings: Settings, *, debug: bool = False) -> Result:
+    """Cut out ``src`` into ``dst``; never raises. Returns (src, dst, Processed or None, error or None).
+
+    The returned :class:`Processed` has its ``data`` dropped (it is on disk), so results
+    are cheap to send back from worker processes. With ``debug`` the error carries the
+    traceback after its first line.
+    """
     try:
         res = process_file(src, settings=settings)
     except ImageError as exc:
-        return src, dst, None, str(exc)
+        return src, dst, None, _error(str(exc), debug)
     except OSError as exc:
-        return src, dst, None, f"cannot read: {exc.strerror or exc}"
+        return src, dst, None, _error(f"cannot read: {exc.strerror or exc}", debug)
+    except Exception as exc:  # a bug or an odd image must not stop the batch
+        return src, dst, None, _error(f"cannot cut out: {type(exc).__name__}: {exc}", debug)
     try:
         atomic_write(dst, res.data)
     except OSError as exc:
-        return src, dst, None, f"cannot write {dst}: {exc.strerror or exc}"
-    return src, dst, res, None
+        return src, dst, None, _error(f"cannot write {dst}: {exc.strerror or exc}", debug)
+    return src, dst, dataclasses.replace(res, data=b""), None
 
 
-def _run_local(jobs: list[tuple[Path, Path]], settings: Settings, workers: int) -> Iterator[tuple]:
+def _error(message: str, debug: bool) -> str:
+    line = " ".join(message.split())
+    return f"{line}\n{traceback.format_exc().rstrip()}" if debug else line
+
+
+def _run_local(
+    jobs: list[tuple[Path, Path]], settings: Settings, workers: int, *, debug: bool = False
+) -> Iterator[Result]:
+    """Run ``jobs`` here, in ``workers`` processes; yields results as they finish."""
     if workers <= 1 or len(jobs) <= 1:
         for src, dst in jobs:
-            yield _work(src, dst, settings)
+            yield _work(src, dst, settings, debug=debug)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_work, src, dst, settings) for src, dst in jobs]
-        for fut in futures:
-            yield fut.result()
+    # spawn, not fork: a child forked after KMeans has started its OpenMP threads can deadlock
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+        futures = {pool.submit(_work, src, dst, settings, debug=debug): (src, dst) for src, dst in jobs}
+        for fut in as_completed(futures):
+            src, dst = futures[fut]
+            try:
+                yield fut.result()
+            except Exception as exc:  # e.g. a worker killed by the OOM killer
+                yield src, dst, None, _error(f"worker process failed: {type(exc).__name__}: {exc}", debug)
+
+
+def _say(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)  # keeps a running progress bar intact
 
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import settings_from_args
 
     settings = settings_from_args(args)
+    debug = bool(getattr(args, "debug", False))
+    quiet = getattr(args, "quiet", 0) > 0
+    if not debug:
+        logging.getLogger("PIL").setLevel(max(logging.INFO, logging.getLogger("PIL").level))
     files, problems = expand_inputs(args.paths, recursive=args.recursive)
     for msg in problems:
-        print(f"knockout: error: {msg}", file=sys.stderr)
+        _say(f"knockout: error: {msg}")
+    failed = len(problems)
     if args.outdir is not None:
         try:
             args.outdir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            print(f"knockout: error: cannot create output folder {args.outdir}: {exc.strerror}", file=sys.stderr)
+            _say(f"knockout: error: cannot create output folder {args.outdir}: {exc.strerror or exc}")
             return 2
-    jobs: list[tuple[Path, Path]] = []
-    skipped = 0
-    failed = len(problems)
-    claimed: dict[Path, Path] = {}
-    for src in files:
-        dst = output_path(src, settings, args.outdir)
-        key = dst.resolve()
-        if key in claimed:
-            print(
-                f"knockout: error: {src}: output {dst} would also be written by {claimed[key]}; "
-                "rename one input or use separate -o folders",
-                file=sys.stderr,
-            )
-            failed += 1
-            continue
-        claimed[key] = src
-        if dst.exists() and not args.overwrite:
-            log.info("%s: output %s exists, kept (use --overwrite to replace)", src, dst)
-            skipped += 1
-            continue
-        jobs.append((src, dst))
+    jobs, skipped, refused = _plan(files, args, settings)
+    failed += refused
+
     t0 = time.perf_counter()
     done = 0
     if args.dask:
-        from ..distributed import run_batch
-
-        results = run_batch(jobs, settings, address=args.dask)
+        try:
+            from ..distributed import run_batch
+        except ImportError as exc:
+            _say(f"knockout: error: --dask is not available ({exc}); install it with: pip install 'knockout[dask]'")
+            return 2
+        results: Iterator[Result] = run_batch(jobs, settings, address=args.dask)
     else:
         workers = (os.cpu_count() or 1) if args.jobs == 0 else args.jobs
-        results = _run_local(jobs, settings, workers)
-    results = _progress(results, total=len(jobs))
-    for src, dst, res, err in results:
-        if err is not None:
-            failed += 1
-            print(f"knockout: error: {src}: {err}", file=sys.stderr)
-        else:
-            done += 1
-            log.info("%s -> %s (%s, %.0f ms)", src, dst, res.method, res.milliseconds)
+        results = _run_local(jobs, settings, workers, debug=debug)
+    seen = 0
+    try:
+        for src, dst, res, err in _progress(results, total=len(jobs), enabled=not quiet):
+            seen += 1
+            if err is not None:
+                failed += 1
+                _say(f"knockout: error: {src}: {err}")
+            else:
+                done += 1
+                if res is not None:
+                    log.debug("%s -> %s (%s, %.0f ms)", src, dst, res.method, res.milliseconds)
+    except SettingsError:  # e.g. the Dask scheduler does not answer at start: a usage error, exit 2
+        raise
+    except Exception as exc:  # the pool or the cluster went away: report, count the rest as failed
+        where = f"Dask scheduler {args.dask}" if args.dask else "worker pool"
+        _say(f"knockout: error: {where}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+        if debug:
+            _say(traceback.format_exc().rstrip())
+        failed += len(jobs) - seen
     dt = time.perf_counter() - t0
-    print(
-        f"knockout: {done} cut out, {failed} failed, {skipped} skipped (output exists) in {dt:.1f} s", file=sys.stderr
-    )
+    if not quiet:
+        kept = f", {skipped} skipped (output exists; --overwrite replaces)" if skipped else ""
+        _say(f"knockout: {done} cut out, {failed} failed{kept} in {dt:.1f} s")
     return 1 if failed else 0
 
 
-def _progress(it: Iterator, *, total: int) -> Iterator:
-    if total <= 1:
-        return it
-    from tqdm import tqdm
+def _plan(files: list[Path], args: argparse.Namespace, settings: Settings) -> tuple[list[tuple[Path, Path]], int, int]:
+    """(jobs to run, outputs kept because they exist, inputs refused)."""
+    named = {Path(raw).resolve() for raw in args.paths if Path(raw).is_file()}
+    outputs = {src: output_path(src, settings, args.outdir) for src in files}
+    produced = {dst.resolve() for dst in outputs.values()}
+    kept = []
+    for src in files:
+        key_src = src.resolve()
+        if key_src in produced and key_src not in named:
+            # found in a folder or glob, and the output of another input: an earlier run's cut-out
+            log.debug("%s: an output of another input, not cut out again", src)
+        else:
+            kept.append(src)
+    inputs = {src.resolve() for src in kept}
+    jobs: list[tuple[Path, Path]] = []
+    skipped = refused = 0
+    claimed: dict[Path, Path] = {}
+    for src in kept:
+        dst = outputs[src]
+        key = dst.resolve()
+        if key in inputs:
+            _say(f"knockout: error: {src}: its output {dst} is also an input, which is never overwritten; use -o")
+            refused += 1
+            continue
+        if key in claimed:
+            _say(
+                f"knockout: error: {src}: output {dst} would also be written by {claimed[key]}; "
+                "rename one input or use separate -o folders"
+            )
+            refused += 1
+            continue
+        claimed[key] = src
+        if dst.exists() and not args.overwrite:
+            log.debug("%s: output %s exists, kept (use --overwrite to replace)", src, dst)
+            skipped += 1
+            continue
+        jobs.append((src, dst))
+    return jobs, skipped, refused
 
-    return tqdm(it, total=total, unit="img", disable=None, file=sys.stderr)
+
+def _progress(it: Iterator[Result], *, total: int, enabled: bool) -> Iterator[Result]:
+    """A tqdm progress bar on stderr when there is more than one file and stderr is a terminal."""
+    if total <= 1 or not enabled:
+        yield from it
+        return
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm(), tqdm(it, total=total, unit="img", disable=None, file=sys.stderr) as bar:
+        yield from bar

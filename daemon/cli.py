@@ -1,0 +1,138 @@
+"""``knockout watch`` and ``knockout status``: the daemon behind the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+import yaml
+
+from .config import load_config
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+WATCH_EPILOG = """\
+which config file:
+  -c FILE if given; else ./config.yaml if the current folder has one; else the packaged
+  default (inbox/, outbox/, processed/, failed/ in the current folder). Relative paths in a
+  config file resolve against the folder of that file.
+
+signals:
+  SIGTERM, SIGINT  finish the files in flight (up to shutdown_timeout), then exit 0
+  SIGHUP           reload the config; an invalid new config is reported and the old one kept
+
+examples:
+  knockout watch                       run on ./config.yaml (or the default)
+  knockout watch -c studio.yaml --check
+  knockout watch --once                process what is there now, exit 1 if any failed
+  knockout watch --dask tcp://scheduler:8786
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from knockout.cli import common_options
+
+    p = sub.add_parser(
+        "watch",
+        parents=[common_options()],
+        help="run the watch-folder daemon (inbox -> outbox)",
+        description="Watch inbox folders and write cut-outs to outbox folders, unattended: files are "
+        "processed once they are complete, outputs appear atomically, inputs move to processed/ or "
+        "failed/ (with NAME.error.txt).",
+        epilog=WATCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-c", "--config", metavar="FILE", help="config file (default: ./config.yaml or the packaged one)")
+    p.add_argument("--check", action="store_true", help="validate the config, print it resolved, exit")
+    p.add_argument("--once", action="store_true", help="process what the inboxes hold now, then exit")
+    p.add_argument("--dask", metavar="ADDRESS", help="send the image work to a Dask scheduler (tcp://host:8786)")
+    p.set_defaults(func=run_watch)
+
+    s = sub.add_parser(
+        "status",
+        parents=[common_options()],
+        help="is the daemon running; queue, processed and failed counts per job",
+        description="Read the status file the daemon keeps in its state_dir. Exit 0 if it is running, 1 if not.",
+    )
+    s.add_argument("-c", "--config", metavar="FILE", help="config file (same rule as knockout watch)")
+    s.add_argument("--json", action="store_true", help="print the status file as JSON")
+    s.set_defaults(func=run_status)
+
+
+class _JsonFormatter(logging.Formatter):
+    KEYS = ("event", "job", "input", "output", "method", "milliseconds", "latency_ms", "reason")
+
+    def format(self, record: logging.LogRecord) -> str:
+        d: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        for k in self.KEYS:
+            if hasattr(record, k):
+                d[k] = getattr(record, k)
+        if record.exc_info:
+            d["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(d, ensure_ascii=False)
+
+
+def _configure_logging(args: argparse.Namespace, level: str, fmt: str) -> None:
+    root = logging.getLogger()
+    if not (args.verbose or args.quiet or args.debug):
+        root.setLevel(getattr(logging, level.upper()))
+    if not args.debug:  # watchdog logs every inotify event at debug level
+        logging.getLogger("watchdog").setLevel(logging.INFO)
+    if fmt == "json":
+        for h in root.handlers:
+            h.setFormatter(_JsonFormatter())
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    from .service import Daemon, reloader
+
+    cfg = load_config(args.config, dask=args.dask)
+    if args.check:
+        print(f"# {cfg.source}: valid")
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True), end="")
+        return 0
+    _configure_logging(args, cfg.log_level, cfg.log_format)
+    return Daemon(cfg, reload=reloader(args.config, args.dask), once=args.once).run()
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from .files import HOST, pid_alive
+
+    cfg = load_config(args.config)
+    path = cfg.state_dir / "status.json"
+    try:
+        st = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        print(f"not running: no status file at {path} (the daemon has not run with this config)")
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"knockout: error: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    age = time.time() - st.get("updated", 0)
+    alive = st.get("running") and age < 30 and (st.get("host") != HOST or pid_alive(int(st.get("pid", 0))))
+    if args.json:
+        print(json.dumps({**st, "running": bool(alive)}, indent=1))
+        return 0 if alive else 1
+    if alive:
+        print(f"running: pid {st['pid']} on {st['host']}, {st.get('executor')}, config {st.get('config')}")
+    else:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.get("updated", 0)))
+        print(f"not running (last seen {when}, pid {st.get('pid')} on {st.get('host')})")
+    for name, j in st.get("jobs", {}).items():
+        print(
+            f"  {name}: {j['queued']} queued, {j['in_flight']} in flight, {j['processed']} processed, "
+            f"{j['failed']} failed, {j.get('skipped', 0)} skipped  ({j['inbox']} -> {j['outbox']})"
+        )
+        if j.get("last_error"):
+            print(f"    last error: {j['last_error']}")
+    return 0 if alive else 1

@@ -1,0 +1,365 @@
+"""Folder work for the daemon: which names are inputs, claims by atomic rename, safe moves and writes.
+
+A claim moves an inbox file into ``INBOX/.knockout-claims/TOKEN/files/REL`` with one
+``rename(2)``: of two daemons racing for a file exactly one wins, the other gets ENOENT.
+``TOKEN/owner.json`` names the host and pid and its modification time is the owner's
+heartbeat. Before an output is written, ``TOKEN/out/REL.json`` records where it goes, so a
+claim recovered after a crash can tell "output already written, only the input move is
+missing" from "start again".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePath
+
+from knockout.imageio import EXTENSIONS
+
+__all__ = ["Claims", "is_input_name", "move_noreplace", "write_noreplace", "walk_inputs"]
+
+log = logging.getLogger(__name__)
+
+CLAIMS = ".knockout-claims"
+_TEMP_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp", ".partial", ".download", ".filepart")
+HOST = socket.gethostname()
+
+
+def is_input_name(rel: PurePath) -> bool:
+    """Whether a path relative to the inbox names an input (hidden, temporary, non-image: no)."""
+    for part in rel.parts:
+        if part.startswith((".", "~")):
+            return False
+    name = rel.name.lower()
+    if name.endswith(_TEMP_SUFFIXES):
+        return False
+    return PurePath(name).suffix in EXTENSIONS
+
+
+def walk_inputs(root: Path, *, recursive: bool) -> Iterator[Path]:
+    """Input files under ``root`` (not following symlinked folders, skipping hidden ones)."""
+    try:
+        entries = list(os.scandir(root))
+    except OSError as exc:
+        log.warning("cannot list %s: %s", root, exc.strerror or exc)
+        return
+    for e in sorted(entries, key=lambda e: e.name):
+        if e.name.startswith((".", "~")):
+            continue
+        try:
+            if e.is_dir(follow_symlinks=False):
+                if recursive:
+                    yield from walk_inputs(Path(e.path), recursive=True)
+            elif is_input_name(PurePath(e.name)):
+                yield Path(e.path)
+        except OSError:
+            continue
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _free_name(dst: Path, exists: Callable[[Path], bool] = os.path.lexists) -> Path:
+    if not exists(dst):
+        return dst
+    stem, suffix = dst.stem, dst.suffix
+    if dst.name.endswith(".error.txt"):
+        stem, suffix = dst.name[: -len(".error.txt")], ".error.txt"
+    for i in range(1, 100_000):
+        cand = dst.with_name(f"{stem}-{i}{suffix}")
+        if not exists(cand):
+            return cand
+    raise FileExistsError(errno.EEXIST, "no free name", str(dst))
+
+
+def _link_or_rename(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst`` without ever replacing an existing ``dst`` (FileExistsError)."""
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.EACCES):
+            raise
+        # file systems without hard links (some network shares): check, then rename
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "exists", str(dst)) from None
+        os.rename(src, dst)
+        return
+    os.unlink(src)
+
+
+def move_noreplace(src: Path, dst: Path) -> Path:
+    """Move ``src`` to ``dst`` (or ``dst`` with ``-1``, ``-2``... if taken); returns where it went.
+
+    Works across file systems (copy, fsync, then remove the source) and never overwrites.
+    """
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        target = _free_name(dst)
+        try:
+            try:
+                _link_or_rename(src, target)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV or isinstance(exc, FileExistsError):
+                    raise
+                _copy_across(src, target)
+                os.unlink(src)
+            _fsync_dir(target.parent)
+            return target
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free name", str(dst))
+
+
+def _copy_across(src: Path, target: Path) -> None:
+    if src.is_symlink():
+        os.symlink(os.readlink(src), target)
+        return
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(src, "rb") as fi, open(tmp, "wb") as fo:
+            shutil.copyfileobj(fi, fo, 1 << 20)
+            fo.flush()
+            os.fsync(fo.fileno())
+        shutil.copystat(src, tmp)
+        _link_or_rename(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def write_noreplace(path: Path, data: bytes, *, tag: str, replace: bool, mode: int = 0o644) -> Path:
+    """Write ``data`` atomically to ``path``: a hidden temporary name, fsync, then rename.
+
+    With ``replace`` an existing file is replaced; otherwise the first free ``NAME-N.ext`` is
+    used. The temporary name is ``.NAME.knockout-TAG.tmp`` so crash leftovers can be found.
+    Returns the final path.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.knockout-{tag}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)  # whatever the umask, outputs get normal permissions
+        if replace:
+            os.replace(tmp, path)
+            target = path
+        else:
+            for _ in range(100):
+                target = _free_name(path)
+                try:
+                    _link_or_rename(tmp, target)
+                    break
+                except FileExistsError:
+                    continue
+            else:
+                raise FileExistsError(errno.EEXIST, "no free name", str(path))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    _fsync_dir(path.parent)
+    return target
+
+
+class Claims:
+    """This daemon's claims in one inbox."""
+
+    def __init__(self, inbox: Path, token: str) -> None:
+        self.inbox = inbox
+        self.token = token
+        self.root = inbox / CLAIMS / token
+        self.files = self.root / "files"
+        self.marks = self.root / "out"
+
+    def start(self) -> None:
+        self.files.mkdir(parents=True, exist_ok=True)
+        self.marks.mkdir(parents=True, exist_ok=True)
+        owner = {"host": HOST, "pid": os.getpid(), "started": time.time()}
+        (self.root / "owner.json").write_text(json.dumps(owner), encoding="utf-8")
+
+    def heartbeat(self) -> None:
+        with contextlib.suppress(OSError):
+            os.utime(self.root / "owner.json")
+
+    def claim(self, src: Path, rel: PurePath) -> Path | None:
+        """Move ``src`` into the claims; None when another process took it first."""
+        dst = self.files / rel
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(src, dst)
+        except FileNotFoundError:
+            if not self.files.exists():  # our claims folder was removed under us
+                self.start()
+            return None
+        return dst
+
+    def release(self, rel: PurePath) -> Path | None:
+        """Give a claimed file back to the inbox (under a free name); returns where it went."""
+        return _release(self.files / rel, self.inbox / rel)
+
+    def mark(self, rel: PurePath, output: Path) -> None:
+        """Record before writing that ``rel``'s output goes to ``output``."""
+        rec: dict = {"output": str(output), "existed": False}
+        try:
+            st = os.stat(output)
+            rec.update(existed=True, ino=st.st_ino, mtime_ns=st.st_mtime_ns)
+        except FileNotFoundError:
+            pass
+        p = self.marks / f"{rel}.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(rec), encoding="utf-8")
+
+    def unmark(self, rel: PurePath) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.marks / f"{rel}.json")
+
+    def close(self) -> None:
+        """Remove this daemon's (empty) claims folder at a clean exit."""
+        _prune(self.files)
+        _prune(self.marks)
+        for p in (self.files, self.marks):
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        with contextlib.suppress(OSError):
+            os.unlink(self.root / "owner.json")
+        with contextlib.suppress(OSError):
+            self.root.rmdir()
+
+
+def _release(src: Path, dst: Path) -> Path | None:
+    try:
+        return move_noreplace(src, dst)
+    except FileNotFoundError:
+        return None
+
+
+def _prune(root: Path) -> None:
+    """Remove empty folders under ``root`` (not ``root`` itself)."""
+    if not root.is_dir():
+        return
+    for dirpath, _dirs, _files in os.walk(root, topdown=False):
+        if Path(dirpath) != root:
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
+
+
+def dead_owners(inbox: Path, own: str, claim_timeout: float) -> Iterator[Path]:
+    """Claim folders in ``inbox`` whose owner is gone: a dead pid on this host, or no heartbeat."""
+    base = inbox / CLAIMS
+    try:
+        entries = list(os.scandir(base))
+    except FileNotFoundError:
+        return
+    now = time.time()
+    for e in entries:
+        if e.name == own or not e.is_dir(follow_symlinks=False):
+            continue
+        owner = Path(e.path) / "owner.json"
+        try:
+            info = json.loads(owner.read_text(encoding="utf-8"))
+            age = now - owner.stat().st_mtime
+        except (OSError, ValueError):
+            info, age = {}, now - e.stat(follow_symlinks=False).st_mtime
+        if info.get("host") == HOST and isinstance(info.get("pid"), int):
+            dead = not pid_alive(info["pid"]) or info["pid"] == os.getpid() or age > claim_timeout
+        else:
+            dead = age > claim_timeout
+        if dead:
+            yield Path(e.path)
+
+
+def adopt(owner_dir: Path, claims: Claims) -> Path | None:
+    """Atomically take over a dead owner's claim folder (None if another daemon did)."""
+    target = claims.root / "adopted" / owner_dir.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(owner_dir, target)
+    except (FileNotFoundError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError) or exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return None
+        raise
+    return target
+
+
+def claimed_files(owner_dir: Path) -> Iterator[tuple[PurePath, Path, dict | None]]:
+    """``(rel, path, mark)`` for every file claimed in an (adopted) owner folder, nested ones too."""
+    files = owner_dir / "files"
+    if files.is_dir():
+        for dirpath, _dirs, names in os.walk(files):
+            for n in names:
+                p = Path(dirpath) / n
+                rel = p.relative_to(files)
+                mark = None
+                try:
+                    mark = json.loads((owner_dir / "out" / f"{rel}.json").read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    pass
+                yield PurePath(rel), p, mark
+    adopted = owner_dir / "adopted"
+    if adopted.is_dir():
+        for sub in sorted(adopted.iterdir()):
+            yield from claimed_files(sub)
+
+
+def output_done(mark: dict | None) -> Path | None:
+    """The output a recovered claim had finished writing, or None if it must be processed again."""
+    if not mark:
+        return None
+    out = Path(mark["output"])
+    try:
+        st = os.stat(out)
+    except OSError:
+        return None
+    if mark.get("existed") and (st.st_ino, st.st_mtime_ns) == (mark.get("ino"), mark.get("mtime_ns")):
+        return None  # the old file is still there: our write never happened
+    return out
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_temps(outbox: Path, tag: str) -> int:
+    """Delete ``.NAME.knockout-TAG.tmp`` leftovers of a dead daemon in ``outbox``."""
+    n = 0
+    end = f".knockout-{tag}.tmp"
+    for dirpath, _dirs, names in os.walk(outbox):
+        for name in names:
+            if name.startswith(".") and name.endswith(end):
+                with contextlib.suppress(OSError):
+                    os.unlink(Path(dirpath) / name)
+                    n += 1
+    return n

@@ -1,0 +1,109 @@
+"""Runs inside GIMP (python-fu-eval batch): load, call the plug-in through the PDB, export.
+
+Reads the cases from ``$KNOCKOUT_CASES`` (JSON list) and writes what happened to
+``$KNOCKOUT_RESULTS``; every check is made afterwards, from outside GIMP, on the exported
+files and these results. Each case is a dict:
+
+    name, src (PNG to load), export (PNG to write, optional),
+    prep: {grey, u16, alpha, indexed, select: [x, y, w, h], record: path to swap in as core.json},
+    args: the procedure's arguments, run_mode: "noninteractive" (default) or "last-vals"
+"""
+
+import json
+import os
+import shutil
+import time
+
+from gi.repository import Gimp, Gio
+
+PROC = "python-fu-knockout-backdrop"
+RECORD = os.path.join(os.environ["GIMP3_DIRECTORY"], "plug-ins", "knockout-backdrop", "core.json")
+
+
+def prepare(image, prep):
+    if prep.get("grey"):
+        image.convert_grayscale()
+    if prep.get("u16"):
+        image.convert_precision(Gimp.Precision.U16_NON_LINEAR)
+    if prep.get("indexed"):
+        image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 16, False, False, "")
+    layer = image.get_layers()[0]
+    if prep.get("alpha"):
+        layer.add_alpha()
+    if prep.get("select"):
+        x, y, w, h = prep["select"]
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
+    return layer
+
+
+def export(image, path):
+    """PNG at the image's own precision; no thumbnail (GdkPixbuf cannot make one of a 16-bit image)."""
+    proc = Gimp.get_pdb().lookup_procedure("file-png-export")
+    cfg = proc.create_config()
+    cfg.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    cfg.set_property("image", image)
+    cfg.set_property("file", Gio.File.new_for_path(path))
+    cfg.set_property("compression", 1)
+    cfg.set_property("include-thumbnail", False)
+    res = proc.run(cfg)
+    if res.index(0) != Gimp.PDBStatusType.SUCCESS:
+        raise RuntimeError(f"export to {path} failed: {Gimp.get_pdb().get_last_error()}")
+
+
+def run_case(case):
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(case["src"]))
+    prep = case.get("prep", {})
+    layer = prepare(image, prep)
+    proc = Gimp.get_pdb().lookup_procedure(PROC)
+    cfg = proc.create_config()
+    last = case.get("run_mode") == "last-vals"
+    cfg.set_property("run-mode", Gimp.RunMode.WITH_LAST_VALS if last else Gimp.RunMode.NONINTERACTIVE)
+    cfg.set_property("image", image)
+    cfg.set_core_object_array("drawables", [layer])
+    for key, value in case.get("args", {}).items():
+        cfg.set_property(key, value)
+    saved = None
+    if prep.get("record"):
+        saved = RECORD + ".saved"
+        shutil.copyfile(RECORD, saved)
+        shutil.copyfile(prep["record"], RECORD)
+    t0 = time.perf_counter()
+    try:
+        res = proc.run(cfg)
+    finally:
+        if saved:
+            os.replace(saved, RECORD)
+    seconds = time.perf_counter() - t0
+    status = res.index(0)
+    error = Gimp.get_pdb().get_last_error()  # before any other call: every libgimp call resets it
+    out = {
+        "name": case["name"],
+        "status": status.value_nick,
+        "seconds": seconds,
+        "layers": len(image.get_layers()),
+        "precision": image.get_precision().value_nick,
+    }
+    if status == Gimp.PDBStatusType.SUCCESS:
+        out["core_path"] = res.index(1)
+        out["tolerance"] = res.index(2)
+        top = image.get_layers()[0]
+        out["has_mask"] = top.get_mask() is not None
+        out["has_alpha"] = top.has_alpha()
+        out["visible"] = [lay.get_visible() for lay in image.get_layers()]
+        if case.get("export"):
+            export(image, case["export"])
+    else:
+        out["error"] = error
+    image.delete()
+    return out
+
+
+def main():
+    with open(os.environ["KNOCKOUT_CASES"]) as f:
+        cases = json.load(f)
+    results = [run_case(c) for c in cases]
+    with open(os.environ["KNOCKOUT_RESULTS"], "w") as f:
+        json.dump(results, f, indent=1)
+
+
+main()

@@ -1,0 +1,266 @@
+"""The GIMP 3 plug-in in a real, headless GIMP 3.0 (Debian trixie root, see provision.sh).
+
+Two GIMP runs batch all cases: one with the core reached in-process (``auto``), one with
+``KNOCKOUT_GIMP_BRIDGE=subprocess``. Each case loads a PNG, calls
+``python-fu-knockout-backdrop`` through the PDB non-interactively and exports; the checks
+below compare the exported files with ``knockout cut`` on the same images with the same
+settings, run from the same environment that ``knockout gimp install`` recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import harness
+import numpy as np
+import pytest
+from conftest import synthetic_headshot
+from PIL import Image
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(harness.unavailable()), reason=harness.unavailable())]
+
+W, H = 160, 200
+SELECT = (20, 30, 100, 120)  # x, y, w, h
+THRESHOLD_ARGS = {"method": "threshold", "auto-tolerance": False, "tolerance": 12.0, "feather": 0.0,
+                  "decontaminate": False, "output": "alpha"}  # fmt: skip
+THRESHOLD_CLI = ["--method", "threshold", "--tolerance", "12", "--feather", "0", "--no-decontaminate"]
+IMG = "/mnt/work/img"
+OUT = "/mnt/work/out"
+
+# (name, source image, prep, procedure arguments, run mode)
+IN_PROCESS_CASES = [
+    ("mask", "rgb", {}, {}, None),
+    ("alpha", "rgb", {}, {"output": "alpha"}, None),
+    ("layer", "rgb", {}, {"output": "layer"}, None),
+    ("threshold", "rgb", {}, THRESHOLD_ARGS, None),
+    ("last-vals", "rgb", {}, {}, "last-vals"),
+    ("grey", "grey", {}, {"output": "alpha"}, None),
+    ("rgba", "rgba", {}, {"output": "alpha"}, None),
+    ("u16-alpha", "rgb", {"u16": True}, {"output": "alpha"}, None),
+    ("u16-mask", "rgb", {"u16": True}, {"output": "mask"}, None),
+    ("selection", "rgb", {"select": list(SELECT)}, {"output": "mask"}, None),
+    ("error-tiny", "rgb", {"select": [3, 3, 1, 1]}, {}, None),
+    ("error-indexed", "rgb", {"indexed": True}, {}, None),
+    ("error-no-core", "rgb", {"record": "/mnt/work/host-core.json"}, {}, None),
+]
+SUBPROCESS_CASES = [
+    ("sub-alpha", "rgb", {}, {"output": "alpha"}, None),
+    ("sub-u16-mask", "rgb", {"u16": True}, {"output": "mask"}, None),
+    ("sub-selection", "rgb", {"select": list(SELECT)}, {"output": "mask"}, None),
+    ("sub-threshold", "rgb", {}, THRESHOLD_ARGS, None),
+    ("sub-error-tiny", "rgb", {"select": [3, 3, 1, 1]}, {}, None),
+]
+# expected outputs: `knockout cut` in the recorded environment (inside the root)
+EXPECTED = {
+    "default": ("rgb", []),
+    "threshold": ("rgb", THRESHOLD_CLI),
+    "grey": ("grey", []),
+    "rgba": ("rgba", []),
+    "crop": ("crop", []),
+}
+
+
+def _images(work: Path) -> None:
+    img = work / "img"
+    img.mkdir()
+    rgb, _ = synthetic_headshot(H, W, seed=3)
+    Image.fromarray(rgb).save(img / "rgb.png")
+    Image.fromarray(rgb).convert("L").save(img / "grey.png")
+    alpha = np.full((H, W), 255, np.uint8)
+    alpha[:, -24:] = 128  # a half-transparent strip: the layer's own alpha is kept and multiplied
+    Image.fromarray(np.dstack([rgb, alpha])).save(img / "rgba.png")
+    x, y, w, h = SELECT
+    Image.fromarray(rgb[y : y + h, x : x + w]).save(img / "crop.png")
+
+
+def _cases(spec: list) -> list[dict]:
+    return [
+        {
+            "name": name,
+            "src": f"{IMG}/{src}.png",
+            "prep": prep,
+            "args": args,
+            "run_mode": mode,
+            "export": f"{OUT}/{name}.png",
+        }
+        for name, src, prep, args, mode in spec
+    ]
+
+
+def _gimp(work: Path, tag: str, spec: list, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, dict]:
+    (work / f"{tag}.json").write_text(json.dumps(_cases(spec)))
+    env = {"KNOCKOUT_CASES": f"/mnt/work/{tag}.json", "KNOCKOUT_RESULTS": f"/mnt/work/{tag}-results.json", **env}
+    proc = harness.run_gimp(work, "/mnt/work/batch.py", env=env)
+    results_file = work / f"{tag}-results.json"
+    assert results_file.exists(), f"GIMP wrote no results (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    return proc, {r["name"]: r for r in json.loads(results_file.read_text())}
+
+
+@pytest.fixture(scope="module")
+def gimp(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    work = tmp_path_factory.mktemp("gimp")
+    _images(work)
+    (work / "out").mkdir()
+    (work / "batch.py").write_bytes((harness.HERE / "batch.py").read_bytes())
+    made = harness.make_core_venv(work)
+    assert made.returncode == 0, made.stderr
+    # the real record of an install from the host's environment: a Python GIMP's cannot use
+    host = subprocess.run(
+        [sys.executable, "-m", "knockout.cli", "gimp", "install", "--gimp-dir", str(work / "host-gimp")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (work / "host-core.json").write_bytes((work / "host-gimp/plug-ins/knockout-backdrop/core.json").read_bytes())
+    driver = "from knockout.cli import main\n" + "".join(
+        f"assert main(['cut', '{IMG}/{src}.png', '-o', '/mnt/work/expected/{name}', '-q', *{args!r}]) == 0\n"
+        for name, (src, args) in EXPECTED.items()
+    )
+    cut = harness.run_in_root(["/mnt/work/venv/bin/python", "-c", driver], work)
+    assert cut.returncode == 0, cut.stderr
+    in_process = _gimp(work, "in-process", IN_PROCESS_CASES, {})
+    sub = _gimp(work, "subprocess", SUBPROCESS_CASES, {"KNOCKOUT_GIMP_BRIDGE": "subprocess"})
+    return {"work": work, "runs": [in_process, sub], "host_install": host.stdout,
+            "results": {**in_process[1], **sub[1]}}  # fmt: skip
+
+
+def _load(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGBA"))
+
+
+def _out(gimp: dict, name: str) -> np.ndarray:
+    return _load(gimp["work"] / "out" / f"{name}.png")
+
+
+def _expected(gimp: dict, name: str, src: str | None = None) -> np.ndarray:
+    return _load(gimp["work"] / "expected" / name / f"{src or EXPECTED[name][0]}.png")
+
+
+def _ok(gimp: dict, name: str) -> dict:
+    r = gimp["results"][name]
+    assert r["status"] == "success", r
+    return r
+
+
+def _same_cutout(got: np.ndarray, want: np.ndarray) -> None:
+    """Identical alpha, identical colours wherever a pixel is not fully transparent."""
+    np.testing.assert_array_equal(got[..., 3], want[..., 3])
+    seen = want[..., 3] > 0
+    np.testing.assert_array_equal(got[..., :3][seen], want[..., :3][seen])
+
+
+def test_gimp_runs_exit_cleanly(gimp: dict) -> None:
+    for proc, _ in gimp["runs"]:
+        assert proc.returncode == 0, proc.stderr
+        noise = harness.noise_free(proc.stderr)
+        assert not [ln for ln in noise if "Traceback" in ln or "CRITICAL" in ln], "\n".join(noise)
+        assert "batch command executed successfully" in proc.stderr
+
+
+def test_layer_mask_equals_knockout_cut(gimp: dict) -> None:
+    r = _ok(gimp, "mask")
+    assert r["core_path"] == "in-process"
+    assert r["has_mask"] and not r["has_alpha"] and r["layers"] == 1  # non-destructive: the pixels stay
+    got, want = _out(gimp, "mask"), _expected(gimp, "default")
+    np.testing.assert_array_equal(got[..., 3], want[..., 3])
+    original = np.asarray(Image.open(gimp["work"] / "img" / "rgb.png"))
+    np.testing.assert_array_equal(got[..., :3][got[..., 3] > 0], original[got[..., 3] > 0])
+    assert 0.2 < (want[..., 3] > 127).mean() < 0.8  # a real cut-out, not all or nothing
+
+
+def test_alpha_output_equals_knockout_cut(gimp: dict) -> None:
+    r = _ok(gimp, "alpha")
+    assert r["has_alpha"] and not r["has_mask"]
+    _same_cutout(_out(gimp, "alpha"), _expected(gimp, "default"))
+
+
+def test_new_layer_output_holds_the_cutout_and_hides_the_original(gimp: dict) -> None:
+    r = _ok(gimp, "layer")
+    assert r["layers"] == 2 and r["visible"] == [True, False]
+    _same_cutout(_out(gimp, "layer"), _expected(gimp, "default"))
+
+
+def test_settings_reach_the_core(gimp: dict) -> None:
+    r = _ok(gimp, "threshold")
+    assert r["tolerance"] == pytest.approx(12.0)
+    want = _expected(gimp, "threshold")
+    _same_cutout(_out(gimp, "threshold"), want)
+    assert not np.array_equal(want[..., 3], _expected(gimp, "default")[..., 3])
+
+
+def test_with_last_values_runs_without_arguments(gimp: dict) -> None:
+    # GIMP stores last values after interactive (dialog) runs only; with none stored, the defaults apply
+    r = _ok(gimp, "last-vals")
+    assert r["tolerance"] == pytest.approx(gimp["results"]["mask"]["tolerance"])
+    np.testing.assert_array_equal(_out(gimp, "last-vals")[..., 3], _expected(gimp, "default")[..., 3])
+
+
+def test_grey_image(gimp: dict) -> None:
+    _ok(gimp, "grey")
+    got = np.asarray(Image.open(gimp["work"] / "out" / "grey.png"))
+    assert got.ndim == 3 and got.shape[2] == 2  # exported as grey + alpha: the image stayed grey
+    want = _expected(gimp, "grey")
+    np.testing.assert_array_equal(got[..., 1], want[..., 3])
+
+
+def test_layer_with_its_own_alpha(gimp: dict) -> None:
+    _ok(gimp, "rgba")
+    want = _expected(gimp, "rgba")
+    assert (want[:, -24:, 3] <= 128).all()  # the layer's alpha multiplied in
+    _same_cutout(_out(gimp, "rgba"), want)
+
+
+def test_16_bit_image_keeps_its_precision(gimp: dict) -> None:
+    for name in ("u16-alpha", "u16-mask", "sub-u16-mask"):
+        assert _ok(gimp, name)["precision"] == "u16-non-linear"
+        path = gimp["work"] / "out" / f"{name}.png"
+        assert path.read_bytes()[24] == 16  # PNG bit depth: exported at 16 bits per sample
+        want = _expected(gimp, "default")
+        np.testing.assert_array_equal(_out(gimp, name)[..., 3], want[..., 3])
+    _same_cutout(_out(gimp, "u16-alpha"), _expected(gimp, "default"))
+
+
+def test_selection_bounds_only(gimp: dict) -> None:
+    x, y, w, h = SELECT
+    want = _expected(gimp, "crop")[..., 3]
+    for name in ("selection", "sub-selection"):
+        _ok(gimp, name)
+        alpha = _out(gimp, name)[..., 3]
+        np.testing.assert_array_equal(alpha[y : y + h, x : x + w], want)
+        outside = np.ones(alpha.shape, bool)
+        outside[y : y + h, x : x + w] = False
+        assert (alpha[outside] == 255).all()
+        assert (want == 0).any()
+
+
+def test_subprocess_path_gives_the_same_result(gimp: dict) -> None:
+    for name, expected in (("sub-alpha", "default"), ("sub-threshold", "threshold")):
+        assert _ok(gimp, name)["core_path"] == "subprocess"
+        _same_cutout(_out(gimp, name), _expected(gimp, expected))
+
+
+def test_core_errors_come_back_as_pdb_errors(gimp: dict) -> None:
+    for name in ("error-tiny", "sub-error-tiny"):
+        r = gimp["results"][name]
+        assert r["status"] == "execution-error"
+        assert "image must be at least 2x2 pixels, got 1x1" in r["error"]
+        assert not (gimp["work"] / "out" / f"{name}.png").exists()
+
+
+def test_indexed_image_says_how_to_convert(gimp: dict) -> None:
+    r = gimp["results"]["error-indexed"]
+    assert r["status"] == "execution-error"
+    assert "indexed" in r["error"] and "Image > Mode > RGB" in r["error"]
+
+
+def test_unreachable_core_says_which_command_to_run(gimp: dict) -> None:
+    r = gimp["results"]["error-no-core"]
+    assert r["status"] == "execution-error"
+    msg = r["error"]
+    assert "cannot reach the knockout core" in msg
+    assert "'{}.{}'".format(*sys.version_info[:2]) in msg  # installed from another Python: not importable here
+    assert "does not exist here" in msg  # and that interpreter is not reachable from GIMP either
+    assert "knockout gimp install" in msg

@@ -1,0 +1,279 @@
+"""``knockout cut``: run the way a user runs it (main() and the installed console script)."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _images import to_bytes
+from conftest import synthetic_headshot
+from PIL import Image
+
+from knockout import __version__
+from knockout.cli import main
+
+SUMMARY = re.compile(r"^knockout: (\d+) cut out, (\d+) failed(?:, (\d+) skipped \(output exists.*\))? in [\d.]+ s$")
+
+
+def _headshot_file(path: Path, fmt: str | None = None, seed: int = 0) -> Path:
+    img, _ = synthetic_headshot(72, 54, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path, fmt)
+    return path
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("knockout")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "knockout.cli"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=False)
+
+
+def _summary(err: str) -> tuple[int, int, int]:
+    last = err.strip().splitlines()[-1]
+    m = SUMMARY.match(last)
+    assert m, f"no summary line in {err!r}"
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+# -- inputs and output names -------------------------------------------------------------------
+def test_single_file_beside_input(tmp_path, capsys):
+    src = _headshot_file(tmp_path / "portrait.jpg")
+    assert main(["cut", str(src)]) == 0
+    out = tmp_path / "portrait-cutout.png"
+    im = Image.open(out)
+    assert im.mode == "RGBA" and im.size == (54, 72)
+    assert _summary(capsys.readouterr().err) == (1, 0, 0)
+
+
+def test_folder_glob_and_recursive(tmp_path, capsys):
+    shoot = tmp_path / "shoot"
+    _headshot_file(shoot / "a.jpg")
+    _headshot_file(shoot / "b.png", seed=1)
+    _headshot_file(shoot / "sub" / "c.webp", seed=2)
+    (shoot / "notes.txt").write_text("not an image")
+    (shoot / ".hidden.png").write_bytes(b"")
+    out = tmp_path / "out"
+    assert main(["cut", str(shoot), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    out2 = tmp_path / "out2"
+    assert main(["cut", str(shoot), "-r", "-o", str(out2)]) == 0
+    assert sorted(p.name for p in out2.iterdir()) == ["a.png", "b.png", "c.png"]
+    out3 = tmp_path / "out3"
+    assert main(["cut", str(shoot / "*.jpg"), str(shoot / "**" / "*.webp"), "-o", str(out3)]) == 0
+    assert sorted(p.name for p in out3.iterdir()) == ["a.png", "c.png"]
+    capsys.readouterr()
+
+
+def test_existing_output_kept_unless_overwrite(tmp_path, capsys):
+    src = _headshot_file(tmp_path / "a.jpg")
+    dst = tmp_path / "a-cutout.png"
+    dst.write_bytes(b"mine")
+    assert main(["cut", str(src)]) == 0
+    assert dst.read_bytes() == b"mine"
+    assert _summary(capsys.readouterr().err) == (0, 0, 1)
+    assert main(["cut", str(src), "--overwrite"]) == 0
+    assert Image.open(dst).mode == "RGBA"
+    assert _summary(capsys.readouterr().err) == (1, 0, 0)
+
+
+def test_rerun_on_a_folder_does_not_cut_out_the_cutouts(tmp_path, capsys):
+    _headshot_file(tmp_path / "a.jpg")
+    assert main(["cut", str(tmp_path)]) == 0
+    assert main(["cut", str(tmp_path), "--overwrite"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-cutout.png", "a.jpg"]
+    capsys.readouterr()
+
+
+def test_input_is_never_overwritten(tmp_path, capsys):
+    a = _headshot_file(tmp_path / "a.png")
+    before = a.read_bytes()
+    # -o into the input's own folder: a.png would be its own output, so it gets a tagged name
+    assert main(["cut", str(a), "-o", str(tmp_path), "--overwrite"]) == 0
+    assert a.read_bytes() == before and (tmp_path / "a-cutout.png").exists()
+    # a.jpg's output would be a.png, itself an input: refused even with --overwrite
+    _headshot_file(tmp_path / "a.jpg")
+    assert main(["cut", str(tmp_path / "a.jpg"), str(a), "-o", str(tmp_path), "--overwrite"]) == 1
+    assert a.read_bytes() == before
+    assert "is also an input" in capsys.readouterr().err
+
+
+def test_two_inputs_one_output_name(tmp_path, capsys):
+    _headshot_file(tmp_path / "x" / "a.jpg")
+    _headshot_file(tmp_path / "y" / "a.jpg")
+    assert main(["cut", str(tmp_path / "x" / "a.jpg"), str(tmp_path / "y" / "a.jpg"), "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "would also be written by" in err and _summary(err) == (1, 1, 0)
+
+
+# -- output options ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "case",
+    [
+        ([], "a-cutout.png", "PNG", "RGBA"),
+        (["--format", "webp"], "a-cutout.webp", "WEBP", "RGBA"),
+        (["--output", "mask"], "a-mask.png", "PNG", "L"),
+        (["--output", "solid", "--background", "#ffffff", "--format", "jpeg"], "a-solid.jpg", "JPEG", "RGB"),
+        (["--output", "solid"], "a-solid.png", "PNG", "RGB"),
+    ],
+)
+def test_output_options(tmp_path, capsys, case):
+    opts, name, fmt, mode = case
+    src = _headshot_file(tmp_path / "a.jpg")
+    assert main(["cut", str(src), *opts]) == 0
+    im = Image.open(tmp_path / name)
+    assert (im.format, im.mode, im.size) == (fmt, mode, (54, 72))
+    px = np.asarray(im.convert("RGBA"))
+    if "--output" not in opts:
+        assert px[1, 1, 3] == 0 and px[-2, 27, 3] == 255
+    elif "mask" in opts:
+        assert np.asarray(im)[1, 1] == 0 and np.asarray(im)[-2, 27] == 255
+    else:
+        assert px[1, 1, :3].min() >= 245  # backdrop replaced by white
+    capsys.readouterr()
+
+
+def test_crop_with_margin(tmp_path, capsys):
+    src = _headshot_file(tmp_path / "a.jpg")
+    opts = ["--feather", "0", "--output", "mask", "--overwrite"]
+    assert main(["cut", str(src), *opts]) == 0
+    full = np.asarray(Image.open(tmp_path / "a-mask.png"))
+    rows, cols = np.flatnonzero(full.any(axis=1)), np.flatnonzero(full.any(axis=0))
+    for margin in (0, 3):
+        assert main(["cut", str(src), "--crop", "--margin", str(margin), *opts]) == 0
+        m = np.asarray(Image.open(tmp_path / "a-mask.png"))
+        y0, y1 = max(0, rows[0] - margin), min(72, rows[-1] + 1 + margin)
+        x0, x1 = max(0, cols[0] - margin), min(54, cols[-1] + 1 + margin)
+        assert m.shape == (y1 - y0, x1 - x0) and m.shape != full.shape
+        assert np.array_equal(m, full[y0:y1, x0:x1])
+    capsys.readouterr()
+
+
+def test_parallel_jobs(tmp_path, capsys):
+    for i in range(3):
+        _headshot_file(tmp_path / f"p{i}.png", seed=i)
+    assert main(["cut", str(tmp_path), "-o", str(tmp_path / "out"), "-j", "2"]) == 0
+    assert len(list((tmp_path / "out").iterdir())) == 3
+    assert _summary(capsys.readouterr().err) == (3, 0, 0)
+
+
+# -- bad inputs, through the installed command ---------------------------------------------------
+def test_each_kind_of_bad_input_is_one_line_and_others_still_processed(tmp_path):
+    good = _headshot_file(tmp_path / "good.jpg")
+    jpeg = good.read_bytes()
+    (tmp_path / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 3])
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    (tmp_path / "text.jpg").write_text("this is not an image\n")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "tiny.png").write_bytes(to_bytes(Image.new("RGB", (1, 1)), "PNG"))
+    names = ["truncated.jpg", "corrupt.png", "good.jpg", "text.jpg", "empty.png", "tiny.png", "missing.jpg"]
+    r = _cli("cut", *names, "-o", "out", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    errors = [ln for ln in lines if ln.startswith("knockout: error: ")]
+    expected = {
+        "truncated.jpg": "truncated or corrupt",
+        "corrupt.png": "truncated or corrupt",
+        "text.jpg": "not an image",
+        "empty.png": "empty file",
+        "tiny.png": "2x2",
+        "missing.jpg": "no such file",
+    }
+    assert len(errors) == len(expected)
+    for name, reason in expected.items():
+        (line,) = [ln for ln in errors if ln.startswith(f"knockout: error: {name}: ")]
+        assert reason in line
+    assert _summary(r.stderr) == (1, 6, 0)
+    assert Image.open(tmp_path / "out" / "good.png").mode == "RGBA"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]
+
+
+def test_debug_shows_tracebacks(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    r = _cli("cut", "empty.png", "--debug", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "knockout: error: empty.png: empty file" in r.stderr and "Traceback" in r.stderr
+
+
+def test_too_many_pixels_through_the_cli(tmp_path, capsys):
+    src = _headshot_file(tmp_path / "a.jpg")
+    assert main(["cut", str(src), "--max-pixels", "1000"]) == 1
+    assert "too many pixels" in capsys.readouterr().err
+
+
+# -- usage, version, help, progress ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["cut", "a.jpg", "--feather", "lots"],
+        ["cut", "a.jpg", "--format", "gif"],
+        ["cut", "a.jpg", "--format", "jpeg"],  # jpeg cannot hold the rgba cut-out
+        ["cut", "a.jpg", "--no-such-option"],
+        ["cut", "a.jpg", "-j", "-1"],
+        ["cut"],
+    ],
+)
+def test_usage_errors_exit_2(tmp_path, capsys, args):
+    _headshot_file(tmp_path / "a.jpg")
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        try:
+            code = main(args)
+        except SystemExit as exc:
+            code = exc.code
+    finally:
+        os.chdir(cwd)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+    assert not (tmp_path / "a-cutout.png").exists()
+
+
+def test_bad_setting_names_the_key_through_the_command(tmp_path):
+    r = _cli("cut", "a.jpg", "--png-compression", "12", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "png_compression" in r.stderr and "0 to 9" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_version():
+    r = _cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"knockout {__version__}"
+
+
+def test_help_has_examples(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["cut", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "knockout cut shoot/ -o cutouts/" in out and "--overwrite" in out
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_when_more_than_one_file(tmp_path, monkeypatch):
+    for i in range(2):
+        _headshot_file(tmp_path / f"p{i}.png", seed=i)
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert main(["cut", str(tmp_path / "p0.png"), str(tmp_path / "p1.png")]) == 0
+    assert "2/2" in term.getvalue() and "img" in term.getvalue()
+    # one file: no bar; -q: no bar and no summary
+    term2 = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term2)
+    assert main(["cut", str(tmp_path / "p0.png"), "--overwrite"]) == 0
+    assert "1/1" not in term2.getvalue() and _summary(term2.getvalue()) == (1, 0, 0)
+    term3 = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term3)
+    assert main(["cut", str(tmp_path / "p0.png"), str(tmp_path / "p1.png"), "--overwrite", "-q"]) == 0
+    assert term3.getvalue() == ""

@@ -1,0 +1,113 @@
+"""`knockout watch --check` and the config file: errors name the file, the key and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from daemon_util import knockout, write_config
+from knockout.daemon.config import load_config, parse_config
+
+from knockout.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_packaged_default_is_the_repository_config():
+    from importlib import resources
+
+    packaged = resources.files("knockout.daemon").joinpath("default-config.yaml").read_text(encoding="utf-8")
+    assert packaged == (ROOT / "config.yaml").read_text(encoding="utf-8")
+
+
+def test_default_config_watches_inbox_and_outbox_beside_it(tmp_path, monkeypatch):
+    cfg = parse_config((ROOT / "config.yaml").read_text(), base=tmp_path, name="config.yaml")
+    (job,) = cfg.jobs
+    assert (job.inbox, job.outbox) == (tmp_path / "inbox", tmp_path / "outbox")
+    assert (job.processed, job.failed) == (tmp_path / "processed", tmp_path / "failed")
+    # with no -c and no ./config.yaml, the packaged copy is used relative to the current folder
+    monkeypatch.chdir(tmp_path)
+    assert load_config().jobs[0].inbox == tmp_path / "inbox"
+    (tmp_path / "config.yaml").write_text("jobs: [{inbox: in2, outbox: out2}]\n")
+    assert load_config().jobs[0].inbox == tmp_path / "in2"
+
+
+def test_check_prints_the_resolved_config(tmp_path):
+    sub = tmp_path / "studio"
+    sub.mkdir()
+    cfg = write_config(
+        sub,
+        "studio.yaml",
+        jobs=[
+            {"name": "grey", "inbox": "inbox/grey", "outbox": "out/grey", "settings": {"method": "threshold"}},
+            {"name": "white", "inbox": "inbox/white", "outbox": "out/white", "settings": {"clusters": 4}},
+        ],
+        settings={"feather": 0},
+    )
+    r = knockout("watch", "-c", str(cfg), "--check", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = yaml.safe_load(r.stdout)
+    grey, white = out["jobs"]
+    assert grey["inbox"] == str(sub / "inbox" / "grey") and white["outbox"] == str(sub / "out" / "white")
+    assert grey["settings"]["method"] == "threshold" and white["settings"]["clusters"] == 4
+    assert grey["settings"]["feather"] == 0 and white["settings"]["feather"] == 0
+    assert not (sub / "inbox").exists(), "--check must not create folders"
+
+
+BAD = [
+    ({"settle": "soon"}, "settle: 'soon' is not allowed"),
+    ({"observer": "inotify"}, "observer: 'inotify' is not allowed; use one of: auto, native, polling"),
+    ({"workers": -1}, "workers: -1"),
+    ({"executor": {"dask": "tcp://x:1", "max_in_flight": "lots"}}, "executor.max_in_flight"),
+    ({"setle": 1}, "unknown key 'setle' (did you mean 'settle'?)"),
+    ({"settings": {"feathr": 2}}, "unknown setting 'feathr' (did you mean 'feather'?)"),
+    ({"settings": {"method": "magic"}}, "method: 'magic' is not allowed"),
+    ({"jobs": []}, "jobs: a list of one or more jobs is required"),
+    ({"jobs": [{"inbox": "in"}]}, "jobs[0].outbox: missing"),
+    ({"jobs": [{"inbox": "in", "outbox": "out", "colision": "skip"}]}, "jobs[0].unknown key 'colision'"),
+    ({"jobs": [{"inbox": "in", "outbox": "out", "after": "keep"}]}, "jobs[0].after: 'keep' is not allowed"),
+    ({"jobs": [{"inbox": "in", "outbox": "in/out"}]}, "jobs[0].outbox"),
+    ({"jobs": [{"inbox": "in", "outbox": "out", "processed": "in/done"}]}, "jobs[0].processed"),
+    ({"jobs": [{"inbox": "in/x", "outbox": "in"}]}, "overlaps the job's inbox"),
+    (
+        {"jobs": [{"name": "a", "inbox": "in", "outbox": "o1"}, {"name": "b", "inbox": "in", "outbox": "o2"}]},
+        "jobs[1].inbox",
+    ),
+    (
+        {"jobs": [{"name": "a", "inbox": "in", "outbox": "o1"}, {"name": "b", "inbox": "in2", "outbox": "in/o"}]},
+        "jobs[1].outbox",
+    ),
+    (
+        {"jobs": [{"inbox": "in", "outbox": "o", "settings": {"output": "rgba", "format": "jpeg"}}]},
+        "jpeg cannot hold an alpha channel",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "needle"), BAD)
+def test_bad_configs_exit_2_naming_file_and_key(tmp_path, capsys, change, needle):
+    cfg = write_config(tmp_path, "bad.yaml", **change)
+    assert main(["watch", "-c", str(cfg), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert str(cfg) in err and needle in err, err
+    assert not (tmp_path / "in").exists()
+
+
+def test_config_file_problems(tmp_path, capsys):
+    missing = tmp_path / "nope.yaml"
+    assert main(["watch", "-c", str(missing)]) == 2
+    assert "nope.yaml: cannot read the config file" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("jobs: [inbox: {\n")
+    assert main(["watch", "-c", str(broken), "--check"]) == 2
+    assert "broken.yaml: not valid YAML" in capsys.readouterr().err
+
+
+def test_dask_without_the_extra_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "knockout.distributed", None)  # as if knockout[dask] were missing
+    cfg = write_config(tmp_path)
+    assert main(["watch", "-c", str(cfg), "--dask", "tcp://127.0.0.1:1", "--once"]) == 2
+    assert "pip install 'knockout[dask]'" in capsys.readouterr().err

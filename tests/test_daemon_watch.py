@@ -1,0 +1,334 @@
+"""Real `knockout watch` processes on real folders: what users do to an inbox."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import yaml
+from daemon_util import (
+    DaemonProcess,
+    check_image,
+    done_count,
+    hidden_files,
+    image_bytes,
+    knockout,
+    visible,
+    wait_for,
+    write_config,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def test_once_processes_what_is_there_and_files_failures(tmp_path):
+    inbox = tmp_path / "inbox"
+    (inbox / "sub dir").mkdir(parents=True)
+    (inbox / "ok.jpg").write_bytes(image_bytes(1))
+    (inbox / "sub dir" / "-leading dash ü.png").write_bytes(image_bytes(2, fmt="PNG"))
+    (inbox / "empty.jpg").write_bytes(b"")
+    (inbox / "notes.txt").write_text("not an image, ignored")
+    (inbox / "big.png").write_bytes(image_bytes(3, size=(200, 200), fmt="PNG"))
+    cfg = write_config(tmp_path, settings={"max_pixels": 20_000})
+    r = knockout("watch", "-c", str(cfg), "--once", timeout=150)
+    assert r.returncode == 1, r.stderr  # some failed
+    out = tmp_path / "outbox"
+    assert visible(out) == [out / "ok.png", out / "sub dir" / "-leading dash ü.png"]
+    for p in visible(out):
+        check_image(p)
+    assert visible(tmp_path / "processed") == [
+        tmp_path / "processed" / "ok.jpg",
+        tmp_path / "processed" / "sub dir" / "-leading dash ü.png",
+    ]
+    failed = tmp_path / "failed"
+    assert "empty file (0 bytes)" in (failed / "empty.jpg.error.txt").read_text()
+    note = yaml.safe_load((failed / "big.png.error.txt").read_text())
+    assert "too many pixels" in note["reason"] and note["settings"]["max_pixels"] == 20_000
+    assert (inbox / "notes.txt").exists()
+    assert visible(inbox) == [inbox / "notes.txt"]
+    # the same again with nothing to do: exit 0
+    assert knockout("watch", "-c", str(cfg), "--once").returncode == 0
+
+
+def test_live_inbox(tmp_path):
+    """Slow writers, renames into place, moves from elsewhere, bad files, symlinks, collisions."""
+    inbox, out = tmp_path / "inbox", tmp_path / "outbox"
+    (out).mkdir()
+    (out / "taken.png").write_bytes(b"an older output")
+    cfg = write_config(tmp_path, settle=0.6, rescan=0, log_format="json")  # events only
+    d = DaemonProcess(cfg, umask=0o077)
+    try:
+        d.wait_ready()
+        # a slow writer: one file written in chunks over ~3 s (pauses shorter than settle)
+        data = image_bytes(5, fmt="PNG")
+        with open(inbox / "slow.png", "wb") as fh:
+            step = len(data) // 8 + 1
+            for i in range(0, len(data), step):
+                fh.write(data[i : i + step])
+                fh.flush()
+                time.sleep(0.4)
+        # browser-style download: .crdownload then renamed
+        (inbox / "dl.jpg.crdownload").write_bytes(image_bytes(6))
+        (inbox / ".hidden.jpg").write_bytes(image_bytes(7))
+        (inbox / "camera.part").write_bytes(image_bytes(8))
+        time.sleep(1.5)
+        assert not (out / "dl.png").exists() and not (out / "camera.png").exists()
+        os.rename(inbox / "dl.jpg.crdownload", inbox / "dl.jpg")
+        os.rename(inbox / "camera.part", inbox / "camera.jpg")
+        # mv from elsewhere, a whole folder moved in, a name collision
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "elsewhere" / "moved.jpg").write_bytes(image_bytes(9))
+        os.rename(tmp_path / "elsewhere" / "moved.jpg", inbox / "moved.jpg")
+        (tmp_path / "shoot" / "day 2").mkdir(parents=True)
+        for i in range(3):
+            (tmp_path / "shoot" / "day 2" / f"p{i}.jpg").write_bytes(image_bytes(10 + i))
+        os.rename(tmp_path / "shoot", inbox / "shoot")
+        (inbox / "taken.jpg").write_bytes(image_bytes(13))
+        # bad inputs
+        (inbox / "corrupt.jpg").write_bytes(image_bytes(14)[:300])
+        (inbox / "text.png").write_text("hello")
+        (tmp_path / "secret.jpg").write_bytes(image_bytes(15))
+        os.symlink(tmp_path / "secret.jpg", inbox / "link.jpg")
+        expected = [
+            "camera.png",
+            "dl.png",
+            "moved.png",
+            "shoot/day 2/p0.png",
+            "shoot/day 2/p1.png",
+            "shoot/day 2/p2.png",
+            "slow.png",
+            "taken-1.png",
+            "taken.png",
+        ]
+        bad = ["corrupt.jpg", "link.jpg", "text.png"]
+        wait_for(
+            lambda: (
+                sorted(str(p.relative_to(out)) for p in visible(out)) == expected
+                and all((tmp_path / "failed" / b).exists() or (tmp_path / "failed" / b).is_symlink() for b in bad)
+            ),
+            90,
+            d,
+            "all outputs and failures",
+        )
+        time.sleep(1.0)
+        r = knockout("status", "-c", str(cfg))
+        assert r.returncode == 0 and "running: pid" in r.stdout, r.stdout + r.stderr
+        assert "8 processed, 3 failed" in r.stdout, r.stdout
+        assert "last error:" in r.stdout
+    finally:
+        d.stop()
+    assert d.proc.returncode == 0
+    assert (out / "taken.png").read_bytes() == b"an older output"
+    for name in expected:
+        if name != "taken.png":
+            check_image(out / name)
+            assert (out / name).stat().st_mode & 0o777 == 0o644
+    assert visible(inbox) == [inbox / ".hidden.jpg"] or visible(inbox) == []
+    assert (inbox / ".hidden.jpg").exists()
+    failed = tmp_path / "failed"
+    assert "truncated or corrupt" in (failed / "corrupt.jpg.error.txt").read_text()
+    assert "not an image" in (failed / "text.png.error.txt").read_text()
+    assert "symbolic link" in (failed / "link.jpg.error.txt").read_text()
+    assert (failed / "link.jpg").is_symlink() and (tmp_path / "secret.jpg").exists()
+    assert not hidden_files(out)
+    # one log line per file, as JSON lines: input, output, method, milliseconds
+    lines = [yaml.safe_load(x) for x in d.text().splitlines() if x.startswith("{")]
+    done = [x for x in lines if x.get("event") == "processed"]
+    assert len(done) == 8 and all({"input", "output", "method", "milliseconds"} <= x.keys() for x in done)
+    assert sum(1 for x in done if x["input"].endswith("slow.png")) == 1
+    r = knockout("status", "-c", str(cfg))
+    assert r.returncode == 1 and "not running" in r.stdout
+
+
+def test_burst_of_200_files(tmp_path):
+    cfg = write_config(tmp_path, settle=0.2)
+    d = DaemonProcess(cfg)
+    inbox, out = tmp_path / "inbox", tmp_path / "outbox"
+    try:
+        d.wait_ready()
+        blobs = [image_bytes(i % 7) for i in range(7)]
+        for i in range(200):
+            (inbox / f"img{i:03d}.jpg").write_bytes(blobs[i % 7])
+        wait_for(lambda: len(visible(tmp_path / "processed")) == 200, 150, d, "200 processed")
+    finally:
+        d.stop()
+    names = sorted(p.name for p in visible(out))
+    assert names == [f"img{i:03d}.png" for i in range(200)]
+    for p in visible(out)[::20]:
+        check_image(p)
+    assert not (tmp_path / "failed").exists() or not visible(tmp_path / "failed")
+    assert not visible(inbox) and not hidden_files(out)
+
+
+def _drop(inbox, n, prefix="f"):
+    blobs = [image_bytes(i % 5) for i in range(5)]
+    for i in range(n):
+        (inbox / f"{prefix}{i:03d}.jpg").write_bytes(blobs[i % 5])
+
+
+def test_sigkill_mid_burst_then_restart_loses_nothing(tmp_path):
+    inbox, out, done = tmp_path / "inbox", tmp_path / "outbox", tmp_path / "processed"
+    inbox.mkdir()
+    _drop(inbox, 40)
+    (inbox / "bad.jpg").write_bytes(b"junk")
+    cfg = write_config(tmp_path, settle=0.1)
+    d = DaemonProcess(cfg)
+    wait_for(lambda: len(visible(out)) >= 8 if out.exists() else False, 90, d, "the first outputs")
+    d.signal(signal.SIGKILL)
+    d.wait()
+    # right after the kill: every visible output is complete; nothing vanished
+    for p in visible(out):
+        check_image(p)
+    claims = inbox / ".knockout-claims"
+    in_claims = [p for p in claims.rglob("*.jpg") if p.is_file()]
+    everywhere = [*visible(inbox), *in_claims, *visible(done), *visible(tmp_path / "failed")]
+    names = sorted(p.name for p in everywhere if not p.name.endswith(".error.txt"))
+    assert names == sorted(["bad.jpg", *(f"f{i:03d}.jpg" for i in range(40))])  # each input once, somewhere
+    # restart: recovery, then everything finishes
+    bad_done = (tmp_path / "failed" / "bad.jpg").exists()
+    r = knockout("watch", "-c", str(cfg), "--once", timeout=150)
+    assert r.returncode == (0 if bad_done else 1), r.stderr
+    assert "recovered the claims" in r.stderr
+    outputs = sorted(p.name for p in visible(out))
+    assert outputs == [f"f{i:03d}.png" for i in range(40)], outputs  # no duplicates, none missing
+    assert sorted(p.name for p in visible(done)) == [f"f{i:03d}.jpg" for i in range(40)]
+    assert [p.name for p in visible(tmp_path / "failed")] == ["bad.jpg", "bad.jpg.error.txt"]
+    for p in visible(out):
+        check_image(p)
+    assert not hidden_files(out), hidden_files(out)
+    assert not visible(inbox) and not [p for p in claims.rglob("*") if p.is_file()]
+
+
+def test_sigterm_finishes_in_flight_and_exits_0(tmp_path):
+    inbox, out, done = tmp_path / "inbox", tmp_path / "outbox", tmp_path / "processed"
+    inbox.mkdir()
+    _drop(inbox, 30)
+    cfg = write_config(tmp_path, settle=0.1)
+    d = DaemonProcess(cfg)
+    wait_for(lambda: out.exists() and len(visible(out)) >= 3, 90, d, "the first outputs")
+    d.signal(signal.SIGTERM)
+    assert d.wait(90) == 0
+    left = sorted(p.name for p in visible(inbox))
+    finished = sorted(p.name for p in visible(done))
+    assert left and finished, "stopped mid-burst"
+    assert sorted(left + finished) == [f"f{i:03d}.jpg" for i in range(30)]
+    assert sorted(p.stem for p in visible(out)) == sorted(p[:-4] for p in finished)
+    for p in visible(out):
+        check_image(p)
+    assert not hidden_files(out)
+    assert not [p for p in (inbox / ".knockout-claims").rglob("*") if p.is_file()]
+
+
+def test_two_daemons_on_one_inbox_process_each_file_once(tmp_path):
+    inbox, out = tmp_path / "inbox", tmp_path / "outbox"
+    a = DaemonProcess(write_config(tmp_path, "a.yaml", settle=0.2, workers=1))
+    b = DaemonProcess(write_config(tmp_path, "b.yaml", settle=0.2, workers=1))
+    try:
+        a.wait_ready()
+        b.wait_ready()
+        _drop(inbox, 50)
+        wait_for(lambda: len(visible(tmp_path / "processed")) == 50, 150, a, "50 processed")
+        time.sleep(1.0)
+    finally:
+        a.stop()
+        b.stop()
+    # collision: suffix would have made NAME-1.png for a file processed twice
+    assert sorted(p.name for p in visible(out)) == [f"f{i:03d}.png" for i in range(50)]
+    count_a, count_b = (done_count(x.text()) for x in (a, b))
+    assert count_a + count_b == 50, (count_a, count_b)
+    assert count_a > 0 and count_b > 0, (count_a, count_b)
+
+
+def test_sighup_reloads_and_keeps_old_config_when_invalid(tmp_path):
+    inbox, out = tmp_path / "inbox", tmp_path / "outbox"
+    cfg = write_config(tmp_path)
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        (inbox / "a.jpg").write_bytes(image_bytes(1))
+        wait_for((out / "a.png").exists, 60, d, "a.png")
+        check_image(out / "a.png", "RGBA")
+        write_config(tmp_path, settings={"output": "mask"})
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: "config reloaded" in d.text(), 30, d, "the reload")
+        (inbox / "b.jpg").write_bytes(image_bytes(2))
+        wait_for((out / "b.png").exists, 60, d, "b.png")
+        check_image(out / "b.png", "L")
+        cfg.write_text(cfg.read_text().replace("settle:", "setle:"))
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: "keeping the old one" in d.text(), 30, d, "the rejected reload")
+        assert "unknown key 'setle'" in d.text()
+        (inbox / "c.jpg").write_bytes(image_bytes(3))
+        wait_for((out / "c.png").exists, 60, d, "c.png")
+        check_image(out / "c.png", "L")
+    finally:
+        d.stop()
+    assert d.proc.returncode == 0
+
+
+def test_transient_write_errors_are_retried_and_the_input_kept(tmp_path):
+    inbox, out = tmp_path / "inbox", tmp_path / "outbox"
+    (out).mkdir()
+    (out / "sub").write_text("a file where the output folder should be")  # writing fails
+    cfg = write_config(tmp_path, retry_backoff=0.5, retries=6)
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        (inbox / "sub").mkdir()
+        (inbox / "sub" / "x.jpg").write_bytes(image_bytes(1))
+        wait_for(lambda: "retry 2/6" in d.text(), 60, d, "retries")
+        assert not (tmp_path / "failed" / "sub" / "x.jpg").exists()
+        assert not (tmp_path / "processed" / "sub" / "x.jpg").exists()
+        (out / "sub").unlink()
+        wait_for((out / "sub" / "x.png").exists, 60, d, "the output after the fix")
+        wait_for((tmp_path / "processed" / "sub" / "x.jpg").exists, 10, d, "the input moved")
+    finally:
+        d.stop()
+    check_image(out / "sub" / "x.png")
+
+
+def test_leave_keeps_inputs_and_reprocesses_changed_ones(tmp_path):
+    inbox, out = tmp_path / "inbox", tmp_path / "outbox"
+    jobs = [{"name": "keep", "inbox": "inbox", "outbox": "outbox", "after": "leave", "collision": "overwrite"}]
+    cfg = write_config(tmp_path, jobs=jobs, rescan=0.5)
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        (inbox / "a.jpg").write_bytes(image_bytes(1))
+        wait_for(lambda: done_count(d.text()) == 1, 60, d, "a.png")
+        time.sleep(2.5)  # several rescans: the record stops a repeat
+        assert done_count(d.text()) == 1
+        assert (inbox / "a.jpg").exists(), d.text()
+        (inbox / "a.jpg").write_bytes(image_bytes(2, fmt="JPEG"))  # changed: processed again
+        wait_for(lambda: done_count(d.text()) == 2, 60, d, "a.png again")
+    finally:
+        d.stop()
+    assert visible(out) == [out / "a.png"]
+    check_image(out / "a.png")
+
+
+def test_polling_observer(tmp_path):
+    inbox, out = tmp_path / "inbox", tmp_path / "outbox"
+    cfg = write_config(tmp_path, observer="polling", poll_interval=0.3, rescan=0)
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        (inbox / "a.jpg").write_bytes(image_bytes(1))
+        wait_for((out / "a.png").exists, 60, d, "a.png seen by polling")
+    finally:
+        d.stop()
+    check_image(out / "a.png")
+
+
+def test_rescan_catches_files_the_observer_missed(tmp_path):
+    inbox, out = tmp_path / "inbox", tmp_path / "outbox"
+    cfg = write_config(tmp_path, observer="polling", poll_interval=3600, rescan=0.5)  # the observer sees nothing
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        (inbox / "a.jpg").write_bytes(image_bytes(1))
+        wait_for((out / "a.png").exists, 60, d, "a.png found by the rescan")
+    finally:
+        d.stop()
