@@ -187,16 +187,18 @@ def test_cut_dask_without_a_scheduler_exits_2_naming_the_address(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
 
 
-def test_cut_dask_without_dask_installed_says_how_to_install_it(tmp_path):
-    (src,) = _shoot(tmp_path, 1)
-    code = (
+@pytest.mark.parametrize("command", ["cut", "watch"])
+def test_dask_without_dask_installed_says_how_to_install_it(tmp_path, command):
+    (src,) = _shoot(tmp_path / "inbox", 1)
+    args = [str(src)] if command == "cut" else ["-c", str(du.write_config(tmp_path)), "--once"]
+    code = (  # as if knockout[dask] were not installed: `import distributed` fails
         "import sys; sys.modules['distributed'] = None; from knockout.cli import main; "
-        f"sys.exit(main(['cut', {str(src)!r}, '--dask', 'tcp://127.0.0.1:8786']))"
+        f"sys.exit(main([{command!r}, *{args!r}, '--dask', 'tcp://127.0.0.1:8786']))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
-    assert r.returncode == 2
+    assert r.returncode == 2, r.stderr
     assert "pip install 'knockout[dask]'" in r.stderr and "Traceback" not in r.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
+    assert [p.name for p in (tmp_path / "inbox").iterdir()] == [src.name]  # untouched, nothing written
 
 
 # -- the daemon (knockout watch) on a Dask cluster -------------------------------------------
@@ -211,10 +213,9 @@ def test_watch_dask_worker_killed_mid_burst_every_input_once(cluster, tmp_path):
     for i in range(30):
         (inbox / f"f{i:03d}.jpg").write_bytes(blobs[i % 6])
     (inbox / "bad.jpg").write_bytes(b"junk, not a jpeg")
-    executor = {"dask": c.scheduler_address, "on_scheduler_loss": "wait"}  # in flight: 2 per worker thread
-    cfg = du.write_config(tmp_path, settle=0.1, executor=executor)
+    cfg = du.write_config(tmp_path, settle=0.1)
     with distributed.get_task_stream(client=client) as stream:
-        d = du.DaemonProcess(cfg)
+        d = du.DaemonProcess(cfg, "--dask", c.scheduler_address)  # in flight: 2 per worker thread
         try:
             du.wait_for(lambda: len(du.visible(out)) >= 4 if out.exists() else False, 120, d, "the first outputs")
             killed = _kill_a_busy_worker(client)

@@ -36,16 +36,19 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
     """
     t0 = time.perf_counter()
     pic = decode(data, settings=settings)
-    res = cut_out(pic.rgb, settings=settings, source_alpha=pic.alpha)
-    out = encode(res.pixels, settings=settings, icc_profile=pic.icc_profile)
     h, w = pic.rgb.shape[:2]
+    icc = pic.icc_profile
+    res = cut_out(pic.rgb, settings=settings, source_alpha=pic.alpha)
+    pixels, tolerance = res.pixels, res.segmentation.tolerance
+    del pic, res  # the input, matte and masks are not needed to encode: keep the peak memory low
+    out = encode(pixels, settings=settings, icc_profile=icc)
     return Processed(
         data=out,
         suffix=output_suffix(settings),
         width=w,
         height=h,
         method=settings.preset or settings.method,
-        tolerance=res.segmentation.tolerance,
+        tolerance=tolerance,
         milliseconds=(time.perf_counter() - t0) * 1000,
     )
 

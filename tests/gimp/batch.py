@@ -5,7 +5,8 @@ Reads the cases from ``$KNOCKOUT_CASES`` (JSON list) and writes what happened to
 files and these results. Each case is a dict:
 
     name, src (PNG to load), export (PNG to write, optional),
-    prep: {grey, u16, alpha, indexed, select: [x, y, w, h], record: path to swap in as core.json},
+    prep: {grey, u16, alpha, indexed, select: [x, y, w, h], record: path to swap in as core.json,
+           no_layer: call with no drawables, two_layers: a copy of the layer above it, both selected},
     args: the procedure's arguments, run_mode: "noninteractive" (default) or "last-vals"
 """
 
@@ -33,7 +34,13 @@ def prepare(image, prep):
     if prep.get("select"):
         x, y, w, h = prep["select"]
         image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
-    return layer
+    if prep.get("no_layer"):
+        return []
+    if prep.get("two_layers"):
+        copy = layer.copy()
+        image.insert_layer(copy, None, 0)
+        return [copy, layer]
+    return [layer]
 
 
 def export(image, path):
@@ -53,13 +60,13 @@ def export(image, path):
 def run_case(case):
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(case["src"]))
     prep = case.get("prep", {})
-    layer = prepare(image, prep)
+    drawables = prepare(image, prep)
     proc = Gimp.get_pdb().lookup_procedure(PROC)
     cfg = proc.create_config()
     last = case.get("run_mode") == "last-vals"
     cfg.set_property("run-mode", Gimp.RunMode.WITH_LAST_VALS if last else Gimp.RunMode.NONINTERACTIVE)
     cfg.set_property("image", image)
-    cfg.set_core_object_array("drawables", [layer])
+    cfg.set_core_object_array("drawables", drawables)
     for key, value in case.get("args", {}).items():
         cfg.set_property(key, value)
     saved = None
@@ -88,6 +95,7 @@ def run_case(case):
         out["tolerance"] = res.index(2)
         top = image.get_layers()[0]
         out["has_mask"] = top.get_mask() is not None
+        out["masks"] = [lay.get_mask() is not None for lay in image.get_layers()]
         out["has_alpha"] = top.has_alpha()
         out["visible"] = [lay.get_visible() for lay in image.get_layers()]
         if case.get("export"):

@@ -42,7 +42,9 @@ IN_PROCESS_CASES = [
     ("u16-alpha", "rgb", {"u16": True}, {"output": "alpha"}, None),
     ("u16-mask", "rgb", {"u16": True}, {"output": "mask"}, None),
     ("selection", "rgb", {"select": list(SELECT)}, {"output": "mask"}, None),
+    ("two-layers", "rgb", {"two_layers": True}, {}, None),
     ("error-tiny", "rgb", {"select": [3, 3, 1, 1]}, {}, None),
+    ("error-no-layer", "rgb", {"no_layer": True}, {}, None),
     ("error-indexed", "rgb", {"indexed": True}, {}, None),
     ("error-no-core", "rgb", {"record": "/mnt/work/host-core.json"}, {}, None),
 ]
@@ -248,6 +250,20 @@ def test_core_errors_come_back_as_pdb_errors(gimp: dict) -> None:
         assert r["status"] == "execution-error"
         assert "image must be at least 2x2 pixels, got 1x1" in r["error"]
         assert not (gimp["work"] / "out" / f"{name}.png").exists()
+
+
+def test_every_selected_layer_is_processed(gimp: dict) -> None:
+    r = _ok(gimp, "two-layers")
+    assert r["masks"] == [True, True]
+    want = _expected(gimp, "default")[..., 3]
+    hard = (want == 0) | (want == 255)  # the export stacks both masked layers: soft edges add up
+    np.testing.assert_array_equal(_out(gimp, "two-layers")[..., 3][hard], want[hard])
+
+
+def test_no_layer_is_an_error_with_advice(gimp: dict) -> None:
+    r = gimp["results"]["error-no-layer"]
+    assert r["status"] == "execution-error"
+    assert "no layer is selected" in r["error"]
 
 
 def test_indexed_image_says_how_to_convert(gimp: dict) -> None:

@@ -170,9 +170,10 @@ def _run_local(
         for src, dst in jobs:
             yield _work(src, dst, settings, debug=debug)
         return
-    # spawn, not fork: a child forked after KMeans has started its OpenMP threads can deadlock
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+    ctx = _pool_context()
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx)
+    finished = False
+    try:
         futures = {pool.submit(_work, src, dst, settings, debug=debug): (src, dst) for src, dst in jobs}
         for fut in as_completed(futures):
             src, dst = futures[fut]
@@ -180,6 +181,23 @@ def _run_local(
                 yield fut.result()
             except Exception as exc:  # e.g. a worker killed by the OOM killer
                 yield src, dst, None, _error(f"worker process failed: {type(exc).__name__}: {exc}", debug)
+        finished = True
+    finally:
+        # on Ctrl-C, drop the queued files at once instead of cutting them all out first
+        pool.shutdown(wait=finished, cancel_futures=not finished)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Never plain fork: a child forked after KMeans has started its OpenMP threads can deadlock.
+
+    A fork server that has imported knockout (and never run KMeans) starts workers quickly;
+    spawn, where there is no fork server, imports everything in each worker.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["knockout.process"])
+    return ctx
 
 
 def _say(message: str) -> None:

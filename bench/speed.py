@@ -1,0 +1,346 @@
+"""Speed and memory of ``knockout cut`` against the source article's recipe, side by side in one run.
+
+What it measures (issue 2's speed bar), on a 12-megapixel photo:
+
+(a) end to end, file to file: knockout (decode, segment, matte, compose, encode, atomic write) vs the
+    article's recipe (Pillow ``getdata`` -> scikit-learn ``KMeans()`` with its defaults, fitted and
+    predicted on every pixel -> alpha 0/255 -> PNG); target >= 20x;
+(b) the kmeans segmentation alone, ``segment(img, settings=Settings(method="kmeans"))``, vs the recipe's
+    ``KMeans().fit`` + ``predict`` on the same pixels; target >= 50x;
+(c) the share of encoding in knockout's end to end, at each ``png_compression`` level and for
+    lossless WebP;
+(d) peak memory of ``knockout cut`` on the 12 MP photo, in a fresh process (``ru_maxrss``), with a
+    ``tracemalloc`` breakdown by stage; target <= 400 MB;
+(e) images per second on a batch of 600x800 JPEGs through ``knockout cut`` (-j 1 and -j 2).
+
+The photo is a portrait from ../shared/data/portraits (the first plain-backdrop one) upscaled to
+3000x4000 with light sensor-like noise, or a synthetic headshot when that folder is absent. Every
+derived file lives in a temporary folder and is deleted at the end: never commit them.
+
+knockout's times are the best of ``--repeat`` runs after a warm-up; the recipe runs once (it takes
+minutes). Machines here are shared and noisy: compare ratios from the same run, not absolute times.
+
+Usage: python bench/speed.py [--megapixels 12] [--batch 24] [--repeat 3] [--no-recipe]
+Prints a markdown report; copy it into bench/RESULTS.md with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+# ../shared beside the checkout (CI, /work/main), or beside the worktrees' folder (/work/wt/NAME)
+_CANDIDATES = [ROOT.parent / "shared" / "data" / "portraits", ROOT.parent.parent / "shared" / "data" / "portraits"]
+PORTRAITS = Path(os.environ.get("KNOCKOUT_PORTRAITS", next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])))
+
+from conftest import synthetic_headshot  # noqa: E402
+
+from knockout.compose import compose  # noqa: E402
+from knockout.cutout import cut_out  # noqa: E402
+from knockout.fsutil import atomic_write  # noqa: E402
+from knockout.imageio import decode, encode  # noqa: E402
+from knockout.matte import matte  # noqa: E402
+from knockout.process import process_file  # noqa: E402
+from knockout.segment import segment  # noqa: E402
+from knockout.settings import Settings  # noqa: E402
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+def _portrait_names(kinds: tuple[str, ...]) -> list[str]:
+    manifest = PORTRAITS / "manifest.csv"
+    if not manifest.exists():
+        return []
+    with manifest.open(newline="") as fh:
+        return [row["name"] for row in csv.DictReader(fh) if row["background_kind"] in kinds]
+
+
+def make_photo(folder: Path, megapixels: float) -> tuple[Path, str]:
+    """A JPEG of about ``megapixels`` (3:4 portrait) and a description of where it came from."""
+    h = round((megapixels * 1e6 * 4 / 3) ** 0.5)
+    w = round(h * 3 / 4)
+    names = _portrait_names(("plain",))
+    rng = np.random.default_rng(0)
+    if names:
+        src = PORTRAITS / "images" / f"{names[0]}.jpg"
+        im = Image.open(src).convert("RGB").resize((w, h), Image.Resampling.BICUBIC)
+        a = np.asarray(im).astype(np.int16)
+        a += rng.normal(0, 1.5, a.shape).round().astype(np.int16)  # grain, as a real 12 MP photo has
+        what = f"{names[0]} from ../shared/data/portraits upscaled to {w}x{h} (+ grain)"
+        img = np.clip(a, 0, 255).astype(np.uint8)
+    else:
+        img, _ = synthetic_headshot(h, w, noise=2.0)
+        what = f"synthetic headshot {w}x{h} (../shared/data/portraits not found)"
+    path = folder / "photo.jpg"
+    Image.fromarray(img).save(path, quality=92)
+    return path, what
+
+
+def make_batch(folder: Path, n: int) -> tuple[list[Path], str]:
+    """``n`` 600x800 JPEGs: portraits when present (copied to a temp folder only), else synthetic."""
+    folder.mkdir()
+    names = _portrait_names(("plain", "studio", "gradient"))[:n]
+    paths = []
+    if len(names) == n:
+        for name in names:
+            dst = folder / f"{name}.jpg"
+            shutil.copyfile(PORTRAITS / "images" / f"{name}.jpg", dst)
+            paths.append(dst)
+        return paths, f"{n} portraits (plain, studio, gradient) from ../shared/data/portraits, 600x800"
+    for i in range(n):
+        img, _ = synthetic_headshot(800, 600, seed=i)
+        dst = folder / f"synthetic_{i:03d}.jpg"
+        Image.fromarray(img).save(dst, quality=90)
+        paths.append(dst)
+    return paths, f"{n} synthetic 600x800 headshots"
+
+
+# -- the article's recipe, written out ---------------------------------------------------------------
+def recipe(src: Path, dst: Path) -> dict[str, float]:
+    """The source article's KMeans recipe end to end; returns the time of each step in seconds."""
+    from sklearn.cluster import KMeans
+
+    t = {}
+    t0 = time.perf_counter()
+    img = Image.open(src).convert("RGB")
+    pixels = np.array(list(img.getdata()))  # the article's getdata: a list of (r, g, b) tuples
+    t1 = time.perf_counter()
+    km = KMeans().fit(pixels)  # scikit-learn's defaults: 8 clusters
+    t2 = time.perf_counter()
+    labels = km.predict(pixels)
+    t3 = time.perf_counter()
+    alpha = np.where(labels == labels[0], 0, 255).astype(np.uint8).reshape(img.height, img.width)
+    out = img.convert("RGBA")
+    out.putalpha(Image.fromarray(alpha))
+    out.save(dst, "PNG")  # Pillow's default PNG settings
+    t4 = time.perf_counter()
+    t.update(read=t1 - t0, fit=t2 - t1, predict=t3 - t2, write=t4 - t3, total=t4 - t0, iterations=km.n_iter_)
+    return t
+
+
+# -- knockout --------------------------------------------------------------------------------------
+def best(fn, repeat: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), result
+
+
+def stages(data: bytes, settings: Settings) -> tuple[dict[str, float], np.ndarray, bytes | None]:
+    t = {}
+    t0 = time.perf_counter()
+    pic = decode(data, settings=settings)
+    t1 = time.perf_counter()
+    seg = segment(pic.rgb, settings=settings)
+    t2 = time.perf_counter()
+    alpha, colors = matte(pic.rgb, seg, settings=settings)
+    t3 = time.perf_counter()
+    out = compose(colors, alpha, settings=settings, source_alpha=pic.alpha)
+    t4 = time.perf_counter()
+    encode(out, settings=settings, icc_profile=pic.icc_profile)
+    t5 = time.perf_counter()
+    t.update(decode=t1 - t0, segment=t2 - t1, matte=t3 - t2, compose=t4 - t3, encode=t5 - t4, total=t5 - t0)
+    return t, out, pic.icc_profile
+
+
+def knockout_command() -> list[str]:
+    exe = Path(sys.executable).with_name("knockout")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "knockout.cli"]
+
+
+_MEMORY_PROBE = r"""
+import json, resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(json.dumps({"rc": r.returncode, "peak_mb": peak, "stderr": r.stderr[-500:]}))
+"""
+
+_IMPORTS = "import knockout.cli, knockout.process, knockout.commands.cut, sklearn.cluster, scipy.ndimage, tqdm"
+
+_TRACEMALLOC_PROBE = r"""
+import json, sys, tracemalloc
+from pathlib import Path
+from knockout.imageio import decode, encode
+from knockout.segment import segment
+from knockout.matte import matte
+from knockout.compose import compose
+from knockout.settings import Settings
+s = Settings()
+out = {}
+tracemalloc.start()
+data = Path(sys.argv[1]).read_bytes()
+def mark(name):
+    out[name] = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.reset_peak()
+mark("read")
+pic = decode(data, settings=s); mark("decode")
+seg = segment(pic.rgb, settings=s); mark("segment")
+alpha, colors = matte(pic.rgb, seg, settings=s); mark("matte")
+px = compose(colors, alpha, settings=s, source_alpha=pic.alpha); mark("compose")
+b = encode(px, settings=s, icc_profile=pic.icc_profile); mark("encode")
+print(json.dumps(out))
+"""
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+def memory(photo: Path, outdir: Path) -> dict[str, object]:
+    cmd = [*knockout_command(), "cut", str(photo), "-o", str(outdir), "--overwrite"]
+    # measured from a small wrapper process: Linux keeps ru_maxrss across fork + exec, so a child of
+    # this (large) process would report this process's peak
+    run = json.loads(_run([sys.executable, "-c", _MEMORY_PROBE, *cmd]).stdout)
+    if run["rc"] != 0:
+        raise RuntimeError(f"knockout cut failed: {run['stderr']}")
+    base = json.loads(_run([sys.executable, "-c", _MEMORY_PROBE, sys.executable, "-c", _IMPORTS]).stdout)
+    trace = json.loads(_run([sys.executable, "-c", _TRACEMALLOC_PROBE, str(photo)]).stdout)
+    return {"peak_mb": run["peak_mb"], "imports_mb": base["peak_mb"], "tracemalloc_mb": trace}
+
+
+def batch_rate(paths: list[Path], outdir: Path, jobs: int) -> float:
+    folder = paths[0].parent
+    cmd = [*knockout_command(), "cut", str(folder), "-o", str(outdir), "--overwrite", "-q", "-j", str(jobs)]
+    t0 = time.perf_counter()
+    r = _run(cmd)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"knockout cut failed: {r.stderr[-500:]}")
+    return len(paths) / dt
+
+
+# -- report ----------------------------------------------------------------------------------------
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--megapixels", type=float, default=12.0)
+    ap.add_argument("--batch", type=int, default=24, help="number of 600x800 JPEGs for (e)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each knockout timing (best is kept)")
+    ap.add_argument("--no-recipe", action="store_true", help="skip the article's recipe (it takes minutes)")
+    args = ap.parse_args()
+
+    settings = Settings()
+    kmeans = Settings(method="kmeans")
+    lines: list[str] = []
+
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    with tempfile.TemporaryDirectory(prefix="knockout-speed-") as tmp_name:
+        tmp = Path(tmp_name)
+        photo, what = make_photo(tmp, args.megapixels)
+        data = photo.read_bytes()
+        img = decode(data, settings=settings).rgb
+        h, w = img.shape[:2]
+        load = os.getloadavg()
+        say(f"Photo: {what}; {w * h / 1e6:.1f} MP, JPEG {len(data) / 1e6:.1f} MB.")
+        say(f"Machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at start.")
+        say()
+
+        # warm-up: imports, first KMeans, first PNG
+        cut_out(img[::8, ::8].copy(), settings=settings)
+
+        # (b) segmentation alone
+        t_seg, _ = best(lambda: segment(img, settings=kmeans), args.repeat)
+        # breakdown of knockout's end to end, in memory
+        runs = [stages(data, settings) for _ in range(args.repeat)]
+        t_stage = {k: min(r[0][k] for r in runs) for k in runs[0][0]}
+        out, icc = runs[0][1], runs[0][2]
+        # (a) knockout end to end, file to file
+        dst = tmp / "photo-cutout.png"
+
+        def e2e() -> None:
+            atomic_write(dst, process_file(photo, settings=settings).data)
+
+        t_e2e, _ = best(e2e, args.repeat)
+        t0 = time.perf_counter()
+        r = _run([*knockout_command(), "cut", str(photo), "-o", str(tmp / "cli"), "-q"])
+        t_cli = time.perf_counter() - t0
+        assert r.returncode == 0, r.stderr
+
+        # (c) encoders on the same output array
+        enc = {}
+        for level in range(10):
+            s = settings.replace(png_compression=level)
+            reps = args.repeat if level <= 3 else 1
+            t_enc, b = best(lambda s=s: encode(out, settings=s, icc_profile=icc), reps)
+            enc[f"PNG level {level}"] = (t_enc, len(b))
+        s = settings.replace(format="webp")
+        t_enc, b = best(lambda s=s: encode(out, settings=s, icc_profile=icc), args.repeat)
+        enc["WebP lossless"] = (t_enc, len(b))
+
+        # (d) memory, (e) batch
+        mem = memory(photo, tmp / "mem")
+        paths, batch_what = make_batch(tmp / "batch", args.batch)
+        rate1 = batch_rate(paths, tmp / "batch-out1", 1)
+        rate2 = batch_rate(paths, tmp / "batch-out2", 2)
+        one = [best(lambda p=p: process_file(p, settings=settings), 1)[0] for p in paths]
+
+        # the recipe, once
+        rec = None if args.no_recipe else recipe(photo, tmp / "recipe.png")
+
+    say(f"(a), (b): knockout (best of {args.repeat}) vs the article's recipe (once), same photo, same run")
+    say()
+    say("| | knockout | recipe | speed-up | target |")
+    say("|---|---:|---:|---:|---:|")
+    if rec:
+        tot = rec["total"]
+        say(f"| end to end, file to file | {t_e2e:.2f} s | {tot:.1f} s | {tot / t_e2e:.0f}x | >= 20x |")
+        fp = rec["fit"] + rec["predict"]
+        say(f"| kmeans segmentation vs KMeans fit+predict | {t_seg:.2f} s | {fp:.1f} s | {fp / t_seg:.0f}x | >= 50x |")
+    else:
+        say(f"| end to end, file to file | {t_e2e:.2f} s | (skipped) | | >= 20x |")
+        say(f"| kmeans segmentation | {t_seg:.2f} s | (skipped) | | >= 50x |")
+    say(f"| `knockout cut` command, fresh process (with imports) | {t_cli:.2f} s | | | |")
+    say()
+    if rec:
+        say(
+            f"Recipe steps: read + getdata {rec['read']:.1f} s, KMeans fit {rec['fit']:.1f} s "
+            f"({rec['iterations']} iterations), predict {rec['predict']:.1f} s, alpha + PNG {rec['write']:.1f} s."
+        )
+    say(
+        f"knockout steps (best of {args.repeat}, in memory): "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in t_stage.items() if k != "total")
+        + f"; total {t_stage['total']:.2f} s."
+    )
+    say()
+    say("(c) encoding the 12 MP RGBA cut-out; share = encode / (decode + segment + matte + compose + encode)")
+    say()
+    say("| encoder | time | share of end to end | size |")
+    say("|---|---:|---:|---:|")
+    rest = t_stage["total"] - t_stage["encode"]
+    for name, (t_enc, size) in enc.items():
+        default = " (default)" if name == f"PNG level {settings.png_compression}" else ""
+        say(f"| {name}{default} | {t_enc:.2f} s | {t_enc / (rest + t_enc):.0%} | {size / 1e6:.1f} MB |")
+    say()
+    say("(d) peak memory of `knockout cut` on the 12 MP photo in a fresh process (target <= 400 MB)")
+    say()
+    say(f"- ru_maxrss: {mem['peak_mb']:.0f} MB (of which imports alone: {mem['imports_mb']:.0f} MB)")
+    say(
+        "- tracemalloc peak by stage (numpy and Python allocations, MB): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in mem["tracemalloc_mb"].items())
+    )
+    say()
+    say(f"(e) batch: {batch_what}")
+    say()
+    say(f"- `knockout cut FOLDER -j 1`: {rate1:.2f} images/s (fresh process, imports included)")
+    say(f"- `knockout cut FOLDER -j 2`: {rate2:.2f} images/s")
+    say(f"- in process, per image: median {np.median(one) * 1000:.0f} ms, max {max(one) * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""knockout.matte on tiny synthetic composites with a known soft alpha."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from knockout import Settings
+from knockout import matte as matte_module
+from knockout.matte import matte
+from knockout.metrics import alpha_error, edge_color_error
+from knockout.segment import Segmentation
+
+FG = np.array([200, 60, 50], np.float32)
+BG = np.array([120, 125, 130], np.float32)
+
+
+def disc_alpha(h=80, w=80, r=25.0, soft=2.0) -> np.ndarray:
+    """A disc whose edge ramps linearly from 1 to 0 over ``soft`` pixels (float32 0-1)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = np.hypot(yy - h / 2, xx - w / 2)
+    return np.clip((r + soft / 2 - d) / soft, 0, 1).astype(np.float32)
+
+
+def composite(alpha, fg=FG, bg=BG, noise=1.5, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    bg_img = np.broadcast_to(bg, (*alpha.shape, 3)) if np.ndim(bg) == 1 else bg
+    img = alpha[..., None] * fg + (1 - alpha[..., None]) * bg_img + rng.normal(0, noise, (*alpha.shape, 3))
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def seg_of(mask: np.ndarray, work_side: int | None = None) -> Segmentation:
+    work = mask if work_side is None else np.zeros((work_side, work_side), bool)
+    return Segmentation(mask=mask, backdrop=BG[None].astype(np.uint8), tolerance=5.0, work_mask=work)
+
+
+def test_feather_zero_and_presets_keep_the_hard_edge():
+    alpha = disc_alpha()
+    img = composite(alpha)
+    mask = alpha >= 0.5
+    for s in (Settings(feather=0), Settings(preset="classic-threshold")):
+        a, colors = matte(img, seg_of(mask), settings=s)
+        assert a.dtype == np.uint8 and set(np.unique(a)) == {0, 255}
+        assert np.array_equal(a == 255, mask) and colors is img
+
+
+def test_soft_alpha_is_estimated_from_the_image():
+    truth = disc_alpha(soft=3.0)
+    img = composite(truth)
+    coarse = disc_alpha(r=26.0, soft=0.01) >= 0.5  # the hard mask is 1 px too big, as after upscaling
+    a, _ = matte(img, seg_of(coarse), settings=Settings())
+    hard_err = alpha_error(coarse, truth)
+    err = alpha_error(a, truth)
+    assert err < 0.35 * hard_err
+    ring = (truth > 0.2) & (truth < 0.8)
+    assert np.all((a[ring] > 0) & (a[ring] < 255))  # fractional where the truth is
+    assert np.abs(a[ring] / 255 - truth[ring]).mean() < 0.12
+
+
+def test_decontamination_removes_the_old_backdrop_halo():
+    truth = disc_alpha(soft=4.0)
+    img = composite(truth)
+    fg = np.broadcast_to(FG.astype(np.uint8), img.shape)
+    seg = seg_of(truth >= 0.5)
+    a, clean = matte(img, seg, settings=Settings())
+    a_off, raw = matte(img, seg, settings=Settings(decontaminate=False))
+    assert np.array_equal(a, a_off) and raw is img
+    green = (0, 255, 0)
+    on = edge_color_error(clean, a, fg, truth, background=green)
+    off = edge_color_error(raw, a, fg, truth, background=green)
+    assert on < 0.5 * off
+    ring = (truth > 0.3) & (truth < 0.7)
+    assert np.abs(clean[ring].astype(np.float32) - FG).mean() < 15  # un-mixed back to the subject colour
+
+
+def test_local_backdrop_follows_a_vignette():
+    h = w = 90
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    shade = 1 - 0.5 * (np.hypot(yy - 45, xx - 45) / 64) ** 2
+    bg = np.array([90, 160, 220], np.float32) * shade[..., None]
+    truth = disc_alpha(h, w, r=30, soft=3.0)
+    img = composite(truth, fg=np.array([40, 30, 30], np.float32), bg=bg)
+    a, _ = matte(img, seg_of(truth >= 0.5), settings=Settings())
+    assert alpha_error(a, truth) < 0.5 * alpha_error(truth >= 0.5, truth)
+    assert not a[truth == 0].any()  # no speckle on the shaded backdrop
+
+
+def test_hair_cut_off_by_the_clean_up_comes_back():
+    h = w = 80
+    truth = disc_alpha(h, w, r=22, soft=2.0)
+    for k in range(5):  # dark strands leaving the head
+        y = 40 - 22 - np.arange(4)
+        truth[y, 34 + 3 * k] = 0.8
+    img = composite(truth, fg=np.array([35, 25, 20], np.float32), bg=np.array([235, 235, 235], np.float32))
+    mask = disc_alpha(h, w, r=22, soft=0.01) >= 0.5  # the segmentation lost the strands
+    a, _ = matte(img, seg_of(mask, work_side=40), settings=Settings())  # work mask half size: edge is coarse
+    strands = truth == 0.8
+    assert (a[strands] > 128).mean() > 0.8
+
+
+def test_flat_subject_colour_falls_back_to_a_feather():
+    truth = disc_alpha(soft=0.01)
+    img = composite(truth, fg=BG + 3, noise=1.0)  # subject barely differs from the backdrop
+    a, _ = matte(img, seg_of(truth >= 0.5), settings=Settings(feather=2))
+    assert a[40, 40] == 255 and a[2, 2] == 0
+    # the soft edge is a smooth feather of the mask, not noise: monotone along a radius
+    profile = a[40, 40 + 20 : 40 + 32].astype(int)
+    assert np.all(np.diff(profile) <= 0)
+
+
+def test_tiles_do_not_leave_seams(monkeypatch):
+    truth = disc_alpha(300, 260, r=100, soft=3.0)
+    img = composite(truth, seed=3)
+    seg = seg_of(truth >= 0.5)
+    monkeypatch.setattr(matte_module, "_TILE", 64)
+    a_small, c_small = matte(img, seg, settings=Settings())
+    monkeypatch.setattr(matte_module, "_TILE", 1024)
+    a_one, c_one = matte(img, seg, settings=Settings())
+    assert np.array_equal(a_small, a_one) and np.array_equal(c_small, c_one)
+
+
+def test_bad_inputs_are_clear_errors():
+    truth = disc_alpha()
+    img = composite(truth)
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        matte(img[..., 0], seg_of(truth >= 0.5))
+    with pytest.raises(ValueError, match="does not match"):
+        matte(img, seg_of(np.zeros((10, 10), bool)))

@@ -1,0 +1,60 @@
+"""Packaging: ``daemon/`` installs as ``knockout.daemon`` (never a top-level ``daemon``), in both kinds of install."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import knockout
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_editable_install_maps_daemon_folder_to_knockout_daemon(tmp_path):
+    # from another folder, so that the checkout itself is not on sys.path
+    code = (
+        "import importlib.util, knockout, knockout.daemon; "
+        "print(knockout.__file__); print(knockout.daemon.__file__); print(importlib.util.find_spec('daemon'))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    pkg, daemon, top = r.stdout.splitlines()
+    assert Path(pkg).resolve().parent == ROOT / "src" / "knockout"
+    assert Path(daemon).resolve().parent == ROOT / "daemon"
+    assert top == "None"  # no top-level `daemon` package (python-daemon owns that name)
+
+
+def test_wheel_holds_knockout_daemon_and_no_top_level_daemon(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    (wheel,) = tmp_path.glob("knockout-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"knockout", f"knockout-{knockout.__version__}.dist-info"}, tops
+    assert "knockout/daemon/__init__.py" in names and "knockout/daemon/default-config.yaml" in names
+    assert "knockout/commands/cut.py" in names and "knockout/py.typed" in names
+    meta = zipfile.ZipFile(wheel).read(f"knockout-{knockout.__version__}.dist-info/METADATA").decode()
+    assert "Requires-Python: >=3.10" in meta
+    for dep in ("numpy", "pillow", "scikit-learn", "pyyaml", "watchdog", "tqdm"):
+        assert f"Requires-Dist: {dep}" in meta
+    assert "Provides-Extra: heif" in meta
+    entry = zipfile.ZipFile(wheel).read(f"knockout-{knockout.__version__}.dist-info/entry_points.txt").decode()
+    assert "knockout = knockout.cli:main" in entry
