@@ -99,7 +99,7 @@ def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
             cost = np.sqrt((residual**2).sum(axis=2))
         cost += texture
         barrier = _barrier(cost, seeds)
-        tol = _auto_tolerance(barrier, anchor) if settings.tolerance == "auto" else float(settings.tolerance)
+        tol = _auto_tolerance(barrier, seeds, anchor) if settings.tolerance == "auto" else float(settings.tolerance)
         region = ndi.binary_erosion(barrier <= tol, iterations=2) | seeds
         surface = _fit_surface(lab, region, degree=2, rng=rng)
     work = _clean(barrier > tol, settings)
@@ -291,14 +291,15 @@ def _barrier(cost: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     return out
 
 
-def _auto_tolerance(barrier: np.ndarray, anchor: np.ndarray) -> float:
+def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray) -> float:
     """Pick the tolerance per image: the first stable subject area before any leak.
 
     The subject's area as a function of the tolerance falls while the backdrop fills, then
     holds on a plateau while the subject's outline stops the growth, and falls again where
     the backdrop leaks into the subject (and may hold again on a smaller part of it). A leak
     into the body also shows as the backdrop reaching the bottom centre. The tolerance is the
-    middle of the first plateau below the leak.
+    middle of the first plateau below the leak, above the backdrop's own noise level (the
+    tolerance at which most of the border sample has joined).
     """
     n = len(_TOLERANCES)
     fg = np.array([(barrier > t).mean() for t in _TOLERANCES])
@@ -307,7 +308,9 @@ def _auto_tolerance(barrier: np.ndarray, anchor: np.ndarray) -> float:
     hi = min(n - 1, max(2, int(np.searchsorted(_TOLERANCES, leak / 1.2)) - 1))
     idx = np.arange(n)
     change = fg[np.maximum(idx - _K, 0)] - fg[np.minimum(idx + _K, n - 1)]
-    ok = (fg >= 0.03) & (fg <= 0.97) & (idx <= hi) & (idx >= _K)
+    s = barrier[seeds]
+    lo = int(np.searchsorted(_TOLERANCES, float(np.quantile(np.where(np.isinf(s), 1e9, s), 0.9)))) if s.size else 0
+    ok = (fg >= 0.03) & (fg <= 0.97) & (idx <= hi) & (idx >= max(_K, lo))
     if not ok.any():
         return float(_TOLERANCES[min(hi, n // 2)])
     flat = ok & (change <= change[ok].min() + _FLAT)
