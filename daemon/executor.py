@@ -192,7 +192,12 @@ def _process(data: bytes, settings: Settings) -> Processed:
 
 
 def _warm_up() -> None:
-    import knockout.process  # noqa: F401 - import the core (scikit-learn, scipy) before the first file
+    from ._preload import warm
+
+    try:
+        warm()
+    except Exception as exc:  # pragma: no cover - warming up must never stop a worker
+        log.debug("worker warm-up failed: %s", exc)
 
 
 class LocalExecutor:
@@ -220,7 +225,7 @@ class LocalExecutor:
         # never fork a process that runs observer threads; the fork server imports the core once
         if "forkserver" in methods:
             self._ctx = multiprocessing.get_context("forkserver")
-            self._ctx.set_forkserver_preload(["knockout.process"])
+            self._ctx.set_forkserver_preload(["knockout.daemon._preload"])
         else:  # pragma: no cover - Windows, macOS without forkserver
             self._ctx = multiprocessing.get_context("spawn")
         self._pool = self._new_pool()
@@ -285,7 +290,11 @@ class LocalExecutor:
         with self._lock:
             self._closed = True
             pool = self._pool
+        procs = [] if wait else list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=wait, cancel_futures=not wait)
+        for p in procs:  # without wait, work still running is abandoned (the daemon gave it back)
+            if p.is_alive():
+                p.terminate()
 
 
 def make_executor(config: ExecutorConfig) -> Executor:
