@@ -164,12 +164,21 @@ def parse_executor(workers: Any, executor: Any, *, where: str) -> ExecutorConfig
     return ExecutorConfig(workers=n, dask=address.strip(), max_in_flight=mif, on_scheduler_loss=loss)
 
 
-def _init_worker(parent: int) -> None:
+def _init_worker(parent: int, threads: int) -> None:
     # Ctrl-C in a terminal and a closing terminal signal the whole process group; the daemon
     # decides what happens to work in flight, not the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # N workers x all-cores OpenMP/BLAS pools would oversubscribe the CPUs: share them out
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)  # for libraries loaded from now on (spawn)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)  # for libraries the fork server already loaded
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
@@ -217,6 +226,7 @@ class LocalExecutor:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = workers
+        self.threads = max(1, _cpu_count() // workers)  # OpenMP / BLAS threads per worker
         self.max_in_flight = max_in_flight or 2 * workers
         self.retries = retries
         self._lock = threading.Lock()
@@ -234,7 +244,10 @@ class LocalExecutor:
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=self._ctx, initializer=_init_worker, initargs=(os.getpid(),)
+            max_workers=self.workers,
+            mp_context=self._ctx,
+            initializer=_init_worker,
+            initargs=(os.getpid(), self.threads),
         )
 
     def describe(self) -> str:

@@ -70,6 +70,7 @@ class Work:
     future: Any = None
     result: Processed | None = None
     error: BaseException | None = None  # an ImageError waiting one settle time for confirmation
+    output: Path | None = None  # the output, once written
     retry_at: float = 0.0
     started: float = field(default_factory=time.monotonic)
 
@@ -209,20 +210,25 @@ class Daemon:
             if adopted is None:
                 continue
             n_back = n_done = 0
-            for rel, path, mark in files.claimed_files(adopted):
-                out = files.output_done(mark)
-                if out is not None:
-                    self._after_success(job, rel, path)
-                    n_done += 1
-                else:
-                    files.move_noreplace(path, job.inbox / rel)
-                    n_back += 1
+            stuck = 0
+            for rel, path, mark in list(files.claimed_files(adopted)):
+                try:
+                    if files.output_done(mark) is not None:  # only the input's move was missing
+                        self._after_success(job, rel, path)
+                        n_done += 1
+                    else:
+                        files.move_noreplace(path, job.inbox / rel)
+                        n_back += 1
+                except OSError as exc:  # stays adopted: recovered again at the next start
+                    log.error("%s: cannot recover %s from %s: %s", job.name, rel, owner.name, exc)
+                    stuck += 1
             tags = [adopted.name]
             if (adopted / "adopted").is_dir():
                 tags += [p.name for p in (adopted / "adopted").iterdir()]
             for tag in tags:
                 files.remove_temps(job.outbox, tag)
-            files.remove_tree(adopted)
+            if not stuck:
+                files.remove_tree(adopted)
             log.warning(
                 "%s: recovered the claims of %s (stopped or dead): %d back in the inbox, %d finished",
                 job.name,
@@ -391,9 +397,14 @@ class Daemon:
         """Stat the candidates; claim and submit those stable for the settle time."""
         assert self.executor is not None
         room = self.executor.max_in_flight - sum(1 for w in self.works if w.executor is self.executor)
+        # a bounded number of stats per tick, so a 50,000-file inbox does not spin the loop
+        budget = max(256, 4 * self.executor.max_in_flight)
         for path, c in list(self.candidates.items()):
             if c.not_before > now:
                 continue
+            budget -= 1
+            if budget < 0:
+                break
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
@@ -408,6 +419,9 @@ class Daemon:
                 if c.stat is None and c.job.after == "leave" and self._seen(c.job, c.rel, key):
                     del self.candidates[path]
                     continue
+                if c.stat is not None:  # still growing: to the back of the queue
+                    del self.candidates[path]
+                    self.candidates[path] = c
                 c.stat, c.since = key, now
                 continue
             if now - c.since < self.cfg.settle:
@@ -415,8 +429,13 @@ class Daemon:
             if room <= 0:
                 break
             del self.candidates[path]
-            if self._start(c, st):
-                room -= 1
+            try:
+                if self._start(c, st):
+                    room -= 1
+            except Exception:  # one bad file never stops the loop
+                log.exception("%s: %s: unexpected error; it will be looked at again", c.job.name, c.rel)
+                c.not_before, c.stat = now + max(self.cfg.retry_backoff, 1.0) * 8, None
+                self.candidates.setdefault(c.path, c)
         self._status_dirty = True
 
     def _start(self, c: Candidate, st: os.stat_result) -> bool:
@@ -487,7 +506,12 @@ class Daemon:
                 w.result = w.future.result()
             elif w.retry_at > now:
                 continue
-            self._write(w)
+            try:
+                self._write(w)
+            except Exception:  # one bad file never stops the loop; restart recovery finishes it
+                log.exception("%s: %s: unexpected error while filing it; left claimed", w.job.name, w.rel)
+                if w in self.works:
+                    self.works.remove(w)
         for ex in list(self.retired):
             if not any(w.executor is ex for w in self.works):
                 ex.shutdown(wait=False)
@@ -499,7 +523,9 @@ class Daemon:
         claims = self.claims[str(job.inbox)]
         dst = job.outbox / w.rel.parent / f"{w.rel.stem}{res.suffix}"
         try:
-            if job.collision == "skip" and os.path.lexists(dst):
+            if w.output is not None:  # written before; only moving the input failed
+                out = w.output
+            elif job.collision == "skip" and os.path.lexists(dst):
                 self.stats[job.name].skipped += 1
                 log.info("%s: %s: output %s appeared meanwhile, skipped (collision: skip)", job.name, w.rel, dst)
                 out = dst
@@ -528,9 +554,17 @@ class Daemon:
                 delay,
             )
             return
+        try:
+            self._after_success(job, w.rel, w.claim, record=w.stat)
+        except OSError as exc:  # the output is there; retry moving the input (the mark stays)
+            w.output = out
+            key = (job.name, w.rel)
+            n = self.attempts[key] = self.attempts.get(key, 0) + 1
+            w.retry_at = time.monotonic() + self.cfg.retry_backoff * 2 ** min(n - 1, 8)
+            log.warning("%s: %s: output written, cannot move the input: %s; retrying", job.name, w.rel, exc)
+            return
         self.works.remove(w)
         self.attempts.pop((job.name, w.rel), None)
-        self._after_success(job, w.rel, w.claim, record=w.stat)
         claims.unmark(w.rel)
         self.stats[job.name].processed += 1
         self._status_dirty = True
@@ -611,7 +645,11 @@ class Daemon:
         self._give_back(w, delay=delay)
 
     def _give_back(self, w: Work, *, delay: float = 0.0) -> None:
-        back = self.claims[str(w.job.inbox)].release(w.rel)
+        try:
+            back = self.claims[str(w.job.inbox)].release(w.rel)
+        except OSError as exc:  # stays claimed: recovered at the next start
+            log.error("%s: %s: cannot give it back to the inbox: %s", w.job.name, w.rel, exc)
+            return
         if back is not None and not self.stopping:
             rel = PurePath(back.relative_to(w.job.inbox))
             self.candidates[back] = Candidate(

@@ -48,7 +48,14 @@ def test_once_processes_what_is_there_and_files_failures(tmp_path):
         (claims / token / "files" / name).write_bytes(image_bytes(4))
         (claims / token / "owner.json").write_text(json.dumps(owner))
         os.utime(claims / token / "owner.json", (time.time() - age, time.time() - age))
-    cfg = write_config(tmp_path, settings={"max_pixels": 20_000, "method": "threshold"})
+    # a second job whose inputs are deleted after success
+    (tmp_path / "inbox2").mkdir()
+    (tmp_path / "inbox2" / "gone.jpg").write_bytes(image_bytes(5))
+    jobs = [
+        {"name": "main", "inbox": "inbox", "outbox": "outbox"},
+        {"name": "drop", "inbox": "inbox2", "outbox": "outbox2", "after": "delete"},
+    ]
+    cfg = write_config(tmp_path, jobs=jobs, settings={"max_pixels": 20_000, "method": "threshold"})
     r = knockout("watch", "-c", str(cfg), "--once", timeout=150)
     assert r.returncode == 1, r.stderr  # some failed
     assert r.stderr.count("recovered the claims") == 2, r.stderr
@@ -63,6 +70,8 @@ def test_once_processes_what_is_there_and_files_failures(tmp_path):
         check_image(p)
     assert [p.name for p in visible(tmp_path / "processed")] == ["ok.jpg", "old.jpg", "-leading dash ü.png", "dead.jpg"]
     assert (claims / "busy-host" / "files" / "busy.jpg").exists()  # its owner is alive: not touched
+    check_image(tmp_path / "outbox2" / "gone.png")
+    assert not visible(tmp_path / "inbox2")
     failed = tmp_path / "failed"
     assert "empty file (0 bytes)" in (failed / "empty.jpg.error.txt").read_text()
     note = yaml.safe_load((failed / "big.png.error.txt").read_text())
