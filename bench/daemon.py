@@ -7,7 +7,8 @@ arrives complete at a known time). Measured:
 
 * throughput: N / (last output's appearance - arrival), with ``workers: 1`` and ``workers: auto``;
 * the baseline: ``knockout cut STAGING -o OUT`` (one process, ``-j 1``) on the same files, timed by
-  its own report (start-up excluded as for the daemon), and the ratio daemon / cut;
+  its own report (start-up excluded as for the daemon), and the ratio daemon / cut; also with
+  ``OMP_NUM_THREADS=1``, as the daemon's workers run (one OpenMP / BLAS thread each);
 * latency from arrival (the rename into the inbox) to the output's appearance (its ctime: the
   moment it was renamed into the outbox): median and 95th percentile, in the burst (dominated by
   the queue) and for a trickle (one file every ``--gap`` seconds, what one photographer sees),
@@ -61,14 +62,18 @@ def _stage(folder: Path, n: int) -> str:
     return "synthetic headshots"
 
 
-def _cut(staging: Path, work: Path) -> float:
+def _cut(staging: Path, work: Path, *, one_thread: bool = False) -> float:
     """Seconds ``knockout cut`` reports for the staged files, one process."""
     out = work / "cut-out"
+    env = dict(os.environ)
+    if one_thread:  # as the daemon's workers run: one OpenMP / BLAS thread
+        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     r = subprocess.run(
         [sys.executable, "-m", "knockout.cli", "cut", str(staging), "-o", str(out), "-j", "1"],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     m = re.search(r"(\d+) cut out, (\d+) failed.* in ([\d.]+) s", r.stderr)
     assert m and m.group(2) == "0", r.stderr
@@ -175,9 +180,11 @@ def main() -> None:
         staging = tmp / "staging"
         source = _stage(staging, args.n)
         cut_s: list[float] = []
+        cut1_s: list[float] = []
         runs: dict[str, list[tuple[float, list[float]]]] = {"1": [], "auto": []}
         for r in range(args.rounds):
             cut_s.append(_cut(staging, tmp))
+            cut1_s.append(_cut(staging, tmp, one_thread=True))
             for w in ("1", "auto"):
                 runs[w].append(_burst(staging, tmp / f"r{r}-w{w}", 1 if w == "1" else "auto"))
             print(
@@ -196,6 +203,8 @@ def main() -> None:
         print("| run | files/s | vs `knockout cut` (1 process) | latency median | latency p95 |")
         print("|---|---:|---:|---:|---:|")
         print(f"| `knockout cut -j 1` | {cut_fps:.2f} | 1.00 | | |")
+        cut1_fps = args.n / min(cut1_s)
+        print(f"| `OMP_NUM_THREADS=1 knockout cut -j 1` | {cut1_fps:.2f} | {cut1_fps / cut_fps:.2f} | | |")
         for w in ("1", "auto"):
             fps, lat = max(runs[w], key=lambda x: x[0])
             label = f"daemon, workers: {w}" + (f" ({cores})" if w == "auto" else "")

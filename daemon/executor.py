@@ -170,7 +170,7 @@ def _init_worker(parent: int, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    # N workers x all-cores OpenMP/BLAS pools would oversubscribe the CPUs: share them out
+    # N workers x all-cores OpenMP/BLAS pools would oversubscribe the CPUs
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)  # for libraries loaded from now on (spawn)
     try:
@@ -226,7 +226,9 @@ class LocalExecutor:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = workers
-        self.threads = max(1, _cpu_count() // workers)  # OpenMP / BLAS threads per worker
+        # one OpenMP / BLAS thread per worker: on a loaded machine KMeans with several OpenMP
+        # threads per process ran 3-4x slower (threads spinning at barriers); see bench/RESULTS.md
+        self.threads = 1
         self.max_in_flight = max_in_flight or 2 * workers
         self.retries = retries
         self._lock = threading.Lock()
