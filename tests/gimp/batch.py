@@ -5,7 +5,7 @@ Reads the cases from ``$KNOCKOUT_CASES`` (JSON list) and writes what happened to
 files and these results. Each case is a dict:
 
     name, src (PNG to load), export (PNG to write, optional),
-    prep: {grey, u16, alpha, indexed, select: [x, y, w, h], record: path to swap in as core.json,
+    prep: {grey, u16, float, alpha, indexed, select: [x, y, w, h], record: path to swap in as core.json,
            no_layer: call with no drawables, two_layers: a copy of the layer above it, both selected},
     args: the procedure's arguments, run_mode: "noninteractive" (default) or "last-vals"
 """
@@ -26,6 +26,8 @@ def prepare(image, prep):
         image.convert_grayscale()
     if prep.get("u16"):
         image.convert_precision(Gimp.Precision.U16_NON_LINEAR)
+    if prep.get("float"):
+        image.convert_precision(Gimp.Precision.FLOAT_LINEAR)
     if prep.get("indexed"):
         image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 16, False, False, "")
     layer = image.get_layers()[0]
