@@ -7,7 +7,8 @@ files and these results. Each case is a dict:
     name, src (PNG to load), export (PNG to write, optional),
     prep: {grey, u16, float, alpha, indexed, select: [x, y, w, h], record: path to swap in as core.json,
            no_layer: call with no drawables, two_layers: a copy of the layer above it, both selected},
-    args: the procedure's arguments, run_mode: "noninteractive" (default) or "last-vals"
+    args: the procedure's arguments, bad_args: out-of-range ones (refused, recorded),
+    run_mode: "noninteractive" (default) or "last-vals"
 """
 
 import json
@@ -71,6 +72,10 @@ def run_case(case):
     cfg.set_core_object_array("drawables", drawables)
     for key, value in case.get("args", {}).items():
         cfg.set_property(key, value)
+    refused = {}
+    for key, value in case.get("bad_args", {}).items():
+        cfg.set_property(key, value)  # GObject refuses it with a warning; the value stays
+        refused[key] = cfg.get_property(key)
     saved = None
     if prep.get("record"):
         saved = RECORD + ".saved"
@@ -91,6 +96,7 @@ def run_case(case):
         "seconds": seconds,
         "layers": len(image.get_layers()),
         "precision": image.get_precision().value_nick,
+        "after_bad_args": refused,
     }
     if status == Gimp.PDBStatusType.SUCCESS:
         out["core_path"] = res.index(1)

@@ -44,6 +44,7 @@ IN_PROCESS_CASES = [
     ("float-alpha", "rgb", {"float": True}, {"output": "alpha"}, None),
     ("selection", "rgb", {"select": list(SELECT)}, {"output": "mask"}, None),
     ("two-layers", "rgb", {"two_layers": True}, {}, None),
+    ("bad-args", "rgb", {}, {}, None),
     ("error-tiny", "rgb", {"select": [3, 3, 1, 1]}, {}, None),
     ("error-no-layer", "rgb", {"no_layer": True}, {}, None),
     ("error-indexed", "rgb", {"indexed": True}, {}, None),
@@ -99,6 +100,9 @@ def _images(work: Path) -> None:
     Image.fromarray(rgb[y : y + h, x : x + w]).save(img / "crop.png")
 
 
+BAD_ARGS = {"clusters": 99, "method": "bogus", "feather": -3.0, "output": "paint"}
+
+
 def _cases(spec: list) -> list[dict]:
     return [
         {
@@ -106,6 +110,7 @@ def _cases(spec: list) -> list[dict]:
             "src": f"{IMG}/{src}.png",
             "prep": prep,
             "args": args,
+            "bad_args": BAD_ARGS if name == "bad-args" else {},
             "run_mode": mode,
             "export": f"{OUT}/{name}.png",
         }
@@ -316,6 +321,16 @@ def test_every_selected_layer_is_processed(gimp: dict) -> None:
     want = _expected(gimp, "default")[..., 3]
     hard = (want == 0) | (want == 255)  # the export stacks both masked layers: soft edges add up
     np.testing.assert_array_equal(_out(gimp, "two-layers")[..., 3][hard], want[hard])
+
+
+def test_out_of_range_arguments_never_reach_the_plugin(gimp: dict) -> None:
+    # typed, ranged PDB arguments: GIMP refuses each bad value, the declared default stays
+    r = _ok(gimp, "bad-args")
+    assert r["after_bad_args"] == {"clusters": 8, "method": "kmeans", "feather": 1.5, "output": "mask"}
+    proc = gimp["runs"][0][0]
+    for key in BAD_ARGS:
+        assert f"is invalid or out of range for property '{key}'" in proc.stderr
+    assert r["has_mask"]
 
 
 def test_no_layer_is_an_error_with_advice(gimp: dict) -> None:
