@@ -182,20 +182,27 @@ def test_live_inbox(tmp_path):
 
 
 def test_burst_of_200_files(tmp_path):
+    """200 small files at once, behind one huge file that must not hold them up."""
     cfg = write_config(tmp_path, settle=0.2)
     d = DaemonProcess(cfg)
     inbox, out = tmp_path / "inbox", tmp_path / "outbox"
+    huge = image_bytes(99, size=(2400, 1800))
+    blobs = [image_bytes(i % 7) for i in range(7)]
     try:
         d.wait_ready()
-        blobs = [image_bytes(i % 7) for i in range(7)]
+        (inbox / "huge.jpg").write_bytes(huge)
+        time.sleep(0.3)  # so that it is claimed first
         for i in range(200):
             (inbox / f"img{i:03d}.jpg").write_bytes(blobs[i % 7])
-        wait_for(lambda: len(visible(tmp_path / "processed")) == 200, 150, d, "200 processed")
+        wait_for(lambda: len(visible(tmp_path / "processed")) == 201, 150, d, "201 processed")
     finally:
         d.stop()
     names = sorted(p.name for p in visible(out))
-    assert names == [f"img{i:03d}.png" for i in range(200)]
-    for p in visible(out)[::20]:
+    assert names == ["huge.png", *(f"img{i:03d}.png" for i in range(200))]
+    check_image(out / "huge.png", size=(1800, 2400))
+    before = sum(1 for p in visible(out) if p.stat().st_ctime < (out / "huge.png").stat().st_ctime)
+    assert before >= 5, f"only {before} small files were done while the huge one was processed"
+    for p in visible(out)[1::20]:
         check_image(p)
     assert not (tmp_path / "failed").exists() or not visible(tmp_path / "failed")
     assert not visible(inbox) and not hidden_files(out)
