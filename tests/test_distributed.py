@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import shutil
 import signal
@@ -18,7 +17,6 @@ import daemon_util as du
 import numpy as np
 import pytest
 from conftest import synthetic_headshot
-from knockout.daemon.executor import WorkLost
 from PIL import Image
 
 from knockout.process import Processed, process_bytes
@@ -26,7 +24,7 @@ from knockout.settings import Settings
 
 distributed = pytest.importorskip("distributed")
 
-from knockout.distributed import DaskExecutor  # noqa: E402
+from knockout.distributed import run_batch  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +95,7 @@ def _outputs(folder: Path) -> list[str]:
 def test_cut_dask_survives_a_killed_worker_and_writes_each_output_once(cluster, tmp_path):
     c, client = cluster
     _two_workers(client)
-    inputs = _shoot(tmp_path / "shoot", 16, size=(180, 135))
+    inputs = _shoot(tmp_path / "shoot", 10, size=(180, 135))
     (tmp_path / "shoot" / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
     out = tmp_path / "out"
     proc = subprocess.Popen(
@@ -111,14 +109,14 @@ def test_cut_dask_survives_a_killed_worker_and_writes_each_output_once(cluster, 
         while len(_outputs(out)) < 3:
             assert time.monotonic() < deadline and proc.poll() is None, "knockout cut made no outputs"
             time.sleep(0.05)
-        assert len(_outputs(out)) < 16, "the batch finished before a worker could be killed"
+        assert len(_outputs(out)) < 10, "the batch finished before a worker could be killed"
         killed = _kill_a_busy_worker(client)
         _, stderr = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 1, stderr  # broken.jpg
-    assert "broken.jpg" in stderr and "16 cut out, 1 failed" in stderr
+    assert "broken.jpg" in stderr and "10 cut out, 1 failed" in stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.stem}.png" for p in inputs)  # once each, no temps
     _two_workers(client, not_pid=killed)  # the nanny replaced the killed worker
     for src in inputs[:2]:
@@ -161,28 +159,28 @@ class _Scheduler:
                 p.wait(timeout=30)
 
 
-def test_wait_mode_fails_work_while_the_scheduler_is_away_then_reconnects(tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="knockout.distributed")
-    port = _free_port()
-    ex = DaskExecutor(f"tcp://127.0.0.1:{port}", 4, "wait", None, connect_timeout=1)
-    sched = None
-    try:
-        assert "waiting for it" in ex.describe()
-        assert ex.max_in_flight == 0  # the daemon takes no new files while the scheduler is away
-        with pytest.raises(WorkLost, match="unreachable"):
-            ex.submit(_jpeg(0), Settings()).result(timeout=10)
-        sched = _Scheduler(tmp_path, port)
-        deadline = time.monotonic() + 90
-        while "unreachable" in ex.describe():
-            assert time.monotonic() < deadline, "the executor did not reconnect"
-            time.sleep(0.2)
-        assert ex.max_in_flight == 4
-        assert isinstance(ex.submit(_jpeg(1), Settings()).result(timeout=120), Processed)
-        assert "reconnected to the Dask scheduler" in caplog.text
-    finally:
-        ex.shutdown(wait=False)
-        if sched is not None:
-            sched.stop()
+def test_cut_dask_reads_no_more_files_than_are_in_flight(cluster, tmp_path, monkeypatch):
+    c, _ = cluster
+    inputs = _shoot(tmp_path / "in", 12)
+    (tmp_path / "out").mkdir()
+    jobs = [(p, tmp_path / "out" / f"{p.stem}.png") for p in inputs]
+    reads: list[Path] = []
+    read_bytes = Path.read_bytes
+
+    def counting(self: Path) -> bytes:
+        if self.parent == tmp_path / "in":
+            reads.append(self)
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    yielded: list[Path] = []
+    held = []
+    for src, _dst, res, err in run_batch(jobs, Settings(), address=c.scheduler_address, max_in_flight=3):
+        assert err is None and isinstance(res, Processed)
+        held.append(len(reads) - len(yielded))  # files read and not yet handed back, this one included
+        yielded.append(src)
+    assert max(held) == 3  # the bound is reached and never passed: a huge batch is never all in memory
+    assert sorted(yielded) == sorted(inputs) == sorted(reads)
 
 
 def test_cut_dask_without_a_scheduler_exits_2_naming_the_address(tmp_path):
@@ -219,7 +217,7 @@ def test_watch_dask_worker_killed_mid_burst_every_input_once(cluster, tmp_path):
     inbox, out, done, failed = (tmp_path / n for n in ("inbox", "outbox", "processed", "failed"))
     inbox.mkdir()
     blobs = [_jpeg(i, (180, 135)) for i in range(6)]
-    for i in range(30):
+    for i in range(20):
         (inbox / f"f{i:03d}.jpg").write_bytes(blobs[i % 6])
     (inbox / "bad.jpg").write_bytes(b"junk, not a jpeg")
     cfg = du.write_config(tmp_path, settle=0.1)
@@ -228,19 +226,19 @@ def test_watch_dask_worker_killed_mid_burst_every_input_once(cluster, tmp_path):
         try:
             du.wait_for(lambda: len(du.visible(out)) >= 4 if out.exists() else False, 120, d, "the first outputs")
             killed = _kill_a_busy_worker(client)
-            du.wait_for(lambda: len(du.visible(done)) == 30, 150, d, "30 inputs in processed/")
+            du.wait_for(lambda: len(du.visible(done)) == 20, 150, d, "20 inputs in processed/")
             du.wait_for(lambda: failed.exists() and len(du.visible(failed)) == 2, 30, d, "bad.jpg in failed/")
             d.signal(signal.SIGTERM)
             assert d.wait() == 0, d.text()
         finally:
             d.stop()
-    assert sorted(p.name for p in du.visible(out)) == [f"f{i:03d}.png" for i in range(30)]  # each once
+    assert sorted(p.name for p in du.visible(out)) == [f"f{i:03d}.png" for i in range(20)]  # each once
     for p in du.visible(out)[::5]:
         du.check_image(p, size=(135, 180))
     assert [p.name for p in du.visible(failed)] == ["bad.jpg", "bad.jpg.error.txt"]
     assert not du.visible(inbox) and not du.hidden_files(out)
     ran = [t for t in stream.data if str(t["key"]).startswith("knockout-process")]
-    assert len(ran) >= 31, "the work did not run on the cluster"
+    assert len(ran) >= 21, "the work did not run on the cluster"
     assert "lost the Dask scheduler" not in d.text()
     assert "4 tasks in flight at most" in d.text()
     _two_workers(client, not_pid=killed)  # the nanny replaced the killed worker
@@ -251,22 +249,55 @@ def test_watch_dask_scheduler_killed_falls_back_to_local_pool(tmp_path):
     inbox, out, done = tmp_path / "inbox", tmp_path / "outbox", tmp_path / "processed"
     inbox.mkdir()
     blobs = [_jpeg(i, (180, 135)) for i in range(5)]
-    for i in range(14):
+    for i in range(10):
         (inbox / f"g{i:03d}.jpg").write_bytes(blobs[i % 5])
     cfg = du.write_config(tmp_path, settle=0.1, workers=1, executor={"dask": sched.address, "max_in_flight": 4})
     d = du.DaemonProcess(cfg)
     try:
         du.wait_for(lambda: len(du.visible(out)) >= 3 if out.exists() else False, 120, d, "the first outputs")
-        assert len(du.visible(done)) < 14, "the burst finished before the scheduler could be killed"
+        assert len(du.visible(done)) < 10, "the burst finished before the scheduler could be killed"
         sched.kill_scheduler()
-        du.wait_for(lambda: len(du.visible(done)) == 14, 150, d, "14 inputs in processed/")
+        du.wait_for(lambda: len(du.visible(done)) == 10, 150, d, "10 inputs in processed/")
         d.signal(signal.SIGTERM)
         assert d.wait() == 0, d.text()
     finally:
         d.stop()
         sched.stop()
-    assert sorted(p.name for p in du.visible(out)) == [f"g{i:03d}.png" for i in range(14)]
+    assert sorted(p.name for p in du.visible(out)) == [f"g{i:03d}.png" for i in range(10)]
     for p in du.visible(out)[::4]:
         du.check_image(p, size=(135, 180))
     assert not du.visible(inbox) and not du.hidden_files(out)
     assert "falling back to the local pool" in d.text()
+
+
+def test_watch_dask_wait_mode_keeps_files_in_the_inbox_until_the_scheduler_is_back(tmp_path):
+    port = _free_port()
+    sched = _Scheduler(tmp_path, port)
+    inbox, out, done, failed = (tmp_path / n for n in ("inbox", "outbox", "processed", "failed"))
+    inbox.mkdir()
+    blobs = [_jpeg(i, (180, 135)) for i in range(4)]
+    for i in range(12):
+        (inbox / f"h{i:03d}.jpg").write_bytes(blobs[i % 4])
+    executor = {"dask": sched.address, "max_in_flight": 2, "on_scheduler_loss": "wait"}
+    cfg = du.write_config(tmp_path, settle=0.1, workers=1, executor=executor)
+    d = du.DaemonProcess(cfg)
+    try:
+        du.wait_for(lambda: len(du.visible(out)) >= 2 if out.exists() else False, 120, d, "the first outputs")
+        sched.stop()  # scheduler and worker SIGKILLed
+        du.wait_for(lambda: "waiting for it" in d.text(), 30, d, "the loss to be noticed")
+        time.sleep(1.0)
+        away = len(du.visible(done))
+        assert away < 12, "the burst finished before the scheduler could be killed"
+        time.sleep(2.0)
+        assert len(du.visible(done)) == away  # nothing runs while the scheduler is away ...
+        assert not failed.exists() or not du.visible(failed)  # ... and nothing is failed for it
+        sched = _Scheduler(tmp_path, port)  # back, at the same address
+        du.wait_for(lambda: len(du.visible(done)) == 12, 150, d, "12 inputs in processed/")
+        d.signal(signal.SIGTERM)
+        assert d.wait() == 0, d.text()
+    finally:
+        d.stop()
+        sched.stop()
+    assert sorted(p.name for p in du.visible(out)) == [f"h{i:03d}.png" for i in range(12)]
+    assert not du.visible(inbox) and not du.hidden_files(out)
+    assert "reconnected to the Dask scheduler" in d.text() and "local pool" not in d.text()
