@@ -36,6 +36,7 @@ __all__ = ["matte"]
 _TILE = 256  # core tile side, pixels
 _CONF_LO, _CONF_HI = 8.0, 30.0  # RGB distance |F - B| below which the projection is not trusted / fully trusted
 _NOISE = 4.0  # RGB distance taken as sensor noise when measuring how far a pixel is from the backdrop
+_GAP_HI = 0.3  # alpha below which a pixel inside the hard mask is backdrop showing through
 _HAIR_LO = 0.2  # alpha a strand beyond the band needs to be kept (and connected to the edge)
 _SNAP = 0.05  # alphas within this of 0 or 1 are snapped (sensor noise and JPEG ringing)
 
@@ -205,17 +206,24 @@ def _tile(
     soft = ndi.gaussian_filter(mask.astype(np.float32), sigma)[band]
     a = _alpha(px, fl, bl, inside=mask[band], fallback=soft, unknown=no_f)
     sel = band
+    zones = []
     hair = _hair(img, mask, band, a, d_out=d_out, band_f=(by[~no_f], bx[~no_f], fl[~no_f]), b_loc=b_loc,
                  backdrop=backdrop, p=p, origin=origin)  # fmt: skip
-    if hair is not None:  # merge the strands' pixels into the band's, in raster order
-        zone, az, zf, zb = hair
-        sel = band | zone
+    if hair is not None:
+        zones.append(hair)
+    gaps = _gaps(img, mask, band, a, d_in=d_in, b_loc=b_loc, backdrop=backdrop, p=p, origin=origin)
+    if gaps is not None:
+        zones.append(gaps)
+    if zones:  # merge the extra pixels into the band's, in raster order
         full_a = np.zeros(mask.shape, np.float32)
         full_f = np.zeros(img.shape, np.float32)
         full_b = np.zeros(img.shape, np.float32)
         full_nf = np.zeros(mask.shape, bool)
         full_a[band], full_f[band], full_b[band], full_nf[band] = a, fl, bl, no_f
-        full_a[zone], full_f[zone], full_b[zone] = az, zf, zb
+        sel = band.copy()
+        for zone, az, zf, zb in zones:
+            full_a[zone], full_f[zone], full_b[zone] = az, zf, zb
+            sel |= zone
         a, px, fl, bl, no_f = full_a[sel], img[sel], full_f[sel], full_b[sel], full_nf[sel]
     alpha8[sel] = np.round(a * 255).astype(np.uint8)
     if not decontaminate:
@@ -297,3 +305,38 @@ def _hair(img, mask, band, a, *, d_out, band_f, b_loc, backdrop, p, origin):
         return None
     kz = keep[zone]
     return keep, az[kz], zf[kz], zb[kz]
+
+
+def _gaps(img, mask, band, a, *, d_in, b_loc, backdrop, p, origin):
+    """Backdrop showing between strands inside the hard mask (a hair cloud the segmentation kept whole).
+
+    Pixels inside the mask, beyond the band but within the hair reach, whose alpha says backdrop
+    and that connect to the backdrop through such pixels, get their alpha from the image (with
+    their neighbours, the strands' own edges). Returns (mask, alpha, subject, backdrop colours) or None.
+    """
+    inner = mask & (d_in > p.r_in) & (d_in <= p.hair)
+    if not inner.any():
+        return None
+    iy, ix = np.nonzero(inner)
+    ip = img[iy, ix]
+    # the subject colour: from deeper inside than the hair reaches (the strands' own colour)
+    deep = mask & (d_in > p.hair)
+    ifl, iden = _LocalMean(img, deep, p.hair + 1, origin).at(iy, ix)
+    ibl = _backdrop_at(*b_loc.at(iy, ix), ip, backdrop)
+    unknown = ~(iden > 1e-3)
+    ifl[unknown] = ip[unknown]
+    ai = _alpha(ip, ifl, ibl, inside=np.ones(len(ip), bool), fallback=np.ones(len(ip), np.float32), unknown=unknown)
+    low = np.zeros(mask.shape, bool)
+    low[iy, ix] = ai < _GAP_HI
+    if not low.any():
+        return None
+    seeds = np.zeros(mask.shape, bool)
+    seeds[band] = a < _GAP_HI
+    lbl, _ = ndi.label(low | seeds, structure=np.ones((3, 3), bool))
+    ids = np.unique(lbl[seeds])
+    keep = np.isin(lbl, ids[ids > 0]) & low
+    if not keep.any():
+        return None
+    keep = ndi.binary_dilation(keep, structure=np.ones((3, 3), bool), iterations=2) & inner
+    k = keep[iy, ix]
+    return keep, ai[k], ifl[k], ibl[k]
