@@ -117,7 +117,15 @@ def run_case(case):
 def main():
     with open(os.environ["KNOCKOUT_CASES"]) as f:
         cases = json.load(f)
-    results = [run_case(c) for c in cases]
+    proc = Gimp.get_pdb().lookup_procedure(PROC)
+    meta = {
+        "name": "_registration",
+        "menu_label": proc.get_menu_label(),
+        "menu_paths": list(proc.get_menu_paths()),
+        "image_types": proc.get_image_types(),
+        "arguments": [spec.name for spec in proc.get_arguments()],
+    }
+    results = [meta] + [run_case(c) for c in cases]
     with open(os.environ["KNOCKOUT_RESULTS"], "w") as f:
         json.dump(results, f, indent=1)
 

@@ -197,6 +197,15 @@ def test_gimp_runs_exit_cleanly(gimp: dict) -> None:
         assert "batch command executed successfully" in proc.stderr
 
 
+def test_registered_in_the_layer_transparency_menu(gimp: dict) -> None:
+    r = gimp["results"]["_registration"]
+    assert r["menu_paths"] == ["<Image>/Layer/Transparency"]
+    assert r["menu_label"] == "Knock Out _Backdrop..."
+    assert r["image_types"] == "*"  # indexed images get a message instead of a greyed-out menu entry
+    assert r["arguments"][:3] == ["run-mode", "image", "drawables"]
+    assert {"output", "method", "preset", "clusters", "auto-tolerance", "tolerance", "feather"} <= set(r["arguments"])
+
+
 def test_layer_mask_equals_knockout_cut(gimp: dict) -> None:
     r = _ok(gimp, "mask")
     assert r["core_path"] == "in-process"
