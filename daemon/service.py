@@ -8,6 +8,7 @@ processes or Dask workers do the image work. Nothing here blocks on an image.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -135,6 +136,7 @@ class Daemon:
         self._last_rescan = time.monotonic()
         self._last_heartbeat = 0.0
         self._status_dirty = True
+        self._last_shape = (0, 0)
 
     # -- set-up ----------------------------------------------------------------------------
     def _prepare(self, cfg: Config) -> None:
@@ -281,7 +283,13 @@ class Daemon:
             if c.job.name not in names:
                 del self.candidates[path]
         self._start_jobs()
-        self._start_observers()
+        try:
+            self._start_observers()
+        except SettingsError as exc:  # e.g. observer: native where it cannot work
+            log.error("SIGHUP: %s; polling instead", exc)
+            self.cfg = new = dataclasses.replace(new, observer="polling")
+            self._stop_observers()
+            self._start_observers()
         self._scan_all()
         log.info("SIGHUP: config reloaded from %s (%d jobs, %s)", new.source, len(new.jobs), self.executor.describe())
         self._status_dirty = True
@@ -388,7 +396,10 @@ class Daemon:
                 for c in self.claims.values():
                     c.heartbeat()
                 self._last_heartbeat = now
-            if (self._status_dirty and now - self._last_status >= STATUS_EVERY) or now - self._last_status >= 5.0:
+            shape = (len(self.candidates), len(self.works))
+            if shape != self._last_shape:
+                self._last_shape, self._status_dirty = shape, True
+            if (self._status_dirty and now - self._last_status >= STATUS_EVERY) or now - self._last_status >= 10.0:
                 self._write_status(running=True)
             self.wake.wait(TICK)
             self.wake.clear()
@@ -436,7 +447,6 @@ class Daemon:
                 log.exception("%s: %s: unexpected error; it will be looked at again", c.job.name, c.rel)
                 c.not_before, c.stat = now + max(self.cfg.retry_backoff, 1.0) * 8, None
                 self.candidates.setdefault(c.path, c)
-        self._status_dirty = True
 
     def _start(self, c: Candidate, st: os.stat_result) -> bool:
         """Claim, read and submit one stable file; True if work was submitted."""
