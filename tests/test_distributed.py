@@ -211,20 +211,30 @@ def test_dask_without_dask_installed_says_how_to_install_it(tmp_path, command):
 # -- the daemon (knockout watch) on a Dask cluster -------------------------------------------
 
 
+def _inbox_burst(tmp_path: Path, prefix: str, n: int) -> tuple[Path, Path, Path, Path]:
+    """``n`` 180x135 JPEGs in ``tmp_path/inbox``; the inbox, outbox, processed and failed folders."""
+    inbox, out, done, failed = (tmp_path / name for name in ("inbox", "outbox", "processed", "failed"))
+    inbox.mkdir()
+    blobs = [_jpeg(i, (180, 135)) for i in range(5)]
+    for i in range(n):
+        (inbox / f"{prefix}{i:03d}.jpg").write_bytes(blobs[i % 5])
+    return inbox, out, done, failed
+
+
+def _wait_for_outputs(d: du.DaemonProcess, out: Path, k: int) -> None:
+    du.wait_for(lambda: len(du.visible(out)) >= k if out.exists() else False, 120, d, f"{k} outputs")
+
+
 def test_watch_dask_worker_killed_mid_burst_every_input_once(cluster, tmp_path):
     c, client = cluster
     _two_workers(client)
-    inbox, out, done, failed = (tmp_path / n for n in ("inbox", "outbox", "processed", "failed"))
-    inbox.mkdir()
-    blobs = [_jpeg(i, (180, 135)) for i in range(6)]
-    for i in range(20):
-        (inbox / f"f{i:03d}.jpg").write_bytes(blobs[i % 6])
+    inbox, out, done, failed = _inbox_burst(tmp_path, "f", 20)
     (inbox / "bad.jpg").write_bytes(b"junk, not a jpeg")
     cfg = du.write_config(tmp_path, settle=0.1)
     with distributed.get_task_stream(client=client) as stream:
         d = du.DaemonProcess(cfg, "--dask", c.scheduler_address)  # in flight: 2 per worker thread
         try:
-            du.wait_for(lambda: len(du.visible(out)) >= 4 if out.exists() else False, 120, d, "the first outputs")
+            _wait_for_outputs(d, out, 4)
             killed = _kill_a_busy_worker(client)
             du.wait_for(lambda: len(du.visible(done)) == 20, 150, d, "20 inputs in processed/")
             du.wait_for(lambda: failed.exists() and len(du.visible(failed)) == 2, 30, d, "bad.jpg in failed/")
@@ -246,15 +256,11 @@ def test_watch_dask_worker_killed_mid_burst_every_input_once(cluster, tmp_path):
 
 def test_watch_dask_scheduler_killed_falls_back_to_local_pool(tmp_path):
     sched = _Scheduler(tmp_path, _free_port())
-    inbox, out, done = tmp_path / "inbox", tmp_path / "outbox", tmp_path / "processed"
-    inbox.mkdir()
-    blobs = [_jpeg(i, (180, 135)) for i in range(5)]
-    for i in range(10):
-        (inbox / f"g{i:03d}.jpg").write_bytes(blobs[i % 5])
+    inbox, out, done, _ = _inbox_burst(tmp_path, "g", 10)
     cfg = du.write_config(tmp_path, settle=0.1, workers=1, executor={"dask": sched.address, "max_in_flight": 4})
     d = du.DaemonProcess(cfg)
     try:
-        du.wait_for(lambda: len(du.visible(out)) >= 3 if out.exists() else False, 120, d, "the first outputs")
+        _wait_for_outputs(d, out, 3)
         assert len(du.visible(done)) < 10, "the burst finished before the scheduler could be killed"
         sched.kill_scheduler()
         du.wait_for(lambda: len(du.visible(done)) == 10, 150, d, "10 inputs in processed/")
@@ -273,16 +279,12 @@ def test_watch_dask_scheduler_killed_falls_back_to_local_pool(tmp_path):
 def test_watch_dask_wait_mode_keeps_files_in_the_inbox_until_the_scheduler_is_back(tmp_path):
     port = _free_port()
     sched = _Scheduler(tmp_path, port)
-    inbox, out, done, failed = (tmp_path / n for n in ("inbox", "outbox", "processed", "failed"))
-    inbox.mkdir()
-    blobs = [_jpeg(i, (180, 135)) for i in range(4)]
-    for i in range(12):
-        (inbox / f"h{i:03d}.jpg").write_bytes(blobs[i % 4])
+    inbox, out, done, failed = _inbox_burst(tmp_path, "h", 12)
     executor = {"dask": sched.address, "max_in_flight": 2, "on_scheduler_loss": "wait"}
     cfg = du.write_config(tmp_path, settle=0.1, workers=1, executor=executor)
     d = du.DaemonProcess(cfg)
     try:
-        du.wait_for(lambda: len(du.visible(out)) >= 2 if out.exists() else False, 120, d, "the first outputs")
+        _wait_for_outputs(d, out, 2)
         sched.stop()  # scheduler and worker SIGKILLed
         du.wait_for(lambda: "waiting for it" in d.text(), 30, d, "the loss to be noticed")
         time.sleep(1.0)
