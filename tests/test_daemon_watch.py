@@ -267,6 +267,26 @@ def test_sigterm_finishes_in_flight_and_exits_0(tmp_path):
     assert not [p for p in (inbox / ".knockout-claims").rglob("*") if p.is_file()]
 
 
+def test_sigterm_timeout_gives_unfinished_files_back(tmp_path):
+    inbox, out = tmp_path / "inbox", tmp_path / "outbox"
+    cfg = write_config(tmp_path, settle=0.1, workers=1, shutdown_timeout=0.5)
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        (inbox / "huge.jpg").write_bytes(image_bytes(98, size=(2400, 1800)))
+        claimed = lambda: any(p.name == "huge.jpg" for p in (inbox / ".knockout-claims").rglob("*.jpg"))  # noqa: E731
+        wait_for(claimed, 30, d, "the huge file to be claimed")
+        t0 = time.monotonic()
+        d.signal(signal.SIGTERM)
+        assert d.wait(60) == 0
+        assert time.monotonic() - t0 < 20
+    finally:
+        d.stop()
+    assert "not finished; given back to the inbox" in d.text()
+    assert visible(inbox) == [inbox / "huge.jpg"]
+    assert not visible(out) and not hidden_files(out) and not visible(tmp_path / "processed")
+
+
 def test_two_daemons_on_one_inbox_process_each_file_once(tmp_path):
     inbox, out = tmp_path / "inbox", tmp_path / "outbox"
     a = DaemonProcess(write_config(tmp_path, "a.yaml", settle=0.2, workers=1))
