@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import daemon_util as du
 import numpy as np
 import pytest
 from conftest import synthetic_headshot
+from knockout.daemon.executor import WorkLost
 from PIL import Image
 
 from knockout.process import Processed, process_bytes
@@ -24,7 +26,8 @@ from knockout.settings import Settings
 
 distributed = pytest.importorskip("distributed")
 
-from knockout.distributed import run_batch  # noqa: E402
+import knockout.distributed  # noqa: E402
+from knockout.distributed import DaskExecutor, run_batch  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -129,8 +132,8 @@ def test_cut_dask_survives_a_killed_worker_and_writes_each_output_once(cluster, 
 class _Scheduler:
     """A ``dask scheduler`` and one ``dask worker`` as processes, so the scheduler can be SIGKILLed."""
 
-    def __init__(self, tmp: Path, port: int) -> None:
-        dask = shutil.which("dask", path=str(Path(sys.executable).parent)) or "dask"
+    def __init__(self, tmp: Path, port: int, *, worker_env: dict[str, str] | None = None) -> None:
+        self.dask = dask = shutil.which("dask", path=str(Path(sys.executable).parent)) or "dask"
         self.address = f"tcp://127.0.0.1:{port}"
         sf = tmp / f"scheduler-{port}.json"
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
@@ -143,7 +146,9 @@ class _Scheduler:
             assert time.monotonic() < deadline and self.scheduler.poll() is None, "dask scheduler did not start"
             time.sleep(0.2)
         self.worker = subprocess.Popen(
-            [dask, "worker", self.address, "--nthreads", "1", "--no-dashboard", "--no-nanny"], **quiet
+            [dask, "worker", self.address, "--nthreads", "1", "--no-dashboard", "--no-nanny"],
+            env={**os.environ, **(worker_env or {})},
+            **quiet,
         )
         with distributed.Client(self.address, set_as_default=False, timeout=30) as client:
             client.wait_for_workers(1, timeout=60)
@@ -181,6 +186,42 @@ def test_cut_dask_reads_no_more_files_than_are_in_flight(cluster, tmp_path, monk
         yielded.append(src)
     assert max(held) == 3  # the bound is reached and never passed: a huge batch is never all in memory
     assert sorted(yielded) == sorted(inputs) == sorted(reads)
+
+
+def test_workers_that_cannot_run_knockout_get_no_work(tmp_path, caplog, monkeypatch):
+    caplog.set_level(logging.WARNING, logger="knockout.distributed")
+    monkeypatch.setattr(knockout.distributed, "_LOOK_EVERY", 0.5)
+    fake = tmp_path / "fake" / "knockout"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise ImportError("no knockout here")\n')
+    sched = _Scheduler(tmp_path, _free_port(), worker_env={"PYTHONPATH": str(fake.parent)})
+    ex = DaskExecutor(sched.address, 2, "wait", None)
+    good = None
+    try:
+        assert "1 Dask worker(s) do not run knockout" in caplog.text and "no knockout here" in caplog.text
+        # a task sent there would never finish; with no other worker the daemon gets WorkLost (retry later)
+        with pytest.raises(WorkLost, match=r"no Dask worker at .* can run knockout"):
+            ex.submit(_jpeg(0), Settings()).result(timeout=30)
+        good = subprocess.Popen(
+            [sched.dask, "worker", sched.address, "--nthreads", "1", "--no-dashboard", "--no-nanny"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 90
+        while True:  # once the new worker is checked, work goes to it and only to it
+            try:
+                res = ex.submit(_jpeg(1), Settings()).result(timeout=90)
+                break
+            except WorkLost:
+                assert time.monotonic() < deadline, "the good worker was never used"
+                time.sleep(0.5)
+        assert isinstance(res, Processed) and (res.width, res.height) == (90, 120)
+    finally:
+        ex.shutdown(wait=False)
+        if good is not None:
+            good.kill()
+            good.wait(timeout=30)
+        sched.stop()
 
 
 def test_cut_dask_without_a_scheduler_exits_2_naming_the_address(tmp_path):
@@ -279,7 +320,7 @@ def test_watch_dask_scheduler_killed_falls_back_to_local_pool(tmp_path):
 def test_watch_dask_wait_mode_keeps_files_in_the_inbox_until_the_scheduler_is_back(tmp_path):
     port = _free_port()
     sched = _Scheduler(tmp_path, port)
-    inbox, out, done, failed = _inbox_burst(tmp_path, "h", 12)
+    inbox, out, done, failed = _inbox_burst(tmp_path, "h", 8)
     executor = {"dask": sched.address, "max_in_flight": 2, "on_scheduler_loss": "wait"}
     cfg = du.write_config(tmp_path, settle=0.1, workers=1, executor=executor)
     d = du.DaemonProcess(cfg)
@@ -289,17 +330,17 @@ def test_watch_dask_wait_mode_keeps_files_in_the_inbox_until_the_scheduler_is_ba
         du.wait_for(lambda: "waiting for it" in d.text(), 30, d, "the loss to be noticed")
         time.sleep(1.0)
         away = len(du.visible(done))
-        assert away < 12, "the burst finished before the scheduler could be killed"
+        assert away < 8, "the burst finished before the scheduler could be killed"
         time.sleep(2.0)
         assert len(du.visible(done)) == away  # nothing runs while the scheduler is away ...
         assert not failed.exists() or not du.visible(failed)  # ... and nothing is failed for it
         sched = _Scheduler(tmp_path, port)  # back, at the same address
-        du.wait_for(lambda: len(du.visible(done)) == 12, 150, d, "12 inputs in processed/")
+        du.wait_for(lambda: len(du.visible(done)) == 8, 150, d, "8 inputs in processed/")
         d.signal(signal.SIGTERM)
         assert d.wait() == 0, d.text()
     finally:
         d.stop()
         sched.stop()
-    assert sorted(p.name for p in du.visible(out)) == [f"h{i:03d}.png" for i in range(12)]
+    assert sorted(p.name for p in du.visible(out)) == [f"h{i:03d}.png" for i in range(8)]
     assert not du.visible(inbox) and not du.hidden_files(out)
     assert "reconnected to the Dask scheduler" in d.text() and "local pool" not in d.text()
