@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds: how often the loop looks at candidates when nothing happens
 STATUS_EVERY = 1.0
+CONFIRM_BAD = 2.0  # seconds an undecodable input waits, in case its writer is only pausing
 
 
 @dataclass
@@ -407,7 +408,8 @@ class Daemon:
     def _examine(self, now: float) -> None:
         """Stat the candidates; claim and submit those stable for the settle time."""
         assert self.executor is not None
-        room = self.executor.max_in_flight - sum(1 for w in self.works if w.executor is self.executor)
+        busy = sum(1 for w in self.works if w.executor is self.executor and not w.future.done())
+        room = self.executor.max_in_flight - busy
         # a bounded number of stats per tick, so a 50,000-file inbox does not spin the loop
         budget = max(256, 4 * self.executor.max_in_flight)
         for path, c in list(self.candidates.items()):
@@ -506,8 +508,9 @@ class Daemon:
                     continue
                 exc = w.future.exception() if not w.future.cancelled() else WorkLost("cancelled")
                 if isinstance(exc, ImageError):
-                    # a writer may still hold the file open: look again after one settle time
-                    w.error, w.retry_at = exc, now + self.cfg.settle
+                    # a writer may still hold the file open (a pause longer than settle): look
+                    # again a little later; if it changed meanwhile it is not failed but retried
+                    w.error, w.retry_at = exc, now + max(self.cfg.settle, CONFIRM_BAD)
                     continue
                 if exc is not None:
                     self.works.remove(w)

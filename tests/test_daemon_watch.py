@@ -103,6 +103,13 @@ def test_live_inbox(tmp_path):
                 fh.write(data[i : i + step])
                 fh.flush()
                 time.sleep(0.4)
+        # a writer that pauses longer than settle: claimed and undecodable mid-way, yet not failed
+        data = image_bytes(6, fmt="PNG")
+        with open(inbox / "paused.png", "wb") as fh:
+            fh.write(data[: len(data) // 2])
+            fh.flush()
+            time.sleep(1.6)
+            fh.write(data[len(data) // 2 :])
         # browser-style download: .crdownload then renamed
         (inbox / "dl.jpg.crdownload").write_bytes(image_bytes(6))
         (inbox / ".hidden.jpg").write_bytes(image_bytes(7))
@@ -134,6 +141,7 @@ def test_live_inbox(tmp_path):
             "camera.png",
             "dl.png",
             "moved.png",
+            "paused.png",
             "shoot/day 2/p0.png",
             "shoot/day 2/p1.png",
             "shoot/day 2/p2.png",
@@ -154,7 +162,7 @@ def test_live_inbox(tmp_path):
         time.sleep(1.0)
         r = knockout("status", "-c", str(cfg))
         assert r.returncode == 0 and "running: pid" in r.stdout, r.stdout + r.stderr
-        assert "9 processed, 3 failed" in r.stdout, r.stdout
+        assert "10 processed, 3 failed" in r.stdout, r.stdout
         assert "last error:" in r.stdout
     finally:
         d.stop()
@@ -175,8 +183,9 @@ def test_live_inbox(tmp_path):
     # one log line per file, as JSON lines: input, output, method, milliseconds
     lines = [yaml.safe_load(x) for x in d.text().splitlines() if x.startswith("{")]
     done = [x for x in lines if x.get("event") == "processed"]
-    assert len(done) == 9 and all({"input", "output", "method", "milliseconds"} <= x.keys() for x in done)
+    assert len(done) == 10 and all({"input", "output", "method", "milliseconds"} <= x.keys() for x in done)
     assert sum(1 for x in done if x["input"].endswith("slow.png")) == 1
+    assert sum(1 for x in done if x["input"].endswith("paused.png")) == 1
     r = knockout("status", "-c", str(cfg))
     assert r.returncode == 1 and "not running" in r.stdout
 
