@@ -14,9 +14,11 @@ Failures
       work in flight and all new work go to the local pool made by ``fallback_factory`` (with a
       warning); with ``"wait"`` the work in flight fails with ``WorkLost`` (the daemon gives the
       inputs back to the inbox) and ``max_in_flight`` is 0 until the scheduler is back, so no new
-      work is taken. Either way a thread keeps reconnecting and new work goes back to the cluster once it
-      answers. Each submitted file completes its future exactly once, so a file resubmitted after a
-      loss never yields two outputs.
+      work is taken. Either way a thread keeps reconnecting, and new work goes back to the cluster
+      once it answers. Each submitted file completes its future exactly once, so a file resubmitted
+      after a loss never yields two outputs.
+    * A worker that cannot import knockout (or runs another version) is named in a warning and gets
+      no tasks: Dask never finishes a task that a worker fails to unpickle.
 
 Dask is an optional extra: without it, :class:`DaskExecutor` and :func:`run_batch` raise
 :class:`~knockout.settings.SettingsError` saying ``pip install 'knockout[dask]'``.
