@@ -188,6 +188,32 @@ def test_cut_dask_reads_no_more_files_than_are_in_flight(cluster, tmp_path, monk
     assert sorted(yielded) == sorted(inputs) == sorted(reads)
 
 
+def test_a_file_that_keeps_killing_workers_is_given_back_not_failed(tmp_path):
+    import dask
+
+    # allowed-failures 0: the first worker death marks the task as a killer (default: the fourth)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = distributed.LocalCluster(
+            processes=True, n_workers=1, threads_per_worker=1, dashboard_address=":0", host="127.0.0.1"
+        )
+    try:
+        with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+            ex = DaskExecutor(cluster.scheduler_address, 2, "wait", None)
+            try:
+                fut = ex.submit(_jpeg(0, (600, 450)), Settings())
+                deadline = time.monotonic() + 60
+                while not any(client.processing().values()):
+                    assert time.monotonic() < deadline, "the task never started"
+                    time.sleep(0.05)
+                os.kill(next(iter(client.run(os.getpid).values())), signal.SIGKILL)
+                with pytest.raises(WorkLost, match="killed several Dask workers"):
+                    fut.result(timeout=60)
+            finally:
+                ex.shutdown(wait=False)
+    finally:
+        cluster.close()
+
+
 def test_workers_that_cannot_run_knockout_get_no_work(tmp_path, caplog, monkeypatch):
     caplog.set_level(logging.WARNING, logger="knockout.distributed")
     monkeypatch.setattr(knockout.distributed, "_LOOK_EVERY", 0.5)
