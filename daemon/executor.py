@@ -40,10 +40,12 @@ broken process pool (a worker killed by the OOM killer or a segfault) and resubm
 file, up to ``retries`` times, before the future fails with :class:`WorkLost`.
 
 Dask (``knockout.distributed.DaskExecutor``, an optional extra) plugs in with the constructor
-``DaskExecutor(address: str, max_in_flight: int, on_scheduler_loss: str,
-fallback_factory: Callable[[], Executor])``: ``on_scheduler_loss`` is ``'local'`` (call
-``fallback_factory()`` once to get a :class:`LocalExecutor` and send work there, with a warning)
-or ``'wait'`` (fail pending futures with :class:`WorkLost` and keep trying to reconnect).
+``DaskExecutor(address: str, max_in_flight: int | None, on_scheduler_loss: str,
+fallback_factory: Callable[[], Executor])`` (``None``: two per worker thread of the cluster):
+``on_scheduler_loss`` is ``'local'`` (call ``fallback_factory()`` once to get a
+:class:`LocalExecutor` and send work there, with a warning) or ``'wait'`` (fail pending futures
+with :class:`WorkLost`, report ``max_in_flight`` 0 so no new file is claimed, and keep trying to
+reconnect).
 :func:`make_executor` imports it lazily; when that import fails the daemon exits with status 2
 and says to ``pip install 'knockout[dask]'``.
 
