@@ -115,7 +115,9 @@ def recipe(src: Path, dst: Path) -> dict[str, float]:
     t = {}
     t0 = time.perf_counter()
     img = Image.open(src).convert("RGB")
-    pixels = np.array(list(img.getdata()))  # the article's getdata: a list of (r, g, b) tuples
+    # the article's getdata: a list of (r, g, b) tuples (renamed get_flattened_data in Pillow 13)
+    flat = img.get_flattened_data() if hasattr(img, "get_flattened_data") else img.getdata()
+    pixels = np.array(list(flat))
     t1 = time.perf_counter()
     km = KMeans().fit(pixels)  # scikit-learn's defaults: 8 clusters
     t2 = time.perf_counter()

@@ -40,10 +40,12 @@ broken process pool (a worker killed by the OOM killer or a segfault) and resubm
 file, up to ``retries`` times, before the future fails with :class:`WorkLost`.
 
 Dask (``knockout.distributed.DaskExecutor``, an optional extra) plugs in with the constructor
-``DaskExecutor(address: str, max_in_flight: int, on_scheduler_loss: str,
-fallback_factory: Callable[[], Executor])``: ``on_scheduler_loss`` is ``'local'`` (call
-``fallback_factory()`` once to get a :class:`LocalExecutor` and send work there, with a warning)
-or ``'wait'`` (fail pending futures with :class:`WorkLost` and keep trying to reconnect).
+``DaskExecutor(address: str, max_in_flight: int | None, on_scheduler_loss: str,
+fallback_factory: Callable[[], Executor])`` (``None``: two per worker thread of the cluster):
+``on_scheduler_loss`` is ``'local'`` (call ``fallback_factory()`` once to get a
+:class:`LocalExecutor` and send work there, with a warning) or ``'wait'`` (fail pending futures
+with :class:`WorkLost`, report ``max_in_flight`` 0 so no new file is claimed, and keep trying to
+reconnect).
 :func:`make_executor` imports it lazily; when that import fails the daemon exits with status 2
 and says to ``pip install 'knockout[dask]'``.
 
@@ -164,12 +166,21 @@ def parse_executor(workers: Any, executor: Any, *, where: str) -> ExecutorConfig
     return ExecutorConfig(workers=n, dask=address.strip(), max_in_flight=mif, on_scheduler_loss=loss)
 
 
-def _init_worker(parent: int) -> None:
+def _init_worker(parent: int, threads: int) -> None:
     # Ctrl-C in a terminal and a closing terminal signal the whole process group; the daemon
     # decides what happens to work in flight, not the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # N workers x all-cores OpenMP/BLAS pools would oversubscribe the CPUs
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)  # for libraries loaded from now on (spawn)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)  # for libraries the fork server already loaded
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
@@ -192,7 +203,12 @@ def _process(data: bytes, settings: Settings) -> Processed:
 
 
 def _warm_up() -> None:
-    import knockout.process  # noqa: F401 - import the core (scikit-learn, scipy) before the first file
+    from ._preload import warm
+
+    try:
+        warm()
+    except Exception as exc:  # pragma: no cover - warming up must never stop a worker
+        log.debug("worker warm-up failed: %s", exc)
 
 
 class LocalExecutor:
@@ -212,6 +228,9 @@ class LocalExecutor:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = workers
+        # one OpenMP / BLAS thread per worker: on a loaded machine KMeans with several OpenMP
+        # threads per process ran 3-4x slower (threads spinning at barriers); see bench/RESULTS.md
+        self.threads = 1
         self.max_in_flight = max_in_flight or 2 * workers
         self.retries = retries
         self._lock = threading.Lock()
@@ -220,7 +239,7 @@ class LocalExecutor:
         # never fork a process that runs observer threads; the fork server imports the core once
         if "forkserver" in methods:
             self._ctx = multiprocessing.get_context("forkserver")
-            self._ctx.set_forkserver_preload(["knockout.process"])
+            self._ctx.set_forkserver_preload(["knockout.daemon._preload"])
         else:  # pragma: no cover - Windows, macOS without forkserver
             self._ctx = multiprocessing.get_context("spawn")
         self._pool = self._new_pool()
@@ -229,7 +248,10 @@ class LocalExecutor:
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=self._ctx, initializer=_init_worker, initargs=(os.getpid(),)
+            max_workers=self.workers,
+            mp_context=self._ctx,
+            initializer=_init_worker,
+            initargs=(os.getpid(), self.threads),
         )
 
     def describe(self) -> str:
@@ -285,7 +307,11 @@ class LocalExecutor:
         with self._lock:
             self._closed = True
             pool = self._pool
+        procs = [] if wait else list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=wait, cancel_futures=not wait)
+        for p in procs:  # without wait, work still running is abandoned (the daemon gave it back)
+            if p.is_alive():
+                p.terminate()
 
 
 def make_executor(config: ExecutorConfig) -> Executor:

@@ -248,15 +248,20 @@ class Claims:
 
     def close(self) -> None:
         """Remove this daemon's (empty) claims folder at a clean exit."""
-        _prune(self.files)
-        _prune(self.marks)
-        for p in (self.files, self.marks):
+        adopted = self.root / "adopted"
+        for p in (self.files, self.marks, adopted):
+            _prune(p)
             with contextlib.suppress(OSError):
                 p.rmdir()
-        with contextlib.suppress(OSError):
-            os.unlink(self.root / "owner.json")
-        with contextlib.suppress(OSError):
-            self.root.rmdir()
+        try:
+            left = [e for e in os.listdir(self.root) if e != "owner.json"]
+        except OSError:
+            return
+        if not left:  # else owner.json stays, so the next start recovers what is left
+            with contextlib.suppress(OSError):
+                os.unlink(self.root / "owner.json")
+            with contextlib.suppress(OSError):
+                self.root.rmdir()
 
 
 def _release(src: Path, dst: Path) -> Path | None:

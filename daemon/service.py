@@ -8,6 +8,7 @@ processes or Dask workers do the image work. Nothing here blocks on an image.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds: how often the loop looks at candidates when nothing happens
 STATUS_EVERY = 1.0
+CONFIRM_BAD = 2.0  # seconds an undecodable input waits, in case its writer is only pausing
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Work:
     future: Any = None
     result: Processed | None = None
     error: BaseException | None = None  # an ImageError waiting one settle time for confirmation
+    output: Path | None = None  # the output, once written
     retry_at: float = 0.0
     started: float = field(default_factory=time.monotonic)
 
@@ -134,6 +137,7 @@ class Daemon:
         self._last_rescan = time.monotonic()
         self._last_heartbeat = 0.0
         self._status_dirty = True
+        self._last_shape = (0, 0)
 
     # -- set-up ----------------------------------------------------------------------------
     def _prepare(self, cfg: Config) -> None:
@@ -209,20 +213,25 @@ class Daemon:
             if adopted is None:
                 continue
             n_back = n_done = 0
-            for rel, path, mark in files.claimed_files(adopted):
-                out = files.output_done(mark)
-                if out is not None:
-                    self._after_success(job, rel, path)
-                    n_done += 1
-                else:
-                    files.move_noreplace(path, job.inbox / rel)
-                    n_back += 1
+            stuck = 0
+            for rel, path, mark in list(files.claimed_files(adopted)):
+                try:
+                    if files.output_done(mark) is not None:  # only the input's move was missing
+                        self._after_success(job, rel, path)
+                        n_done += 1
+                    else:
+                        files.move_noreplace(path, job.inbox / rel)
+                        n_back += 1
+                except OSError as exc:  # stays adopted: recovered again at the next start
+                    log.error("%s: cannot recover %s from %s: %s", job.name, rel, owner.name, exc)
+                    stuck += 1
             tags = [adopted.name]
             if (adopted / "adopted").is_dir():
                 tags += [p.name for p in (adopted / "adopted").iterdir()]
             for tag in tags:
                 files.remove_temps(job.outbox, tag)
-            files.remove_tree(adopted)
+            if not stuck:
+                files.remove_tree(adopted)
             log.warning(
                 "%s: recovered the claims of %s (stopped or dead): %d back in the inbox, %d finished",
                 job.name,
@@ -275,7 +284,13 @@ class Daemon:
             if c.job.name not in names:
                 del self.candidates[path]
         self._start_jobs()
-        self._start_observers()
+        try:
+            self._start_observers()
+        except SettingsError as exc:  # e.g. observer: native where it cannot work
+            log.error("SIGHUP: %s; polling instead", exc)
+            self.cfg = new = dataclasses.replace(new, observer="polling")
+            self._stop_observers()
+            self._start_observers()
         self._scan_all()
         log.info("SIGHUP: config reloaded from %s (%d jobs, %s)", new.source, len(new.jobs), self.executor.describe())
         self._status_dirty = True
@@ -382,7 +397,10 @@ class Daemon:
                 for c in self.claims.values():
                     c.heartbeat()
                 self._last_heartbeat = now
-            if (self._status_dirty and now - self._last_status >= STATUS_EVERY) or now - self._last_status >= 5.0:
+            shape = (len(self.candidates), len(self.works))
+            if shape != self._last_shape:
+                self._last_shape, self._status_dirty = shape, True
+            if (self._status_dirty and now - self._last_status >= STATUS_EVERY) or now - self._last_status >= 10.0:
                 self._write_status(running=True)
             self.wake.wait(TICK)
             self.wake.clear()
@@ -390,10 +408,16 @@ class Daemon:
     def _examine(self, now: float) -> None:
         """Stat the candidates; claim and submit those stable for the settle time."""
         assert self.executor is not None
-        room = self.executor.max_in_flight - sum(1 for w in self.works if w.executor is self.executor)
+        busy = sum(1 for w in self.works if w.executor is self.executor and not w.future.done())
+        room = self.executor.max_in_flight - busy
+        # a bounded number of stats per tick, so a 50,000-file inbox does not spin the loop
+        budget = max(256, 4 * self.executor.max_in_flight)
         for path, c in list(self.candidates.items()):
             if c.not_before > now:
                 continue
+            budget -= 1
+            if budget < 0:
+                break
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
@@ -408,6 +432,9 @@ class Daemon:
                 if c.stat is None and c.job.after == "leave" and self._seen(c.job, c.rel, key):
                     del self.candidates[path]
                     continue
+                if c.stat is not None:  # still growing: to the back of the queue
+                    del self.candidates[path]
+                    self.candidates[path] = c
                 c.stat, c.since = key, now
                 continue
             if now - c.since < self.cfg.settle:
@@ -415,9 +442,13 @@ class Daemon:
             if room <= 0:
                 break
             del self.candidates[path]
-            if self._start(c, st):
-                room -= 1
-        self._status_dirty = True
+            try:
+                if self._start(c, st):
+                    room -= 1
+            except Exception:  # one bad file never stops the loop
+                log.exception("%s: %s: unexpected error; it will be looked at again", c.job.name, c.rel)
+                c.not_before, c.stat = now + max(self.cfg.retry_backoff, 1.0) * 8, None
+                self.candidates.setdefault(c.path, c)
 
     def _start(self, c: Candidate, st: os.stat_result) -> bool:
         """Claim, read and submit one stable file; True if work was submitted."""
@@ -477,8 +508,9 @@ class Daemon:
                     continue
                 exc = w.future.exception() if not w.future.cancelled() else WorkLost("cancelled")
                 if isinstance(exc, ImageError):
-                    # a writer may still hold the file open: look again after one settle time
-                    w.error, w.retry_at = exc, now + self.cfg.settle
+                    # a writer may still hold the file open (a pause longer than settle): look
+                    # again a little later; if it changed meanwhile it is not failed but retried
+                    w.error, w.retry_at = exc, now + max(self.cfg.settle, CONFIRM_BAD)
                     continue
                 if exc is not None:
                     self.works.remove(w)
@@ -487,7 +519,12 @@ class Daemon:
                 w.result = w.future.result()
             elif w.retry_at > now:
                 continue
-            self._write(w)
+            try:
+                self._write(w)
+            except Exception:  # one bad file never stops the loop; restart recovery finishes it
+                log.exception("%s: %s: unexpected error while filing it; left claimed", w.job.name, w.rel)
+                if w in self.works:
+                    self.works.remove(w)
         for ex in list(self.retired):
             if not any(w.executor is ex for w in self.works):
                 ex.shutdown(wait=False)
@@ -499,7 +536,9 @@ class Daemon:
         claims = self.claims[str(job.inbox)]
         dst = job.outbox / w.rel.parent / f"{w.rel.stem}{res.suffix}"
         try:
-            if job.collision == "skip" and os.path.lexists(dst):
+            if w.output is not None:  # written before; only moving the input failed
+                out = w.output
+            elif job.collision == "skip" and os.path.lexists(dst):
                 self.stats[job.name].skipped += 1
                 log.info("%s: %s: output %s appeared meanwhile, skipped (collision: skip)", job.name, w.rel, dst)
                 out = dst
@@ -528,9 +567,17 @@ class Daemon:
                 delay,
             )
             return
+        try:
+            self._after_success(job, w.rel, w.claim, record=w.stat)
+        except OSError as exc:  # the output is there; retry moving the input (the mark stays)
+            w.output = out
+            key = (job.name, w.rel)
+            n = self.attempts[key] = self.attempts.get(key, 0) + 1
+            w.retry_at = time.monotonic() + self.cfg.retry_backoff * 2 ** min(n - 1, 8)
+            log.warning("%s: %s: output written, cannot move the input: %s; retrying", job.name, w.rel, exc)
+            return
         self.works.remove(w)
         self.attempts.pop((job.name, w.rel), None)
-        self._after_success(job, w.rel, w.claim, record=w.stat)
         claims.unmark(w.rel)
         self.stats[job.name].processed += 1
         self._status_dirty = True
@@ -611,7 +658,11 @@ class Daemon:
         self._give_back(w, delay=delay)
 
     def _give_back(self, w: Work, *, delay: float = 0.0) -> None:
-        back = self.claims[str(w.job.inbox)].release(w.rel)
+        try:
+            back = self.claims[str(w.job.inbox)].release(w.rel)
+        except OSError as exc:  # stays claimed: recovered at the next start
+            log.error("%s: %s: cannot give it back to the inbox: %s", w.job.name, w.rel, exc)
+            return
         if back is not None and not self.stopping:
             rel = PurePath(back.relative_to(w.job.inbox))
             self.candidates[back] = Candidate(

@@ -277,3 +277,21 @@ def test_progress_bar_when_more_than_one_file(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stderr", term3)
     assert main(["cut", str(tmp_path / "p0.png"), str(tmp_path / "p1.png"), "--overwrite", "-q"]) == 0
     assert term3.getvalue() == ""
+
+
+def test_orientation_and_profile_reach_the_output(tmp_path, capsys):
+    from _images import srgb_profile
+
+    img, _ = synthetic_headshot(72, 54)
+    stored = Image.fromarray(img).transpose(Image.Transpose.ROTATE_90)  # stored sideways, 72 wide
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a camera's "turn 90 degrees clockwise to display"
+    src = tmp_path / "sideways.jpg"
+    stored.save(src, quality=95, exif=exif.tobytes(), icc_profile=srgb_profile())
+    assert main(["cut", str(src)]) == 0
+    out = Image.open(tmp_path / "sideways-cutout.png")
+    assert out.size == (54, 72)  # upright, as a viewer shows the input
+    a = np.asarray(out)[..., 3]
+    assert a[1, 1] == 0 and a[-2, 27] == 255  # backdrop at the top, shoulders at the bottom
+    assert out.info.get("icc_profile") == srgb_profile()
+    capsys.readouterr()

@@ -26,7 +26,8 @@ from knockout.settings import Settings
 
 distributed = pytest.importorskip("distributed")
 
-from knockout.distributed import DaskExecutor  # noqa: E402
+import knockout.distributed  # noqa: E402
+from knockout.distributed import DaskExecutor, run_batch  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -62,8 +63,19 @@ def cluster():
         processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0", host="127.0.0.1"
     ) as c:
         with distributed.Client(c.scheduler_address, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=60)
+            _two_workers(client)
             yield c, client
+
+
+def _two_workers(client, *, not_pid: int | None = None) -> None:
+    """Wait until both workers answer and none is the process ``not_pid`` (killed, being replaced)."""
+    deadline = time.monotonic() + 90
+    while True:
+        pids = client.run(os.getpid, on_error="ignore")
+        if len(pids) == 2 and not_pid not in pids.values() and sum(client.nthreads().values()) == 2:
+            return
+        assert time.monotonic() < deadline, f"the cluster did not come back to 2 workers: {pids}"
+        time.sleep(0.2)
 
 
 def _kill_a_busy_worker(client) -> int:
@@ -85,8 +97,8 @@ def _outputs(folder: Path) -> list[str]:
 
 def test_cut_dask_survives_a_killed_worker_and_writes_each_output_once(cluster, tmp_path):
     c, client = cluster
-    client.wait_for_workers(2, timeout=60)
-    inputs = _shoot(tmp_path / "shoot", 16, size=(180, 135))
+    _two_workers(client)
+    inputs = _shoot(tmp_path / "shoot", 10, size=(180, 135))
     (tmp_path / "shoot" / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
     out = tmp_path / "out"
     proc = subprocess.Popen(
@@ -100,30 +112,28 @@ def test_cut_dask_survives_a_killed_worker_and_writes_each_output_once(cluster, 
         while len(_outputs(out)) < 3:
             assert time.monotonic() < deadline and proc.poll() is None, "knockout cut made no outputs"
             time.sleep(0.05)
-        assert len(_outputs(out)) < 16, "the batch finished before a worker could be killed"
+        assert len(_outputs(out)) < 10, "the batch finished before a worker could be killed"
         killed = _kill_a_busy_worker(client)
         _, stderr = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 1, stderr  # broken.jpg
-    assert "broken.jpg" in stderr and "16 cut out, 1 failed" in stderr
+    assert "broken.jpg" in stderr and "10 cut out, 1 failed" in stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.stem}.png" for p in inputs)  # once each, no temps
-    with pytest.raises(ProcessLookupError):
-        os.kill(killed, 0)
+    _two_workers(client, not_pid=killed)  # the nanny replaced the killed worker
     for src in inputs[:2]:
         local = process_bytes(src.read_bytes(), settings=Settings())
         remote = np.asarray(Image.open(out / f"{src.stem}.png"))
         assert remote.shape == (180, 135, 4)
         np.testing.assert_array_equal(remote, np.asarray(Image.open(io.BytesIO(local.data))))
-    client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker for the next tests
 
 
 class _Scheduler:
     """A ``dask scheduler`` and one ``dask worker`` as processes, so the scheduler can be SIGKILLed."""
 
-    def __init__(self, tmp: Path, port: int) -> None:
-        dask = shutil.which("dask", path=str(Path(sys.executable).parent)) or "dask"
+    def __init__(self, tmp: Path, port: int, *, worker_env: dict[str, str] | None = None) -> None:
+        self.dask = dask = shutil.which("dask", path=str(Path(sys.executable).parent)) or "dask"
         self.address = f"tcp://127.0.0.1:{port}"
         sf = tmp / f"scheduler-{port}.json"
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
@@ -136,7 +146,9 @@ class _Scheduler:
             assert time.monotonic() < deadline and self.scheduler.poll() is None, "dask scheduler did not start"
             time.sleep(0.2)
         self.worker = subprocess.Popen(
-            [dask, "worker", self.address, "--nthreads", "1", "--no-dashboard", "--no-nanny"], **quiet
+            [dask, "worker", self.address, "--nthreads", "1", "--no-dashboard", "--no-nanny"],
+            env={**os.environ, **(worker_env or {})},
+            **quiet,
         )
         with distributed.Client(self.address, set_as_default=False, timeout=30) as client:
             client.wait_for_workers(1, timeout=60)
@@ -152,28 +164,90 @@ class _Scheduler:
                 p.wait(timeout=30)
 
 
-def test_wait_mode_fails_work_while_the_scheduler_is_away_then_reconnects(tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="knockout.distributed")
-    port = _free_port()
-    ex = DaskExecutor(f"tcp://127.0.0.1:{port}", 4, "wait", None, connect_timeout=1)
-    sched = None
+def test_cut_dask_reads_no_more_files_than_are_in_flight(cluster, tmp_path, monkeypatch):
+    c, _ = cluster
+    inputs = _shoot(tmp_path / "in", 12)
+    (tmp_path / "out").mkdir()
+    jobs = [(p, tmp_path / "out" / f"{p.stem}.png") for p in inputs]
+    reads: list[Path] = []
+    read_bytes = Path.read_bytes
+
+    def counting(self: Path) -> bytes:
+        if self.parent == tmp_path / "in":
+            reads.append(self)
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    yielded: list[Path] = []
+    held = []
+    for src, _dst, res, err in run_batch(jobs, Settings(), address=c.scheduler_address, max_in_flight=3):
+        assert err is None and isinstance(res, Processed)
+        held.append(len(reads) - len(yielded))  # files read and not yet handed back, this one included
+        yielded.append(src)
+    assert max(held) == 3  # the bound is reached and never passed: a huge batch is never all in memory
+    assert sorted(yielded) == sorted(inputs) == sorted(reads)
+
+
+def test_a_file_that_keeps_killing_workers_is_given_back_not_failed(tmp_path):
+    import dask
+
+    # allowed-failures 0: the first worker death marks the task as a killer (default: the fourth)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = distributed.LocalCluster(
+            processes=True, n_workers=1, threads_per_worker=1, dashboard_address=":0", host="127.0.0.1"
+        )
     try:
-        assert "waiting for it" in ex.describe()
-        assert ex.max_in_flight == 0  # the daemon takes no new files while the scheduler is away
-        with pytest.raises(WorkLost, match="unreachable"):
-            ex.submit(_jpeg(0), Settings()).result(timeout=10)
-        sched = _Scheduler(tmp_path, port)
+        with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+            ex = DaskExecutor(cluster.scheduler_address, 2, "wait", None)
+            try:
+                fut = ex.submit(_jpeg(0, (600, 450)), Settings())
+                deadline = time.monotonic() + 60
+                while not any(client.processing().values()):
+                    assert time.monotonic() < deadline, "the task never started"
+                    time.sleep(0.05)
+                os.kill(next(iter(client.run(os.getpid).values())), signal.SIGKILL)
+                with pytest.raises(WorkLost, match="killed several Dask workers"):
+                    fut.result(timeout=60)
+            finally:
+                ex.shutdown(wait=False)
+    finally:
+        cluster.close()
+
+
+def test_workers_that_cannot_run_knockout_get_no_work(tmp_path, caplog, monkeypatch):
+    caplog.set_level(logging.WARNING, logger="knockout.distributed")
+    monkeypatch.setattr(knockout.distributed, "_LOOK_EVERY", 0.5)
+    fake = tmp_path / "fake" / "knockout"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise ImportError("no knockout here")\n')
+    sched = _Scheduler(tmp_path, _free_port(), worker_env={"PYTHONPATH": str(fake.parent)})
+    ex = DaskExecutor(sched.address, 2, "wait", None)
+    good = None
+    try:
+        assert "1 Dask worker(s) do not run knockout" in caplog.text and "no knockout here" in caplog.text
+        # a task sent there would never finish; with no other worker the daemon gets WorkLost (retry later)
+        with pytest.raises(WorkLost, match=r"no Dask worker at .* can run knockout"):
+            ex.submit(_jpeg(0), Settings()).result(timeout=30)
+        good = subprocess.Popen(
+            [sched.dask, "worker", sched.address, "--nthreads", "1", "--no-dashboard", "--no-nanny"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 90
-        while "unreachable" in ex.describe():
-            assert time.monotonic() < deadline, "the executor did not reconnect"
-            time.sleep(0.2)
-        assert ex.max_in_flight == 4
-        assert isinstance(ex.submit(_jpeg(1), Settings()).result(timeout=120), Processed)
-        assert "reconnected to the Dask scheduler" in caplog.text
+        while True:  # once the new worker is checked, work goes to it and only to it
+            try:
+                res = ex.submit(_jpeg(1), Settings()).result(timeout=90)
+                break
+            except WorkLost:
+                assert time.monotonic() < deadline, "the good worker was never used"
+                time.sleep(0.5)
+        assert isinstance(res, Processed) and (res.width, res.height) == (90, 120)
     finally:
         ex.shutdown(wait=False)
-        if sched is not None:
-            sched.stop()
+        if good is not None:
+            good.kill()
+            good.wait(timeout=30)
+        sched.stop()
 
 
 def test_cut_dask_without_a_scheduler_exits_2_naming_the_address(tmp_path):
@@ -204,62 +278,95 @@ def test_dask_without_dask_installed_says_how_to_install_it(tmp_path, command):
 # -- the daemon (knockout watch) on a Dask cluster -------------------------------------------
 
 
+def _inbox_burst(tmp_path: Path, prefix: str, n: int) -> tuple[Path, Path, Path, Path]:
+    """``n`` 180x135 JPEGs in ``tmp_path/inbox``; the inbox, outbox, processed and failed folders."""
+    inbox, out, done, failed = (tmp_path / name for name in ("inbox", "outbox", "processed", "failed"))
+    inbox.mkdir()
+    blobs = [_jpeg(i, (180, 135)) for i in range(5)]
+    for i in range(n):
+        (inbox / f"{prefix}{i:03d}.jpg").write_bytes(blobs[i % 5])
+    return inbox, out, done, failed
+
+
+def _wait_for_outputs(d: du.DaemonProcess, out: Path, k: int) -> None:
+    du.wait_for(lambda: len(du.visible(out)) >= k if out.exists() else False, 120, d, f"{k} outputs")
+
+
 def test_watch_dask_worker_killed_mid_burst_every_input_once(cluster, tmp_path):
     c, client = cluster
-    client.wait_for_workers(2, timeout=60)
-    inbox, out, done, failed = (tmp_path / n for n in ("inbox", "outbox", "processed", "failed"))
-    inbox.mkdir()
-    blobs = [_jpeg(i, (180, 135)) for i in range(6)]
-    for i in range(30):
-        (inbox / f"f{i:03d}.jpg").write_bytes(blobs[i % 6])
+    _two_workers(client)
+    inbox, out, done, failed = _inbox_burst(tmp_path, "f", 20)
     (inbox / "bad.jpg").write_bytes(b"junk, not a jpeg")
     cfg = du.write_config(tmp_path, settle=0.1)
     with distributed.get_task_stream(client=client) as stream:
         d = du.DaemonProcess(cfg, "--dask", c.scheduler_address)  # in flight: 2 per worker thread
         try:
-            du.wait_for(lambda: len(du.visible(out)) >= 4 if out.exists() else False, 120, d, "the first outputs")
+            _wait_for_outputs(d, out, 4)
             killed = _kill_a_busy_worker(client)
-            du.wait_for(lambda: len(du.visible(done)) == 30, 150, d, "30 inputs in processed/")
+            du.wait_for(lambda: len(du.visible(done)) == 20, 150, d, "20 inputs in processed/")
             du.wait_for(lambda: failed.exists() and len(du.visible(failed)) == 2, 30, d, "bad.jpg in failed/")
             d.signal(signal.SIGTERM)
             assert d.wait() == 0, d.text()
         finally:
             d.stop()
-    assert sorted(p.name for p in du.visible(out)) == [f"f{i:03d}.png" for i in range(30)]  # each once
+    assert sorted(p.name for p in du.visible(out)) == [f"f{i:03d}.png" for i in range(20)]  # each once
     for p in du.visible(out)[::5]:
         du.check_image(p, size=(135, 180))
     assert [p.name for p in du.visible(failed)] == ["bad.jpg", "bad.jpg.error.txt"]
     assert not du.visible(inbox) and not du.hidden_files(out)
     ran = [t for t in stream.data if str(t["key"]).startswith("knockout-process")]
-    assert len(ran) >= 31, "the work did not run on the cluster"
+    assert len(ran) >= 21, "the work did not run on the cluster"
     assert "lost the Dask scheduler" not in d.text()
     assert "4 tasks in flight at most" in d.text()
-    with pytest.raises(ProcessLookupError):
-        os.kill(killed, 0)
-    client.wait_for_workers(2, timeout=60)
+    _two_workers(client, not_pid=killed)  # the nanny replaced the killed worker
 
 
 def test_watch_dask_scheduler_killed_falls_back_to_local_pool(tmp_path):
     sched = _Scheduler(tmp_path, _free_port())
-    inbox, out, done = tmp_path / "inbox", tmp_path / "outbox", tmp_path / "processed"
-    inbox.mkdir()
-    blobs = [_jpeg(i, (180, 135)) for i in range(5)]
-    for i in range(14):
-        (inbox / f"g{i:03d}.jpg").write_bytes(blobs[i % 5])
+    inbox, out, done, _ = _inbox_burst(tmp_path, "g", 10)
     cfg = du.write_config(tmp_path, settle=0.1, workers=1, executor={"dask": sched.address, "max_in_flight": 4})
     d = du.DaemonProcess(cfg)
     try:
-        du.wait_for(lambda: len(du.visible(out)) >= 3 if out.exists() else False, 120, d, "the first outputs")
-        assert len(du.visible(done)) < 14, "the burst finished before the scheduler could be killed"
+        _wait_for_outputs(d, out, 3)
+        assert len(du.visible(done)) < 10, "the burst finished before the scheduler could be killed"
         sched.kill_scheduler()
-        du.wait_for(lambda: len(du.visible(done)) == 14, 150, d, "14 inputs in processed/")
+        du.wait_for(lambda: len(du.visible(done)) == 10, 150, d, "10 inputs in processed/")
         d.signal(signal.SIGTERM)
         assert d.wait() == 0, d.text()
     finally:
         d.stop()
         sched.stop()
-    assert sorted(p.name for p in du.visible(out)) == [f"g{i:03d}.png" for i in range(14)]
+    assert sorted(p.name for p in du.visible(out)) == [f"g{i:03d}.png" for i in range(10)]
     for p in du.visible(out)[::4]:
         du.check_image(p, size=(135, 180))
     assert not du.visible(inbox) and not du.hidden_files(out)
     assert "falling back to the local pool" in d.text()
+
+
+def test_watch_dask_wait_mode_keeps_files_in_the_inbox_until_the_scheduler_is_back(tmp_path):
+    port = _free_port()
+    sched = _Scheduler(tmp_path, port)
+    inbox, out, done, failed = _inbox_burst(tmp_path, "h", 8)
+    executor = {"dask": sched.address, "max_in_flight": 2, "on_scheduler_loss": "wait"}
+    cfg = du.write_config(tmp_path, settle=0.1, workers=1, executor=executor)
+    d = du.DaemonProcess(cfg)
+    try:
+        _wait_for_outputs(d, out, 2)
+        sched.stop()  # scheduler and worker SIGKILLed
+        du.wait_for(lambda: "waiting for it" in d.text(), 30, d, "the loss to be noticed")
+        time.sleep(1.0)
+        away = len(du.visible(done))
+        assert away < 8, "the burst finished before the scheduler could be killed"
+        time.sleep(2.0)
+        assert len(du.visible(done)) == away  # nothing runs while the scheduler is away ...
+        assert not failed.exists() or not du.visible(failed)  # ... and nothing is failed for it
+        sched = _Scheduler(tmp_path, port)  # back, at the same address
+        du.wait_for(lambda: len(du.visible(done)) == 8, 150, d, "8 inputs in processed/")
+        d.signal(signal.SIGTERM)
+        assert d.wait() == 0, d.text()
+    finally:
+        d.stop()
+        sched.stop()
+    assert sorted(p.name for p in du.visible(out)) == [f"h{i:03d}.png" for i in range(8)]
+    assert not du.visible(inbox) and not du.hidden_files(out)
+    assert "reconnected to the Dask scheduler" in d.text() and "local pool" not in d.text()

@@ -42,6 +42,14 @@ def test_install_copies_the_plugin_and_records_this_environment(tmp_path, capsys
     assert "nothing to remove" in capsys.readouterr().out
 
 
+def test_the_plugins_folder_itself_is_accepted(tmp_path, capsys) -> None:
+    assert main(["gimp", "install", "--gimp-dir", str(tmp_path / "plug-ins")]) == 0
+    assert (tmp_path / "plug-ins" / PLUGIN_NAME / f"{PLUGIN_NAME}.py").is_file()
+    assert not (tmp_path / "plug-ins" / "plug-ins").exists()
+    assert main(["gimp", "uninstall", "--gimp-dir", str(tmp_path)]) == 0
+    assert not (tmp_path / "plug-ins" / PLUGIN_NAME).exists()
+
+
 def test_default_folder(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("GIMP3_DIRECTORY", str(tmp_path / "g"))
     assert default_gimp_dir() == tmp_path / "g"

@@ -98,6 +98,39 @@ def test_hair_cut_off_by_the_clean_up_comes_back():
     assert (a[strands] > 128).mean() > 0.8
 
 
+def test_flyaway_strands_beyond_the_band_are_kept_and_backdrop_noise_is_not():
+    h = w = 100
+    truth = disc_alpha(h, w, r=25, soft=2.0)
+    truth[50, 50 + 26 : 50 + 38] = 0.7  # a strand 12 px long leaving the head to the right
+    truth[50 - 26 - 10 : 50 - 26, 50] = 0.7  # and one upwards
+    img = composite(truth, fg=np.array([35, 25, 20], np.float32), bg=np.array([200, 200, 205], np.float32))
+    mask = disc_alpha(h, w, r=25, soft=0.01) >= 0.5
+    a, colors = matte(img, seg_of(mask, work_side=50), settings=Settings())
+    strands = truth == 0.7
+    assert (a[strands] > 100).mean() > 0.8
+    far = truth == 0
+    assert (a[far] > 0).mean() < 0.002  # no speckle from the noise
+    # the kept strand is un-mixed towards the hair colour, not left grey
+    assert colors[50, 50 + 30].astype(int).sum() < 200
+
+
+def test_backdrop_between_strands_inside_the_mask_is_taken_out():
+    h = w = 100
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.hypot(yy - 50, xx - 50)
+    truth = disc_alpha(h, w, r=25, soft=1.0)
+    angle = np.degrees(np.arctan2(yy - 50, xx - 50)) % 360
+    strands = (r > 25) & (r < 34) & (angle % 12 < 2.5)  # a cloud of radial strands with backdrop between
+    truth[strands] = 1.0
+    img = composite(truth, fg=np.array([35, 25, 20], np.float32), bg=np.array([40, 95, 185], np.float32))
+    mask = r <= 34  # the segmentation kept the whole cloud
+    a, _ = matte(img, seg_of(mask, work_side=50), settings=Settings())
+    gaps = (r > 27) & (r < 32) & (truth == 0)
+    assert (a[gaps] < 50).mean() > 0.8
+    assert (a[strands & (r < 32)] > 128).mean() > 0.7
+    assert (a[r < 20] == 255).all()
+
+
 def test_flat_subject_colour_falls_back_to_a_feather():
     truth = disc_alpha(soft=0.01)
     img = composite(truth, fg=BG + 3, noise=1.0)  # subject barely differs from the backdrop

@@ -14,9 +14,11 @@ Failures
       work in flight and all new work go to the local pool made by ``fallback_factory`` (with a
       warning); with ``"wait"`` the work in flight fails with ``WorkLost`` (the daemon gives the
       inputs back to the inbox) and ``max_in_flight`` is 0 until the scheduler is back, so no new
-      work is taken. Either way a thread keeps reconnecting and new work goes back to the cluster once it
-      answers. Each submitted file completes its future exactly once, so a file resubmitted after a
-      loss never yields two outputs.
+      work is taken. Either way a thread keeps reconnecting, and new work goes back to the cluster
+      once it answers. Each submitted file completes its future exactly once, so a file resubmitted
+      after a loss never yields two outputs.
+    * A worker that cannot import knockout (or runs another version) is named in a warning and gets
+      no tasks: Dask never finishes a task that a worker fails to unpickle.
 
 Dask is an optional extra: without it, :class:`DaskExecutor` and :func:`run_batch` raise
 :class:`~knockout.settings.SettingsError` saying ``pip install 'knockout[dask]'``.
@@ -51,7 +53,7 @@ __all__ = ["DaskExecutor", "run_batch"]
 log = logging.getLogger(__name__)
 
 _LOSS_MODES = ("local", "wait")
-_CAPACITY_REFRESH = 10.0  # seconds between looks at the cluster's size, when max_in_flight follows it
+_LOOK_EVERY = 10.0  # seconds between looks at the cluster: its size, and workers that cannot run knockout
 
 
 def _require_dask() -> None:
@@ -86,6 +88,38 @@ def _process_on_worker(data: bytes, settings: Settings) -> Processed | ImageErro
         return process_bytes(data, settings=settings)
     except ImageError as exc:
         return exc
+
+
+_INSTALL_ON_WORKERS = "install the same knockout version, with its [dask] extra, on every worker"
+
+
+def _knockout_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _check_workers(client: Any, known: dict[str, Any]) -> dict[str, Any]:
+    """The knockout version of each worker (or why it has none), asking only workers not in ``known``.
+
+    Warns about new workers that cannot import knockout or run another version of it: a worker
+    that cannot unpickle a task never finishes it, so such workers get no tasks.
+    """
+    from . import __version__
+
+    try:
+        workers = set(client.nthreads())
+        new = sorted(workers - set(known))
+        found = client.run(_knockout_version, workers=new, on_error="return") if new else {}
+    except Exception as exc:  # a scheduler that answers nothing useful; look again later
+        log.debug("cannot ask the Dask workers for their knockout version: %s", exc)
+        return known
+    odd = {w: v for w, v in found.items() if v != __version__}
+    if odd:
+        shown = ", ".join(f"{w}: {v!r}" for w, v in sorted(odd.items(), key=str)[:5])
+        n = len(odd)
+        log.warning("%d Dask worker(s) do not run knockout %s (%s); %s", n, __version__, shown, _INSTALL_ON_WORKERS)
+    return {w: v for w, v in {**known, **found}.items() if w in workers}
 
 
 class _Task:
@@ -165,7 +199,7 @@ class DaskExecutor:
         self._fallback: Any = None
         self._bound = max_in_flight
         self._capacity = 2
-        self._capacity_at = 0.0
+        self._versions: dict[str, Any] = {}  # worker address -> knockout version, or the error
         self._lock = threading.RLock()
         self._closed = threading.Event()
         self._pending: dict[str, tuple[_Task, Any]] = {}
@@ -178,6 +212,8 @@ class DaskExecutor:
                 self._adopt(_connect(address, connect_timeout))
             except OSError as exc:
                 self._lost(None, str(exc))
+        self._monitor = threading.Thread(target=self._look, name="knockout-dask-monitor", daemon=True)
+        self._monitor.start()
 
     # -- the executor interface ------------------------------------------------------------
     @property
@@ -222,20 +258,44 @@ class DaskExecutor:
             client.close(timeout=self.connect_timeout)
         if fallback is not None:
             fallback.shutdown(wait=wait)
-        if self._reconnector is not None:  # it stops at its next wake-up; a late client is closed
-            self._reconnector.join(timeout=0.5)
+        for thread in (self._reconnector, self._monitor):  # they stop at their next wake-up
+            if thread is not None:
+                thread.join(timeout=0.5)
 
     # -- internals ---------------------------------------------------------------------------
     def _adopt(self, client: Any) -> None:
         capacity = _cluster_capacity(client)
+        versions = _check_workers(client, {})
         with self._lock:
             if self._closed.is_set():
                 client.close()
                 return
             self._client = client
             self._capacity = capacity
-            self._capacity_at = time.monotonic()
+            self._versions = versions
         log.info("using the Dask scheduler at %s (%d worker threads)", self.address, capacity // 2)
+
+    def _look(self) -> None:
+        """Every few seconds: follow the cluster's size and check workers that joined it."""
+        while not self._closed.wait(_LOOK_EVERY):
+            with self._lock:
+                client, known = self._client, self._versions
+            if client is None or client.status != "running":
+                continue
+            capacity = _cluster_capacity(client)
+            versions = _check_workers(client, known)
+            with self._lock:
+                if self._client is client:
+                    if capacity != self._capacity:
+                        log.info("the Dask cluster now has %d worker threads", capacity // 2)
+                    self._capacity, self._versions = capacity, versions
+
+    def _usable_workers(self) -> list[str] | None:
+        """Workers that can run knockout, or None when all known ones can (no restriction)."""
+        from . import __version__
+
+        good = [w for w, v in self._versions.items() if v == __version__]
+        return None if len(good) == len(self._versions) else good
 
     def _dispatch(self, task: _Task) -> None:
         with self._lock:
@@ -250,8 +310,14 @@ class DaskExecutor:
                 self._to_fallback(task)
                 return
             key = f"knockout-process-{uuid.uuid4().hex}"
+            workers = self._usable_workers()  # None: any worker
+            if workers == []:
+                why = f"no Dask worker at {self.address} can run knockout; {_INSTALL_ON_WORKERS}"
+                log.warning("%s", why)
+                self._to_fallback(task, why)
+                return
             try:
-                fut = client.submit(_process_on_worker, task.data, task.settings, key=key, pure=False)
+                fut = client.submit(_process_on_worker, task.data, task.settings, key=key, pure=False, workers=workers)
             except Exception as exc:  # the client closed under us
                 self._lost(client, f"{type(exc).__name__}: {exc}")
                 self._to_fallback(task)
@@ -259,10 +325,11 @@ class DaskExecutor:
             self._pending[key] = (task, fut)
         fut.add_done_callback(lambda f: self._on_done(task, f, client))
 
-    def _to_fallback(self, task: _Task) -> None:
-        # called with the lock held, while the cluster is unreachable
+    def _to_fallback(self, task: _Task, why: str = "") -> None:
+        # called with the lock held, while the cluster cannot take work
         if self.on_scheduler_loss == "wait":
-            task.resolve(exc=WorkLost(f"the Dask scheduler at {self.address} is unreachable; waiting for it"))
+            why = why or f"the Dask scheduler at {self.address} is unreachable; waiting for it"
+            task.resolve(exc=WorkLost(why))
             return
         if self._fallback is None:
             self._fallback = self._fallback_factory()
@@ -290,6 +357,8 @@ class DaskExecutor:
                 exc = fut.exception()
                 if isinstance(exc, _dd.KilledWorker):
                     exc = WorkLost(f"the task killed several Dask workers: {exc}")
+                elif isinstance(exc, ImportError):  # the cluster's fault, not the file's
+                    exc = WorkLost(f"a Dask worker cannot run knockout ({exc}); {_INSTALL_ON_WORKERS}")
                 task.resolve(exc=exc)
         except Exception as exc:  # the result could not be fetched: treat as lost
             status = "lost"
@@ -298,11 +367,8 @@ class DaskExecutor:
             reason = "the connection was closed"
         with self._lock:
             self._pending.pop(fut.key, None)
-            stale = time.monotonic() - self._capacity_at > _CAPACITY_REFRESH
         if task.future.done():
             fut.release()
-            if stale and self._bound is None and client.status == "running":
-                self._refresh_capacity(client)
             return
         # cancelled (the client lost the scheduler) or the result could not be fetched
         if self._closed.is_set():
@@ -310,15 +376,6 @@ class DaskExecutor:
             return
         self._lost(client, reason)
         self._dispatch(task)
-
-    def _refresh_capacity(self, client: Any) -> None:
-        """Follow a cluster that grew or shrank (workers added, adaptive scaling)."""
-        capacity = _cluster_capacity(client)
-        with self._lock:
-            if capacity != self._capacity:
-                log.info("the Dask cluster now has %d worker threads", capacity // 2)
-            self._capacity = capacity
-            self._capacity_at = time.monotonic()
 
     def _lost(self, client: Any, reason: str) -> None:
         """Forget ``client`` (once) and start reconnecting in the background."""
@@ -344,7 +401,7 @@ class DaskExecutor:
                 client = _connect(self.address, self.connect_timeout)
             except OSError as exc:
                 log.debug("%s", exc)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, 5.0)  # a refused connection costs nothing; come back soon
                 continue
             self._adopt(client)
             log.warning("reconnected to the Dask scheduler at %s; sending work there again", self.address)

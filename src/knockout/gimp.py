@@ -77,21 +77,25 @@ def _record() -> dict:
     }
 
 
+def _plugins_dir(gimp_dir: Path | None) -> Path:
+    gimp_dir = Path(gimp_dir).expanduser() if gimp_dir else default_gimp_dir()
+    return gimp_dir if gimp_dir.name == "plug-ins" else gimp_dir / "plug-ins"  # either folder is accepted
+
+
 def install(gimp_dir: Path | None = None) -> Path:
     """Copy the plug-in into ``gimp_dir/plug-ins`` and record this environment beside it.
 
     Parameters
     ----------
     gimp_dir : Path, optional
-        GIMP 3's user folder; defaults to :func:`default_gimp_dir`.
+        GIMP 3's user folder (or its ``plug-ins`` folder); defaults to :func:`default_gimp_dir`.
 
     Returns
     -------
     Path
         The installed plug-in folder.
     """
-    gimp_dir = Path(gimp_dir) if gimp_dir else default_gimp_dir()
-    dest = gimp_dir / "plug-ins" / PLUGIN_NAME
+    dest = _plugins_dir(gimp_dir) / PLUGIN_NAME
     src = _plugin_source()
     dest.mkdir(parents=True, exist_ok=True)
     script = dest / f"{PLUGIN_NAME}.py"
@@ -105,8 +109,7 @@ def install(gimp_dir: Path | None = None) -> Path:
 
 def uninstall(gimp_dir: Path | None = None) -> Path | None:
     """Remove the plug-in folder; returns it, or None when it was not installed."""
-    gimp_dir = Path(gimp_dir) if gimp_dir else default_gimp_dir()
-    dest = gimp_dir / "plug-ins" / PLUGIN_NAME
+    dest = _plugins_dir(gimp_dir) / PLUGIN_NAME
     if not dest.exists():
         return None
     shutil.rmtree(dest)
@@ -123,6 +126,11 @@ def _run(args: argparse.Namespace) -> int:
         rec = json.loads((dest / RECORD).read_text(encoding="utf-8"))
         print(f"installed the GIMP 3 plug-in in {dest}")
         print(f"recorded the core's Python: {rec['python']} (Python {rec['python_version']})")
+        if "org.gimp.GIMP" in str(dest):
+            print(
+                "note: Flatpak GIMP runs in a sandbox with its own Python; if it cannot import numpy and "
+                "scikit-learn or run the Python above, the plug-in says so when it runs"
+            )
         print("restart GIMP, open a headshot, then Layer > Transparency > Knock Out Backdrop...")
         return 0
     try:
@@ -130,8 +138,7 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"knockout: error: cannot remove the GIMP plug-in: {exc}", file=sys.stderr)
         return 1
-    gimp_dir = args.gimp_dir or default_gimp_dir()
-    print(f"removed {gone}" if gone else f"nothing to remove: no {PLUGIN_NAME} in {gimp_dir / 'plug-ins'}")
+    print(f"removed {gone}" if gone else f"nothing to remove: no {PLUGIN_NAME} in {_plugins_dir(args.gimp_dir)}")
     return 0
 
 
@@ -154,6 +161,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help=f"GIMP 3's user folder (default here: {default_gimp_dir()})",
+        help=f"GIMP 3's user folder or its plug-ins folder (default here: {default_gimp_dir()})",
     )
     p.set_defaults(func=_run)

@@ -5,9 +5,10 @@ Reads the cases from ``$KNOCKOUT_CASES`` (JSON list) and writes what happened to
 files and these results. Each case is a dict:
 
     name, src (PNG to load), export (PNG to write, optional),
-    prep: {grey, u16, alpha, indexed, select: [x, y, w, h], record: path to swap in as core.json,
+    prep: {grey, u16, float, alpha, indexed, select: [x, y, w, h], record: path to swap in as core.json,
            no_layer: call with no drawables, two_layers: a copy of the layer above it, both selected},
-    args: the procedure's arguments, run_mode: "noninteractive" (default) or "last-vals"
+    args: the procedure's arguments, bad_args: out-of-range ones (refused, recorded),
+    run_mode: "noninteractive" (default) or "last-vals"
 """
 
 import json
@@ -26,6 +27,8 @@ def prepare(image, prep):
         image.convert_grayscale()
     if prep.get("u16"):
         image.convert_precision(Gimp.Precision.U16_NON_LINEAR)
+    if prep.get("float"):
+        image.convert_precision(Gimp.Precision.FLOAT_LINEAR)
     if prep.get("indexed"):
         image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 16, False, False, "")
     layer = image.get_layers()[0]
@@ -69,6 +72,10 @@ def run_case(case):
     cfg.set_core_object_array("drawables", drawables)
     for key, value in case.get("args", {}).items():
         cfg.set_property(key, value)
+    refused = {}
+    for key, value in case.get("bad_args", {}).items():
+        cfg.set_property(key, value)  # GObject refuses it with a warning; the value stays
+        refused[key] = cfg.get_property(key)
     saved = None
     if prep.get("record"):
         saved = RECORD + ".saved"
@@ -89,6 +96,7 @@ def run_case(case):
         "seconds": seconds,
         "layers": len(image.get_layers()),
         "precision": image.get_precision().value_nick,
+        "after_bad_args": refused,
     }
     if status == Gimp.PDBStatusType.SUCCESS:
         out["core_path"] = res.index(1)
@@ -109,7 +117,15 @@ def run_case(case):
 def main():
     with open(os.environ["KNOCKOUT_CASES"]) as f:
         cases = json.load(f)
-    results = [run_case(c) for c in cases]
+    proc = Gimp.get_pdb().lookup_procedure(PROC)
+    meta = {
+        "name": "_registration",
+        "menu_label": proc.get_menu_label(),
+        "menu_paths": list(proc.get_menu_paths()),
+        "image_types": proc.get_image_types(),
+        "arguments": [spec.name for spec in proc.get_arguments()],
+    }
+    results = [meta] + [run_case(c) for c in cases]
     with open(os.environ["KNOCKOUT_RESULTS"], "w") as f:
         json.dump(results, f, indent=1)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import harness
 import numpy as np
 import pytest
-from conftest import synthetic_headshot
+from conftest import PORTRAITS, synthetic_headshot
 from PIL import Image
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(harness.unavailable()), reason=harness.unavailable())]
@@ -41,8 +41,10 @@ IN_PROCESS_CASES = [
     ("rgba", "rgba", {}, {"output": "alpha"}, None),
     ("u16-alpha", "rgb", {"u16": True}, {"output": "alpha"}, None),
     ("u16-mask", "rgb", {"u16": True}, {"output": "mask"}, None),
+    ("float-alpha", "rgb", {"float": True}, {"output": "alpha"}, None),
     ("selection", "rgb", {"select": list(SELECT)}, {"output": "mask"}, None),
     ("two-layers", "rgb", {"two_layers": True}, {}, None),
+    ("bad-args", "rgb", {}, {}, None),
     ("error-tiny", "rgb", {"select": [3, 3, 1, 1]}, {}, None),
     ("error-no-layer", "rgb", {"no_layer": True}, {}, None),
     ("error-indexed", "rgb", {"indexed": True}, {}, None),
@@ -65,9 +67,29 @@ EXPECTED = {
 }
 
 
+def _portrait() -> Path | None:
+    """One plain-backdrop portrait of ../shared, when that data set is there (never required)."""
+    manifest = PORTRAITS / "manifest.csv"
+    if not manifest.exists():
+        return None
+    import csv
+
+    with manifest.open() as f:
+        for row in csv.DictReader(f):
+            if row["background_kind"] == "plain":
+                found = sorted((PORTRAITS / "images").glob(row["name"] + ".*"))
+                return found[0] if found else None
+    return None
+
+
 def _images(work: Path) -> None:
     img = work / "img"
     img.mkdir()
+    portrait = _portrait()
+    if portrait:  # decoded as knockout cut decodes it, to a PNG in the throw-away work folder only
+        from knockout.imageio import decode
+
+        Image.fromarray(decode(portrait.read_bytes()).rgb).save(img / "portrait.png")
     rgb, _ = synthetic_headshot(H, W, seed=3)
     Image.fromarray(rgb).save(img / "rgb.png")
     Image.fromarray(rgb).convert("L").save(img / "grey.png")
@@ -78,6 +100,9 @@ def _images(work: Path) -> None:
     Image.fromarray(rgb[y : y + h, x : x + w]).save(img / "crop.png")
 
 
+BAD_ARGS = {"clusters": 99, "method": "bogus", "feather": -3.0, "output": "paint"}
+
+
 def _cases(spec: list) -> list[dict]:
     return [
         {
@@ -85,6 +110,7 @@ def _cases(spec: list) -> list[dict]:
             "src": f"{IMG}/{src}.png",
             "prep": prep,
             "args": args,
+            "bad_args": BAD_ARGS if name == "bad-args" else {},
             "run_mode": mode,
             "export": f"{OUT}/{name}.png",
         }
@@ -99,6 +125,13 @@ def _gimp(work: Path, tag: str, spec: list, env: dict[str, str]) -> tuple[subpro
     results_file = work / f"{tag}-results.json"
     assert results_file.exists(), f"GIMP wrote no results (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
     return proc, {r["name"]: r for r in json.loads(results_file.read_text())}
+
+
+def _with_portrait(spec: list, expected: dict) -> list:
+    if _portrait() is None:
+        return spec
+    expected["portrait"] = ("portrait", [])
+    return [*spec, ("portrait", "portrait", {}, {"output": "alpha"}, None)]
 
 
 @pytest.fixture(scope="module")
@@ -117,13 +150,15 @@ def gimp(tmp_path_factory: pytest.TempPathFactory) -> dict:
         check=True,
     )
     (work / "host-core.json").write_bytes((work / "host-gimp/plug-ins/knockout-backdrop/core.json").read_bytes())
+    expected = dict(EXPECTED)
+    cases = _with_portrait(IN_PROCESS_CASES, expected)
     driver = "from knockout.cli import main\n" + "".join(
         f"assert main(['cut', '{IMG}/{src}.png', '-o', '/mnt/work/expected/{name}', '-q', *{args!r}]) == 0\n"
-        for name, (src, args) in EXPECTED.items()
+        for name, (src, args) in expected.items()
     )
     cut = harness.run_in_root(["/mnt/work/venv/bin/python", "-c", driver], work)
     assert cut.returncode == 0, cut.stderr
-    in_process = _gimp(work, "in-process", IN_PROCESS_CASES, {})
+    in_process = _gimp(work, "in-process", cases, {})
     sub = _gimp(work, "subprocess", SUBPROCESS_CASES, {"KNOCKOUT_GIMP_BRIDGE": "subprocess"})
     return {"work": work, "runs": [in_process, sub], "host_install": host.stdout,
             "results": {**in_process[1], **sub[1]}}  # fmt: skip
@@ -160,6 +195,15 @@ def test_gimp_runs_exit_cleanly(gimp: dict) -> None:
         noise = harness.noise_free(proc.stderr)
         assert not [ln for ln in noise if "Traceback" in ln or "CRITICAL" in ln], "\n".join(noise)
         assert "batch command executed successfully" in proc.stderr
+
+
+def test_registered_in_the_layer_transparency_menu(gimp: dict) -> None:
+    r = gimp["results"]["_registration"]
+    assert r["menu_paths"] == ["<Image>/Layer/Transparency"]
+    assert r["menu_label"] == "Knock Out _Backdrop..."
+    assert r["image_types"] == "*"  # indexed images get a message instead of a greyed-out menu entry
+    assert r["arguments"][:3] == ["run-mode", "image", "drawables"]
+    assert {"output", "method", "preset", "clusters", "auto-tolerance", "tolerance", "feather"} <= set(r["arguments"])
 
 
 def test_layer_mask_equals_knockout_cut(gimp: dict) -> None:
@@ -225,6 +269,11 @@ def test_16_bit_image_keeps_its_precision(gimp: dict) -> None:
     _same_cutout(_out(gimp, "u16-alpha"), _expected(gimp, "default"))
 
 
+def test_32_bit_float_linear_image(gimp: dict) -> None:
+    assert _ok(gimp, "float-alpha")["precision"] == "float-linear"
+    np.testing.assert_array_equal(_out(gimp, "float-alpha")[..., 3], _expected(gimp, "default")[..., 3])
+
+
 def test_selection_bounds_only(gimp: dict) -> None:
     x, y, w, h = SELECT
     want = _expected(gimp, "crop")[..., 3]
@@ -244,6 +293,29 @@ def test_subprocess_path_gives_the_same_result(gimp: dict) -> None:
         _same_cutout(_out(gimp, name), _expected(gimp, expected))
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a > 127, b > 127
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def test_same_as_knockout_cut_from_the_users_own_environment(gimp: dict, tmp_path: Path) -> None:
+    # the host's knockout (its own Python, numpy and scikit-learn versions), as a user runs it
+    src = gimp["work"] / "img" / "rgb.png"
+    cmd = [sys.executable, "-m", "knockout.cli", "cut", str(src), "-o", str(tmp_path), "-q"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    host = _load(tmp_path / "rgb.png")[..., 3]
+    assert _iou(_out(gimp, "alpha")[..., 3], host) >= 0.999
+
+
+def test_real_portrait_if_available(gimp: dict) -> None:
+    if "portrait" not in gimp["results"]:
+        pytest.skip(f"portrait data not found at {PORTRAITS} (optional; set KNOCKOUT_PORTRAITS)")
+    _ok(gimp, "portrait")
+    got, want = _out(gimp, "portrait"), _expected(gimp, "portrait", "portrait")
+    assert _iou(got[..., 3], want[..., 3]) >= 0.999
+    _same_cutout(got, want)
+
+
 def test_core_errors_come_back_as_pdb_errors(gimp: dict) -> None:
     for name in ("error-tiny", "sub-error-tiny"):
         r = gimp["results"][name]
@@ -258,6 +330,16 @@ def test_every_selected_layer_is_processed(gimp: dict) -> None:
     want = _expected(gimp, "default")[..., 3]
     hard = (want == 0) | (want == 255)  # the export stacks both masked layers: soft edges add up
     np.testing.assert_array_equal(_out(gimp, "two-layers")[..., 3][hard], want[hard])
+
+
+def test_out_of_range_arguments_never_reach_the_plugin(gimp: dict) -> None:
+    # typed, ranged PDB arguments: GIMP refuses each bad value, the declared default stays
+    r = _ok(gimp, "bad-args")
+    assert r["after_bad_args"] == {"clusters": 8, "method": "kmeans", "feather": 1.5, "output": "mask"}
+    proc = gimp["runs"][0][0]
+    for key in BAD_ARGS:
+        assert f"is invalid or out of range for property '{key}'" in proc.stderr
+    assert r["has_mask"]
 
 
 def test_no_layer_is_an_error_with_advice(gimp: dict) -> None:

@@ -54,7 +54,7 @@ for i in $(seq 100); do [ -S /tmp/.X11-unix/X42 ] && break; sleep 0.1; done
 "$@" &
 gimp=$!
 win=$(timeout 120 xdotool search --sync --name '^Knock Out Backdrop$' | head -n1)
-sleep 2  # let GTK finish drawing
+sleep 3  # let GTK finish drawing (the machine may be busy)
 import -window "$win" /mnt/work/dialog.png
 if [ -n "$FEATHER" ]; then
     xdotool mousemove --window "$win" 112 237 click --repeat 3 --delay 80 1

@@ -160,9 +160,12 @@ class Subprocess:
                 if "No module named" in reason:
                     raise UserError(f"{self.python} cannot import knockout ({reason}); {FIX}")
                 raise UserError(reason.removeprefix("knockout: error: "))
-            info = json.loads(done.stdout.strip().splitlines()[-1])
-            with open(request["result"], "rb") as f:
-                return f.read(), float(info["tolerance"])
+            try:
+                info = json.loads(done.stdout.strip().splitlines()[-1])
+                with open(request["result"], "rb") as f:
+                    return f.read(), float(info["tolerance"])
+            except (IndexError, KeyError, ValueError, OSError) as exc:
+                raise UserError(f"{self.python} -m knockout.gimp_bridge gave no result ({exc}); {FIX}") from None
 
 
 def import_core(record):
