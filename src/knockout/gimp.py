@@ -69,7 +69,7 @@ def _record() -> dict:
         "knockout_version": __version__,
         "python": sys.executable,
         "python_version": "{}.{}".format(*sys.version_info[:2]),
-        "soabi": sysconfig.get_config_var("SOABI") or "",
+        "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX") or "",
         "machine": platform.machine(),
         "paths": [str(Path(knockout.__file__).resolve().parent.parent)],
         "site_dirs": site_dirs,

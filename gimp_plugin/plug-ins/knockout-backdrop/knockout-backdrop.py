@@ -106,7 +106,7 @@ def incompatible(record):
     """Why the recorded environment's packages cannot be imported into this Python, or ''."""
     here = {
         "python_version": "{}.{}".format(*sys.version_info[:2]),
-        "soabi": sysconfig.get_config_var("SOABI") or "",
+        "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX") or "",  # ABI of compiled modules (numpy...)
         "machine": platform.machine(),
     }
     for key, value in here.items():
@@ -175,7 +175,7 @@ def import_core(record):
         from knockout.settings import Settings
 
         return InProcess(gimp_bridge, Settings)
-    except ImportError as exc:
+    except Exception as exc:  # ImportError, or a broken install failing as it imports
         direct = exc
     if record is None:
         raise Unavailable(f"GIMP's Python cannot import knockout ({direct}) and no core.json was recorded")
