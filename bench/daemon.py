@@ -41,6 +41,8 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
+from knockout.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import PORTRAITS, synthetic_headshot  # noqa: E402
@@ -197,7 +199,7 @@ def main() -> None:
         cores = len(os.sched_getaffinity(0))
         load = os.getloadavg()
         print(
-            f"\n{args.n} files, {source}, 600x800 JPEG, default settings (kmeans), settle 1.0 s; "
+            f"\n{args.n} files, {source}, 600x800 JPEG, default settings ({Settings().method}), settle 1.0 s; "
             f"{cores} cores, load average {load[0]:.1f} / {load[1]:.1f}; best of {args.rounds} rounds\n"
         )
         print("| run | files/s | vs `knockout cut` (1 process) | latency median | latency p95 |")

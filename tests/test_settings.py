@@ -7,7 +7,7 @@ from knockout import Settings, SettingsError
 
 def test_defaults_are_valid_and_frozen():
     s = Settings()
-    assert s.method == "kmeans" and s.tolerance == "auto"
+    assert s.method == "threshold" and s.tolerance == "auto"
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.method = "threshold"  # type: ignore[misc]
 

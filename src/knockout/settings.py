@@ -96,7 +96,7 @@ class Settings:
         Random seed for KMeans and sampling, so results are reproducible.
     """
 
-    method: str = "kmeans"
+    method: str = "threshold"
     preset: str | None = None
     clusters: int = 8
     tolerance: str | float = "auto"

@@ -54,8 +54,8 @@ ARGUMENTS = [
         "choice",
         "method",
         "_Method",
-        "Colour clusters (KMeans) or colour distance to the backdrop",
-        "kmeans",
+        "Colour distance to the backdrop or colour clusters (KMeans)",
+        "threshold",
         [("kmeans", "KMeans colour clusters"), ("threshold", "Colour-distance threshold")],
     ),
     (

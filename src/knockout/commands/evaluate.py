@@ -99,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_settings_arguments(p)
     for action in p._actions:
         if action.dest == "method":
-            action.help = "one or more methods or presets, comma-separated (default kmeans)"
+            action.help = f"one or more methods or presets, comma-separated (default {Settings().method})"
     p.set_defaults(func=run)
 
 

@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_settings_arguments(p)
     for action in p._actions:  # --method takes a comma-separated list here: one row per method
         if action.dest == "method":
-            action.help = "one or more methods or presets, comma-separated, one row each (default kmeans)"
+            action.help = f"one or more methods or presets, comma-separated, one row each (default {Settings().method})"
     p.set_defaults(func=run)
 
 
