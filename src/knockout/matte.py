@@ -35,9 +35,6 @@ __all__ = ["matte"]
 
 _TILE = 256  # core tile side, pixels
 _CONF_LO, _CONF_HI = 8.0, 30.0  # RGB distance |F - B| below which the projection is not trusted / fully trusted
-# inside the hard mask the segmentation says subject: subject pixels vary around the local mean
-# colour, so a pixel counts as fully subject from 1 / 1.25 of the mean's distance to the backdrop
-_INSIDE_GAIN = 1.25
 _NOISE = 4.0  # RGB distance taken as sensor noise when measuring how far a pixel is from the backdrop
 _GAP_HI = 0.3  # alpha below which a pixel inside the hard mask is backdrop showing through
 _HAIR_LO = 0.2  # alpha a strand beyond the band needs to be kept (and connected to the edge)
@@ -264,7 +261,7 @@ def _alpha(px, fl, bl, *, inside, fallback, unknown) -> np.ndarray:
     proj = ((px - bl) * diff).sum(axis=1) / np.maximum(n2, 1e-6)
     if inside.any():
         dist = np.sqrt(((px - bl) ** 2).sum(axis=1))
-        ratio = _INSIDE_GAIN * np.maximum(dist - _NOISE, 0) / np.maximum(norm - _NOISE, 1e-3)
+        ratio = np.maximum(dist - _NOISE, 0) / np.maximum(norm - _NOISE, 1e-3)
         proj = np.where(inside, ratio, proj)
     conf = np.clip((norm - _CONF_LO) / (_CONF_HI - _CONF_LO), 0.0, 1.0)
     conf[unknown] = 0.0
