@@ -8,7 +8,7 @@ version), never access to the folders.
 
 Failures
     * A worker that dies mid-task: the scheduler moves its tasks to other workers by itself; a task
-      that killed ``distributed.scheduler.allowed-failures`` workers (3 by default) fails with
+      that killed more than ``distributed.scheduler.allowed-failures`` workers (3 by default) fails with
       :class:`~knockout.daemon.executor.WorkLost` so the daemon retries it later.
     * The scheduler goes away (or cannot be reached at start): with ``on_scheduler_loss="local"`` the
       work in flight and all new work go to the local pool made by ``fallback_factory`` (with a
