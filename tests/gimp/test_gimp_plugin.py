@@ -20,6 +20,8 @@ import pytest
 from conftest import PORTRAITS, synthetic_headshot
 from PIL import Image
 
+from knockout.settings import Settings
+
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(harness.unavailable()), reason=harness.unavailable())]
 
 W, H = 160, 200
@@ -335,7 +337,8 @@ def test_every_selected_layer_is_processed(gimp: dict) -> None:
 def test_out_of_range_arguments_never_reach_the_plugin(gimp: dict) -> None:
     # typed, ranged PDB arguments: GIMP refuses each bad value, the declared default stays
     r = _ok(gimp, "bad-args")
-    assert r["after_bad_args"] == {"clusters": 8, "method": "kmeans", "feather": 1.5, "output": "mask"}
+    d = Settings()
+    assert r["after_bad_args"] == {"clusters": d.clusters, "method": d.method, "feather": d.feather, "output": "mask"}
     proc = gimp["runs"][0][0]
     for key in BAD_ARGS:
         assert f"is invalid or out of range for property '{key}'" in proc.stderr
