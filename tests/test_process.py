@@ -26,7 +26,7 @@ def png_bytes() -> bytes:
 def test_process_bytes_makes_an_rgba_cutout(png_bytes):
     res = process_bytes(png_bytes, settings=Settings())
     assert isinstance(res, Processed)
-    assert (res.width, res.height, res.suffix, res.method) == (72, 96, ".png", "kmeans")
+    assert (res.width, res.height, res.suffix, res.method) == (72, 96, ".png", Settings().method)
     im = Image.open(io.BytesIO(res.data))
     assert im.mode == "RGBA" and im.size == (72, 96)
     a = np.asarray(im)[..., 3]

@@ -1,14 +1,13 @@
 """knockout: take the plain or studio backdrop off headshots.
 
 The public surface is small: :class:`Settings` (one frozen settings object for every front
-end), :func:`segment` (the hard subject mask), :func:`matte` (soft alpha and
-decontamination), :func:`cut_out` (both, plus the requested output) and
+end), :func:`segment` (the hard subject mask), :func:`cut_out` (the mask, the soft-alpha matte
+and decontamination of :func:`knockout.matte.matte`, and the requested output) and
 :func:`process_bytes` (file bytes in, encoded output out).
 """
 
 from .cutout import CutOut, cut_out
 from .imageio import ImageError
-from .matte import matte
 from .process import process_bytes
 from .segment import Segmentation, segment
 from .settings import PRESETS, Settings, SettingsError
@@ -23,7 +22,6 @@ __all__ = [
     "SettingsError",
     "__version__",
     "cut_out",
-    "matte",
     "process_bytes",
     "segment",
 ]
