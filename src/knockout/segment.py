@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 WORK_SIDE = 400  # long side of the working image, in pixels
 _TOLERANCES = np.geomspace(1.0, 80.0, 40).astype(np.float32)
 _ITERATIONS = 2
+_EIGHT = np.ones((3, 3), bool)
+_NEAR = 0.02  # islands within this fraction of the long side of the subject are kept
 _K = 2  # half-width of the window (in tolerance steps) over which area change is measured
 _FLAT = 0.005  # area change (fraction of the image) still counted as flat
 
@@ -297,14 +299,14 @@ def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray) 
     The subject's area as a function of the tolerance falls while the backdrop fills, then
     holds on a plateau while the subject's outline stops the growth, and falls again where
     the backdrop leaks into the subject (and may hold again on a smaller part of it). A leak
-    into the body also shows as the backdrop reaching the bottom centre. The tolerance is the
+    into the body also shows as the backdrop reaching the bottom centre (30 % of it). The tolerance is the
     middle of the first plateau below the leak, above the backdrop's own noise level (the
     tolerance at which most of the border sample has joined).
     """
     n = len(_TOLERANCES)
     fg = np.array([(barrier > t).mean() for t in _TOLERANCES])
     a = barrier[anchor]
-    leak = float(np.quantile(np.where(np.isinf(a), 1e9, a), 0.5))
+    leak = float(np.quantile(np.where(np.isinf(a), 1e9, a), 0.3))
     hi = min(n - 1, max(2, int(np.searchsorted(_TOLERANCES, leak / 1.2)) - 1))
     idx = np.arange(n)
     change = fg[np.maximum(idx - _K, 0)] - fg[np.minimum(idx + _K, n - 1)]
@@ -322,12 +324,20 @@ def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray) 
 
 
 def _clean(fg: np.ndarray, settings: Settings) -> np.ndarray:
+    """Drop specks far from the subject and fill its holes.
+
+    Foreground pieces are 8-connected, so diagonal strands stay attached; pieces smaller than
+    ``min_island`` are removed unless they lie next to the main subject (hair, fingers).
+    """
     n = fg.size
-    lbl, count = ndi.label(fg)
+    lbl, count = ndi.label(fg, structure=_EIGHT)
     if count:
         sizes = np.bincount(lbl.ravel())[1:]
+        main = int(np.argmax(sizes)) + 1
         keep = sizes >= max(1, settings.min_island * n)
-        keep[np.argmax(sizes)] = True
+        reach = max(1, round(_NEAR * max(fg.shape)))
+        near = ndi.binary_dilation(lbl == main, structure=_EIGHT, iterations=reach)
+        keep[np.unique(lbl[near & (lbl > 0)]) - 1] = True
         fg = np.isin(lbl, np.flatnonzero(keep) + 1)
     if settings.fill_holes:
         fg = ndi.binary_fill_holes(fg)
