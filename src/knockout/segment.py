@@ -21,7 +21,6 @@ WORK_SIDE = 400  # long side of the working image, in pixels
 _TOLERANCES = np.geomspace(1.0, 80.0, 40).astype(np.float32)
 _ITERATIONS = 2
 _EIGHT = np.ones((3, 3), bool)
-_NEAR = 0.02  # islands within this fraction of the long side of the subject are kept
 _K = 2  # half-width of the window (in tolerance steps) over which area change is measured
 _FLAT = 0.005  # area change (fraction of the image) still counted as flat
 
@@ -326,18 +325,15 @@ def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray) 
 def _clean(fg: np.ndarray, settings: Settings) -> np.ndarray:
     """Drop specks far from the subject and fill its holes.
 
-    Foreground pieces are 8-connected, so diagonal strands stay attached; pieces smaller than
-    ``min_island`` are removed unless they lie next to the main subject (hair, fingers).
+    Foreground pieces are 8-connected, so diagonal strands stay attached to the subject;
+    other pieces smaller than ``min_island`` are removed.
     """
     n = fg.size
     lbl, count = ndi.label(fg, structure=_EIGHT)
     if count:
         sizes = np.bincount(lbl.ravel())[1:]
-        main = int(np.argmax(sizes)) + 1
         keep = sizes >= max(1, settings.min_island * n)
-        reach = max(1, round(_NEAR * max(fg.shape)))
-        near = ndi.binary_dilation(lbl == main, structure=_EIGHT, iterations=reach)
-        keep[np.unique(lbl[near & (lbl > 0)]) - 1] = True
+        keep[np.argmax(sizes)] = True
         fg = np.isin(lbl, np.flatnonzero(keep) + 1)
     if settings.fill_holes:
         fg = ndi.binary_fill_holes(fg)
