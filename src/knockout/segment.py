@@ -285,9 +285,11 @@ def _barrier(cost: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """
     out = np.full(cost.shape, np.inf, np.float32)
     for t in _TOLERANCES:
-        lbl, _ = ndi.label(cost <= t)
-        ids = np.unique(lbl[seeds & (lbl > 0)])
-        reached = np.isin(lbl, ids[ids > 0])
+        lbl, count = ndi.label(cost <= t)
+        touched = np.zeros(count + 1, bool)  # which components hold a seed (a lookup, no sorting)
+        touched[lbl[seeds]] = True
+        touched[0] = False
+        reached = touched[lbl]
         out[reached & np.isinf(out)] = t
     return out
 
