@@ -92,7 +92,9 @@ def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
     rng = np.random.default_rng(settings.seed)
     region = seeds
     surface = _fit_surface(lab, seeds, degree=1, rng=rng)
-    for _ in range(_ITERATIONS):
+    for i in range(_ITERATIONS):
+        if i:  # refit the smooth backdrop on the backdrop the previous pass found
+            surface = _fit_surface(lab, region, degree=2, rng=rng)
         residual = lab - surface
         if settings.effective_method == "kmeans":
             cost = _kmeans_cost(residual, seeds, settings, rng)
@@ -102,7 +104,6 @@ def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
         barrier = _barrier(cost, seeds)
         tol = _auto_tolerance(barrier, seeds, anchor) if settings.tolerance == "auto" else float(settings.tolerance)
         region = ndi.binary_erosion(barrier <= tol, iterations=2) | seeds
-        surface = _fit_surface(lab, region, degree=2, rng=rng)
     work = _clean(barrier > tol, settings)
     mask = _upscale_mask(work, image.shape[:2])
     backdrop = _backdrop_colors(small, region, rng)
@@ -117,7 +118,7 @@ def _check_image(image: np.ndarray) -> None:
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(
             f"image must have shape (H, W, 3) (RGB), got {image.shape}; convert grey or RGBA "
-            "images with knockout.imageio.read_image or Pillow's convert('RGB') first"
+            "images with knockout.imageio.decode or Pillow's convert('RGB') first"
         )
     if image.dtype != np.uint8:
         raise ValueError(f"image must be uint8, got {image.dtype}; scale 16-bit images to 8 bits first")
