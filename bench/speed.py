@@ -7,7 +7,8 @@ What it measures (issue 2's speed bar), on a 12-megapixel photo:
     predicted on every pixel -> alpha 0/255 -> PNG); target >= 20x;
 (b) the kmeans segmentation alone, ``segment(img, settings=Settings(method="kmeans"))``, vs the recipe's
     ``KMeans().fit`` + ``predict`` on the same pixels; target >= 50x;
-(c) the share of encoding in knockout's end to end, at each ``png_compression`` level and for
+(c) the share of encoding in knockout's end to end, at each ``png_compression`` level (1-3: the
+    fast writer ``knockout._png``), Pillow at the default level (the encoder used before), and
     lossless WebP;
 (d) peak memory of ``knockout cut`` on the 12 MP photo, in a fresh process (``ru_maxrss``), with a
     ``tracemalloc`` breakdown by stage; target <= 400 MB;
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import shutil
@@ -281,6 +283,14 @@ def main() -> None:
             reps = args.repeat if level <= 3 else 1
             t_enc, b = best(lambda s=s: encode(out, settings=s, icc_profile=icc), reps)
             enc[f"PNG level {level}"] = (t_enc, len(b))
+
+        def pillow_png(level: int = settings.png_compression) -> bytes:
+            buf = io.BytesIO()
+            Image.fromarray(out).save(buf, "PNG", compress_level=level, icc_profile=icc)
+            return buf.getvalue()
+
+        t_enc, b = best(pillow_png, args.repeat)
+        enc[f"PNG level {settings.png_compression} through Pillow (before the fast writer)"] = (t_enc, len(b))
         s = settings.replace(format="webp")
         t_enc, b = best(lambda s=s: encode(out, settings=s, icc_profile=icc), args.repeat)
         enc["WebP lossless"] = (t_enc, len(b))

@@ -1,0 +1,125 @@
+"""A fast PNG writer for 8-bit grey, RGB and RGBA arrays (the default ``png_compression`` levels 1-3).
+
+Why this exists: Pillow's PNG encoder was the slowest stage of ``knockout cut``. On a 12-megapixel
+RGBA cut-out it takes 1.0-1.6 s at ``compress_level=1`` (0.55 s even at level 0, stored), more than
+decoding, segmenting and compositing together, because it picks a filter row by row and deflates
+with zlib. Here every row gets PNG filter type 2 ("Up": the difference to the row above, one numpy
+subtraction; it gave the smallest files of the filters tried on cut-outs, photos and masks), and the
+filtered rows are deflated by ISA-L (python-isal, ``isal.isal_zlib``) at its level 1-3, which is
+several times faster than zlib level 1 and compresses as well. A big image is cut into horizontal
+strips that are deflated in parallel threads (ISA-L releases the GIL); each strip is a raw deflate
+stream ended by a sync flush (the last by the final block), so their concatenation is one valid
+deflate stream, wrapped in one zlib header and one Adler-32 of all the filtered bytes.
+
+The result is an ordinary PNG (IHDR, iCCP when a profile is given for colour output, IDAT, IEND)
+that any reader decodes to exactly the input pixels. Without ``isal`` installed, :func:`available`
+is False and the caller keeps using Pillow.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+try:
+    from isal import isal_zlib
+except ImportError:  # pragma: no cover - isal is a dependency; the fallback is Pillow
+    isal_zlib = None
+
+__all__ = ["LEVELS", "available", "encode_png"]
+
+#: ``png_compression`` levels written by this module (ISA-L's deflate levels 1-3).
+LEVELS = (1, 2, 3)
+
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_COLOR_TYPE = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type: grey, RGB, RGBA
+_ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KiB window, "fastest" flag; (0x78 * 256 + 0x01) % 31 == 0
+_FILTER_UP = 2
+_STRIP_BYTES = 4 << 20  # strips smaller than this are not worth a thread
+_MAX_THREADS = 4
+
+
+def available() -> bool:
+    """True when the fast writer can be used (python-isal is installed)."""
+    return isal_zlib is not None
+
+
+def encode_png(pixels: np.ndarray, *, level: int = 1, icc_profile: bytes | None = None, strips: int = 0) -> bytes:
+    """Encode an 8-bit array as PNG bytes.
+
+    Parameters
+    ----------
+    pixels : ndarray of uint8, shape (H, W), (H, W, 3) or (H, W, 4), H and W >= 1
+        Grey, RGB or RGBA pixels.
+    level : int
+        ISA-L deflate level, one of :data:`LEVELS`.
+    icc_profile : bytes, optional
+        ICC profile embedded as an iCCP chunk (colour images only; ignored for grey).
+    strips : int
+        Number of horizontal strips deflated in parallel threads; 0 (default) picks one per
+        available CPU (at most 4) for big images and a single strip for small ones.
+
+    Returns
+    -------
+    bytes
+        The PNG file.
+    """
+    if isal_zlib is None:
+        raise RuntimeError("the fast PNG writer needs python-isal: pip install isal")
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if pixels.dtype != np.uint8 or channels not in _COLOR_TYPE or min(pixels.shape[:2]) < 1:
+        raise ValueError(f"encode_png expects uint8 (H, W), (H, W, 3) or (H, W, 4), got {pixels.dtype} {pixels.shape}")
+    height, width = pixels.shape[:2]
+    filtered = _filter_up(pixels.reshape(height, width * channels))
+    if strips <= 0:
+        strips = _auto_strips(filtered.nbytes)
+    pieces = [strip.data for strip in np.array_split(filtered, min(strips, height))]  # views, no copies
+
+    def deflate(i: int) -> bytes:
+        compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)  # raw deflate, no header
+        last = i == len(pieces) - 1
+        return compressor.compress(pieces[i]) + compressor.flush(isal_zlib.Z_FINISH if last else isal_zlib.Z_SYNC_FLUSH)
+
+    if len(pieces) == 1:
+        streams = [deflate(0)]
+        adler = isal_zlib.adler32(filtered.data)
+    else:
+        with ThreadPoolExecutor(len(pieces)) as pool:
+            jobs = pool.map(deflate, range(len(pieces)))
+            adler = isal_zlib.adler32(filtered.data)  # overlaps with the deflating threads
+            streams = list(jobs)
+    streams[0] = _ZLIB_HEADER + streams[0]
+    streams[-1] += struct.pack(">I", adler & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPE[channels], 0, 0, 0)
+    chunks = [_SIGNATURE, _chunk(b"IHDR", header)]
+    if icc_profile and channels != 1:
+        chunks.append(_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
+    chunks += [_chunk(b"IDAT", s) for s in streams]  # the zlib stream may be split across IDATs
+    chunks.append(_chunk(b"IEND", b""))
+    return b"".join(chunks)
+
+
+def _filter_up(rows: np.ndarray) -> np.ndarray:
+    """PNG filter type 2 on every row: a filter byte, then each byte minus the one above (mod 256)."""
+    out = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
+    out[:, 0] = _FILTER_UP
+    out[0, 1:] = rows[0]  # the row above the first is taken as zeros
+    np.subtract(rows[1:], rows[:-1], out=out[1:, 1:])
+    return out
+
+
+def _auto_strips(nbytes: int) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cpus, _MAX_THREADS, nbytes // _STRIP_BYTES))
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
