@@ -138,3 +138,5 @@ def test_bad_input():
         _png.encode_png(np.zeros((2, 2, 3), np.float32))
     with pytest.raises(ValueError, match="uint8"):
         _png.encode_png(np.zeros((0, 2, 3), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        _png.encode_png(np.zeros(5, np.uint8))

@@ -72,7 +72,7 @@ def encode_png(pixels: np.ndarray, *, level: int = 1, icc_profile: bytes | None 
         raise RuntimeError("the fast PNG writer needs python-isal: pip install isal")
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    channels = {2: 1, 3: pixels.shape[-1]}.get(pixels.ndim, 0)
     if pixels.dtype != np.uint8 or channels not in _COLOR_TYPE or min(pixels.shape[:2]) < 1:
         raise ValueError(f"encode_png expects uint8 (H, W), (H, W, 3) or (H, W, 4), got {pixels.dtype} {pixels.shape}")
     height, width = pixels.shape[:2]
@@ -98,12 +98,13 @@ def encode_png(pixels: np.ndarray, *, level: int = 1, icc_profile: bytes | None 
     streams[-1] += struct.pack(">I", adler & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPE[channels], 0, 0, 0)
-    chunks = [_SIGNATURE, _chunk(b"IHDR", header)]
+    parts = [_SIGNATURE, *_chunk(b"IHDR", header)]
     if icc_profile and channels != 1:
-        chunks.append(_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
-    chunks += [_chunk(b"IDAT", s) for s in streams]  # the zlib stream may be split across IDATs
-    chunks.append(_chunk(b"IEND", b""))
-    return b"".join(chunks)
+        parts += _chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile))
+    for stream in streams:  # the zlib stream may be split across IDAT chunks: one per strip
+        parts += _chunk(b"IDAT", stream)
+    parts += _chunk(b"IEND", b"")
+    return b"".join(parts)
 
 
 def _filter_up(rows: np.ndarray) -> np.ndarray:
@@ -120,6 +121,6 @@ def _auto_strips(nbytes: int) -> int:
     return max(1, min(cpus, _MAX_THREADS, nbytes // _STRIP_BYTES))
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(data, zlib.crc32(kind))
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+def _chunk(kind: bytes, data: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """A PNG chunk as its four parts (length, type, data, CRC), joined once by the caller."""
+    return struct.pack(">I", len(data)), kind, data, struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
