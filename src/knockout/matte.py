@@ -15,17 +15,22 @@ mask's boundary this module estimates, from the image itself:
 - the decontaminated colour, un-mixing the backdrop: ``F' = (I - (1 - a) B) / a``.
 
 The band reaches further out than in, so strands of hair that the segmentation's spatial
-clean-up cut off are given back wherever the image says they are subject. Work is done tile
-by tile on the tiles the band touches, in float32, so a 12-megapixel photo needs only a few
-megabytes on top of the image.
+clean-up cut off are given back wherever the image says they are subject.
+
+Big photos are matted on a box-reduced copy of at most ``_MATTE_PIXELS`` pixels (the local
+colours are smooth, and the hard mask is no finer than the segmentation's work size anyway),
+then refined at full size only where that matte is soft: each full-size pixel there gets its
+alpha from its own colour, projected between the local subject and backdrop colours of its
+reduced pixel. A 12-megapixel photo's matte then costs about what a 0.5-megapixel one does.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage as ndi
 
 from .segment import Segmentation
@@ -33,7 +38,7 @@ from .settings import Settings
 
 __all__ = ["matte"]
 
-_TILE = 256  # core tile side, pixels
+_MATTE_PIXELS = 600_000  # bigger images are matted on a reduced copy, then refined along the edge
 _CONF_LO, _CONF_HI = 8.0, 30.0  # RGB distance |F - B| below which the projection is not trusted / fully trusted
 _NOISE = 4.0  # RGB distance taken as sensor noise when measuring how far a pixel is from the backdrop
 _GAP_HI = 0.3  # alpha below which a pixel inside the hard mask is backdrop showing through
@@ -78,20 +83,44 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
     hard = mask.astype(np.uint8) * np.uint8(255)
     if settings.feather <= 0 or settings.preset:
         return hard, image
-    h = mask.shape[0]
-    scale = max(1.0, h / max(1, seg.work_mask.shape[0]))  # how coarse the hard mask's edge is
-    p = _Params(settings.feather, scale)
     backdrop = np.asarray(seg.backdrop, np.float32).reshape(-1, 3)
-    alpha = hard
-    colors = image.copy() if settings.decontaminate else image
-    for core, pad in _edge_tiles(mask, p):
-        a, f = _tile(image[pad], mask[pad], backdrop, p, settings.decontaminate, origin=(pad[0].start, pad[1].start))
-        inner = (slice(core[0].start - pad[0].start, core[0].stop - pad[0].start),
-                 slice(core[1].start - pad[1].start, core[1].stop - pad[1].start))  # fmt: skip
-        alpha[core] = a[inner]
-        if f is not None:
-            colors[core] = f[inner]
+    work_h = max(1, seg.work_mask.shape[0])
+    f = _reduction(*mask.shape)
+    if f == 1:
+        p = _Params(settings.feather, max(1.0, mask.shape[0] / work_h))
+        edge = _edge(image, mask, backdrop, p)
+        alpha = hard
+    else:
+        small = np.asarray(Image.fromarray(image).reduce(f))
+        small_mask = np.asarray(Image.fromarray(hard).reduce(f)) >= 128
+        p = _Params(settings.feather / f, max(1.0, small.shape[0] / work_h))
+        edge, alpha = _refine(image, _edge(small, small_mask, backdrop, p), small_mask, f)
+    if edge is None:
+        return alpha, image
+    alpha[edge.ys, edge.xs] = np.round(edge.a * 255).astype(np.uint8)
+    if not settings.decontaminate:
+        return alpha, image
+    colors = image.copy()
+    colors[edge.ys, edge.xs] = _unmix(image[edge.ys, edge.xs], edge)
     return alpha, colors
+
+
+def _reduction(h: int, w: int) -> int:
+    """Box-reduction factor that brings an image under ``_MATTE_PIXELS`` (1: matte it as it is)."""
+    return max(1, math.ceil(math.sqrt(h * w / _MATTE_PIXELS)))
+
+
+@dataclass
+class _Edge:
+    """The pixels whose alpha is estimated: coordinates (N,), alpha (N,) float32 in 0-1, local
+    subject and backdrop colours (N, 3) float32, and whether no subject colour was known (N,)."""
+
+    ys: np.ndarray
+    xs: np.ndarray
+    a: np.ndarray
+    fl: np.ndarray
+    bl: np.ndarray
+    no_f: np.ndarray
 
 
 class _Params:
@@ -105,23 +134,6 @@ class _Params:
         self.sigma_f = self.sigma_b = (self.r_in + self.r_out) / 2 + 1.0
         # beyond the band, up to this far out, strands that the image says are subject are kept
         self.hair = self.r_out + 4.0 * scale + 4.0
-        self.margin = math.ceil(self.hair + 2 * max(self.sigma_f, self.sigma_b)) + 2
-
-
-def _edge_tiles(mask: np.ndarray, p: _Params) -> Iterator[tuple[tuple[slice, slice], tuple[slice, slice]]]:
-    """(core, padded) slices of the tiles that hold part of the band."""
-    h, w = mask.shape
-    reach = math.ceil(max(p.r_in, p.r_out, p.hair)) + 1
-    for y0 in range(0, h, _TILE):
-        for x0 in range(0, w, _TILE):
-            y1, x1 = min(h, y0 + _TILE), min(w, x0 + _TILE)
-            near = mask[max(0, y0 - reach) : y1 + reach, max(0, x0 - reach) : x1 + reach]
-            if near.all() or not near.any():
-                continue
-            m = p.margin
-            core = (slice(y0, y1), slice(x0, x1))
-            pad = (slice(max(0, y0 - m), min(h, y1 + m)), slice(max(0, x0 - m), min(w, x1 + m)))
-            yield core, pad
 
 
 def _pool(a: np.ndarray, k: int) -> np.ndarray:
@@ -138,24 +150,21 @@ def _pool(a: np.ndarray, k: int) -> np.ndarray:
 class _LocalMean:
     """Mean colour of the pixels where ``weight`` is set, in a window of about 2 sigma around any pixel.
 
-    Box filters (running sums, cost independent of the window) keep this cheap; for wide windows
-    (big photos) the sums are taken on k x k blocks aligned to the image's origin (so that tiles
-    agree) and looked up only at the pixels asked for.
+    The sums are taken on k x k blocks (k about sigma / 2.5, at least 2) and box-filtered there,
+    so the cost is a fraction of the image's size whatever the window; the means are looked up
+    only at the pixels asked for.
     """
 
-    def __init__(self, img: np.ndarray, weight: np.ndarray, sigma: float, origin: tuple[int, int]) -> None:
+    def __init__(self, img: np.ndarray, weight: np.ndarray, sigma: float) -> None:
         size = 2 * round(2 * sigma) + 1
-        k = self.k = max(1, int(sigma // 3))
+        k = self.k = max(2, round(sigma / 2.5))
         h, w = weight.shape
-        oy, ox = self.oy, self.ox = origin[0] % k, origin[1] % k  # blocks start at multiples of k
-        hh, ww = -(-(h + oy) // k) * k, -(-(w + ox) // k) * k
+        hh, ww = -(-h // k) * k, -(-w // k) * k
         pw = np.zeros((hh, ww), np.float32)
-        pw[oy : oy + h, ox : ox + w] = weight
+        pw[:h, :w] = weight
         pc = np.zeros((hh, ww, 3), np.float32)
-        pc[oy : oy + h, ox : ox + w] = img
-        pc *= pw[..., None]
-        if k > 1:
-            pw, pc = _pool(pw, k), _pool(pc, k)
+        np.multiply(img, pw[:h, :w, None], out=pc[:h, :w])
+        pw, pc = _pool(pw, k), _pool(pc, k)
         small = max(1, round(size / k)) | 1
         self.den = ndi.uniform_filter(pw, small) / (k * k)
         self.num = np.empty_like(pc)
@@ -164,37 +173,27 @@ class _LocalMean:
         self.num /= k * k
 
     def at(self, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(mean colour (N, 3) float32, weight density (N,)) at tile pixels ``(ys, xs)``."""
-        by, bx = (ys + self.oy) // self.k, (xs + self.ox) // self.k
+        """(mean colour (N, 3) float32, weight density (N,)) at pixels ``(ys, xs)``."""
+        by, bx = ys // self.k, xs // self.k
         den = self.den[by, bx]
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = self.num[by, bx] / den[:, None]
         return mean.astype(np.float32), den
 
 
-def _tile(
-    image: np.ndarray,
-    mask: np.ndarray,
-    backdrop: np.ndarray,
-    p: _Params,
-    decontaminate: bool,
-    *,
-    origin: tuple[int, int] = (0, 0),
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Alpha (uint8) and, when asked, decontaminated colours (uint8) of one padded tile."""
+def _edge(image: np.ndarray, mask: np.ndarray, backdrop: np.ndarray, p: _Params) -> _Edge | None:
+    """Alpha and local colours of the band around ``mask``'s edge (and of the strands and gaps
+    found beyond it), or None when the mask has no edge."""
     # chamfer distances (exact enough for a band, and several times faster than the Euclidean ones)
     big = np.iinfo(np.int32).max
     d_in = ndi.distance_transform_cdt(mask, metric="taxicab") if not mask.all() else np.full(mask.shape, big)
     d_out = ndi.distance_transform_cdt(~mask, metric="taxicab") if mask.any() else np.full(mask.shape, big)
     band = np.where(mask, d_in <= p.r_in, d_out <= p.r_out)
-    alpha8 = mask.astype(np.uint8) * np.uint8(255)
     if not band.any():
-        return alpha8, None
+        return None
     img = image.astype(np.float32)
-    sure_f = mask & ~band
-    sure_b = ~mask & ~band
-    f_loc = _LocalMean(img, sure_f, p.sigma_f, origin)
-    b_loc = _LocalMean(img, sure_b, p.sigma_b, origin)
+    f_loc = _LocalMean(img, mask & ~band, p.sigma_f)
+    b_loc = _LocalMean(img, ~mask & ~band, p.sigma_b)
 
     by, bx = np.nonzero(band)
     px = img[by, bx]  # (N, 3), raster order like img[band]
@@ -205,40 +204,90 @@ def _tile(
     sigma = max(0.5, p.feather / 2)
     soft = ndi.gaussian_filter(mask.astype(np.float32), sigma)[band]
     a = _alpha(px, fl, bl, inside=mask[band], fallback=soft, unknown=no_f)
-    sel = band
     zones = []
     hair = _hair(img, mask, band, a, d_out=d_out, band_f=(by[~no_f], bx[~no_f], fl[~no_f]), b_loc=b_loc,
-                 backdrop=backdrop, p=p, origin=origin)  # fmt: skip
+                 backdrop=backdrop, p=p)  # fmt: skip
     if hair is not None:
         zones.append(hair)
-    gaps = _gaps(img, mask, band, a, d_in=d_in, b_loc=b_loc, backdrop=backdrop, p=p, origin=origin)
+    gaps = _gaps(img, mask, band, a, d_in=d_in, b_loc=b_loc, backdrop=backdrop, p=p)
     if gaps is not None:
         zones.append(gaps)
-    if zones:  # merge the extra pixels into the band's, in raster order
-        full_a = np.zeros(mask.shape, np.float32)
-        full_f = np.zeros(img.shape, np.float32)
-        full_b = np.zeros(img.shape, np.float32)
-        full_nf = np.zeros(mask.shape, bool)
-        full_a[band], full_f[band], full_b[band], full_nf[band] = a, fl, bl, no_f
-        sel = band.copy()
-        for zone, az, zf, zb in zones:
-            full_a[zone], full_f[zone], full_b[zone] = az, zf, zb
-            sel |= zone
-        a, px, fl, bl, no_f = full_a[sel], img[sel], full_f[sel], full_b[sel], full_nf[sel]
-    alpha8[sel] = np.round(a * 255).astype(np.uint8)
-    if not decontaminate:
-        return alpha8, None
-    colors = image.copy()
-    out = colors[sel]
+    if not zones:
+        return _Edge(by, bx, a, fl, bl, no_f)
+    # merge the extra pixels into the band's, in raster order
+    full_a = np.zeros(mask.shape, np.float32)
+    full_f = np.zeros(img.shape, np.float32)
+    full_b = np.zeros(img.shape, np.float32)
+    full_nf = np.zeros(mask.shape, bool)
+    full_a[band], full_f[band], full_b[band], full_nf[band] = a, fl, bl, no_f
+    sel = band.copy()
+    for zone, az, zf, zb in zones:
+        full_a[zone], full_f[zone], full_b[zone] = az, zf, zb
+        sel |= zone
+    ys, xs = np.nonzero(sel)
+    return _Edge(ys, xs, full_a[sel], full_f[sel], full_b[sel], full_nf[sel])
+
+
+def _refine(image: np.ndarray, small: _Edge | None, small_mask: np.ndarray, f: int) -> tuple[_Edge | None, np.ndarray]:
+    """Carry a matte made on the image box-reduced by ``f`` to full size.
+
+    Returns the full-size edge (the pixels under the reduced matte's soft pixels and their
+    neighbours, each with its alpha from its own colour) and the full-size hard alpha (uint8)
+    that holds everywhere else.
+    """
+    h, w = image.shape[:2]
+    sh, sw = small_mask.shape
+    a_s = small_mask.astype(np.float32)
+    if small is None:
+        return None, _upsample(small_mask, f, h, w)
+    a_s[small.ys, small.xs] = small.a
+    hard = _upsample(a_s >= 0.5, f, h, w)
+    known = np.zeros((sh, sw), bool)
+    known[small.ys, small.xs] = True
+    soft = (a_s > 0) & (a_s < 1)
+    on = a_s >= 0.5
+    cut = ndi.binary_dilation(on) & ~ndi.binary_erosion(on, border_value=1)  # the hard edge, both sides
+    todo = soft | (cut & known)
+    if not todo.any():
+        return None, hard
+    # the reduced matte's local colours, per reduced pixel
+    idx = np.full((sh, sw), -1, np.int64)
+    idx[small.ys, small.xs] = np.arange(len(small.ys))
+    py, px = np.nonzero(todo)
+    parent = idx[py, px]
+    dy, dx = np.divmod(np.arange(f * f), f)
+    ys = (py[:, None] * f + dy).ravel()
+    xs = (px[:, None] * f + dx).ravel()
+    parent = np.repeat(parent, f * f)
+    inside = (ys < h) & (xs < w)
+    ys, xs, parent = ys[inside], xs[inside], parent[inside]
+    fl, bl, no_f = small.fl[parent], small.bl[parent], small.no_f[parent]
+    # the reduced alpha, bilinear at the full-size pixel centres: the fallback and the side of the edge
+    coarse = ndi.map_coordinates(a_s, [(ys + 0.5) / f - 0.5, (xs + 0.5) / f - 0.5], order=1, mode="nearest")
+    px_full = image[ys, xs].astype(np.float32)
+    a = _alpha(px_full, fl, bl, inside=coarse >= 0.5, fallback=coarse.astype(np.float32), unknown=no_f)
+    return _Edge(ys, xs, a, fl, bl, no_f), hard
+
+
+def _upsample(mask: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
+    """A reduced boolean mask back to (h, w) as 0/255 uint8, each pixel repeated f x f."""
+    m8 = mask.astype(np.uint8) * np.uint8(255)
+    return np.ascontiguousarray(np.repeat(np.repeat(m8, f, axis=0)[:h], f, axis=1)[:, :w])
+
+
+def _unmix(px: np.ndarray, e: _Edge) -> np.ndarray:
+    """Decontaminated colours (N, 3) uint8 of edge pixels ``px``: ``F = (I - (1 - a) B) / a``."""
+    out = px.copy()
+    a = e.a
     mix = (a > 0) & (a < 1)
     am = a[mix][:, None]
-    un = (px[mix] - (1 - am) * bl[mix]) / am
+    pm = px[mix].astype(np.float32)
+    un = (pm - (1 - am) * e.bl[mix]) / am
     # a faint pixel's un-mixed colour is mostly noise: lean on the local subject colour instead
     w = np.clip(am / 0.3, 0.0, 1.0)
-    fg = w * un + (1 - w) * np.where(no_f[mix][:, None], un, fl[mix])
+    fg = w * un + (1 - w) * np.where(e.no_f[mix][:, None], un, e.fl[mix])
     out[mix] = np.clip(np.round(fg), 0, 255).astype(np.uint8)
-    colors[sel] = out
-    return alpha8, colors
+    return out
 
 
 def _backdrop_at(bl, b_den, px, backdrop) -> np.ndarray:
@@ -271,7 +320,7 @@ def _alpha(px, fl, bl, *, inside, fallback, unknown) -> np.ndarray:
     return a
 
 
-def _hair(img, mask, band, a, *, d_out, band_f, b_loc, backdrop, p, origin):
+def _hair(img, mask, band, a, *, d_out, band_f, b_loc, backdrop, p):
     """Strands beyond the band that the image says are subject, connected to the band's soft edge.
 
     Returns (kept pixels' mask, their alpha, subject colours, backdrop colours), or None.
@@ -291,7 +340,7 @@ def _hair(img, mask, band, a, *, d_out, band_f, b_loc, backdrop, p, origin):
     fcol[ky, kx] = kf
     zy, zx = np.nonzero(zone)
     zp = img[zy, zx]
-    zf, zden = _LocalMean(fcol, known, p.hair / 2 + 1, origin).at(zy, zx)
+    zf, zden = _LocalMean(fcol, known, p.hair / 2 + 1).at(zy, zx)
     unknown = ~(zden > 1e-4)
     zf[unknown] = zp[unknown]  # no subject colour known nearby: no strand (see _alpha)
     zb = _backdrop_at(*b_loc.at(zy, zx), zp, backdrop)
@@ -307,7 +356,7 @@ def _hair(img, mask, band, a, *, d_out, band_f, b_loc, backdrop, p, origin):
     return keep, az[kz], zf[kz], zb[kz]
 
 
-def _gaps(img, mask, band, a, *, d_in, b_loc, backdrop, p, origin):
+def _gaps(img, mask, band, a, *, d_in, b_loc, backdrop, p):
     """Backdrop showing between strands inside the hard mask (a hair cloud the segmentation kept whole).
 
     Pixels inside the mask, beyond the band but within the hair reach, whose alpha says backdrop
@@ -321,7 +370,7 @@ def _gaps(img, mask, band, a, *, d_in, b_loc, backdrop, p, origin):
     ip = img[iy, ix]
     # the subject colour: from deeper inside than the hair reaches (the strands' own colour)
     deep = mask & (d_in > p.hair)
-    ifl, iden = _LocalMean(img, deep, p.hair + 1, origin).at(iy, ix)
+    ifl, iden = _LocalMean(img, deep, p.hair + 1).at(iy, ix)
     ibl = _backdrop_at(*b_loc.at(iy, ix), ip, backdrop)
     unknown = ~(iden > 1e-3)
     ifl[unknown] = ip[unknown]
