@@ -56,7 +56,7 @@ _HELP = {
     "background": "colour for --output solid, '#rrggbb'",
     "crop": "crop to the subject plus --margin",
     "margin": "margin in pixels around the subject when cropping",
-    "png_compression": "zlib level 0-9 (low is fast)",
+    "png_compression": "PNG level 0-9: 1-3 fast (default 1), 0 stored, 4-9 zlib (slow, 9 smallest)",
     "jpeg_quality": "JPEG quality 1-100",
     "max_pixels": "largest image accepted, in pixels",
     "seed": "random seed",
