@@ -1,9 +1,15 @@
+import importlib
+
 import numpy as np
 import pytest
 from conftest import synthetic_headshot
+from PIL import Image
+from scipy import ndimage as ndi
 
 from knockout import Settings, segment
 from knockout.metrics import iou
+
+_seg = importlib.import_module("knockout.segment")  # the module (the package exports the function)
 
 
 @pytest.mark.parametrize("method", ["kmeans", "threshold"])
@@ -58,3 +64,34 @@ def test_fixed_tolerance_is_used():
 def test_bad_arrays_are_rejected_with_a_fix(bad, message):
     with pytest.raises(ValueError, match=message):
         segment(bad)
+
+
+# -- the fast paths give the same results as the plain computations ---------------------------------
+@pytest.mark.parametrize(("small", "big"), [((40, 30), (400, 300)), ((37, 23), (401, 299)), ((20, 31), (45, 80))])
+def test_upscaled_mask_equals_pillows_bilinear_resize(small, big):
+    rng = np.random.default_rng(sum(small))
+    for smooth in (0.0, 1.5):  # speckle (a boundary everywhere) and blobs
+        work = ndi.gaussian_filter(rng.random(small), smooth) > 0.5
+        expected = np.asarray(Image.fromarray(work.astype(np.uint8) * 255).resize(big[::-1], Image.BILINEAR)) >= 128
+        np.testing.assert_array_equal(_seg._upscale_mask(work, big), expected)
+
+
+def test_barrier_is_the_first_tolerance_that_connects_a_pixel_to_a_seed():
+    rng = np.random.default_rng(3)
+    cost = (rng.random((30, 40)) * 90).astype(np.float32)
+    cost[5:9, 5:9] = _seg._TOLERANCES[7]  # exactly on a tolerance
+    seeds = np.zeros(cost.shape, bool)
+    seeds[0, :] = True
+    expected = np.full(cost.shape, np.inf, np.float32)
+    for t in _seg._TOLERANCES[::-1]:  # the plain definition, one labelling per tolerance
+        lbl, _ = ndi.label(cost <= t)
+        reached = np.isin(lbl, lbl[seeds & (cost <= t)])
+        expected[reached] = t
+    np.testing.assert_array_equal(_seg._barrier(cost, seeds), expected)
+
+
+def test_distinct_rows_counts_rounded_colours():
+    rng = np.random.default_rng(4)
+    pts = np.round(rng.normal(0, 3, (500, 3)) * 2) / 2  # many exact .5 ties and -0.0
+    assert _seg._distinct_rows(pts.astype(np.float32)) == len(np.unique(np.round(pts.astype(np.float32)), axis=0))
+    assert _seg._distinct_rows(np.zeros((0, 3), np.float32)) == 0
