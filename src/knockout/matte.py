@@ -101,7 +101,8 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
     if not settings.decontaminate:
         return alpha, image
     colors = image.copy()
-    colors[edge.ys, edge.xs] = _unmix(image[edge.ys, edge.xs], edge)
+    ys, xs, unmixed = _unmix(image, edge)
+    colors[ys, xs] = unmixed
     return alpha, colors
 
 
@@ -275,19 +276,22 @@ def _upsample(mask: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(np.repeat(m8, f, axis=0)[:h], f, axis=1)[:, :w])
 
 
-def _unmix(px: np.ndarray, e: _Edge) -> np.ndarray:
-    """Decontaminated colours (N, 3) uint8 of edge pixels ``px``: ``F = (I - (1 - a) B) / a``."""
-    out = px.copy()
-    a = e.a
-    mix = (a > 0) & (a < 1)
-    am = a[mix][:, None]
-    pm = px[mix].astype(np.float32)
-    un = (pm - (1 - am) * e.bl[mix]) / am
+def _unmix(image: np.ndarray, e: _Edge) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decontaminated colours of the edge's mixed pixels: ``F = (I - (1 - a) B) / a``.
+
+    Returns their coordinates (two (M,) arrays) and colours ((M, 3) uint8).
+    """
+    mix = (e.a > 0) & (e.a < 1)
+    ys, xs = e.ys[mix], e.xs[mix]
+    am = e.a[mix][:, None]
+    un = image[ys, xs].astype(np.float32)
+    un -= (1 - am) * e.bl[mix]
+    un /= am
     # a faint pixel's un-mixed colour is mostly noise: lean on the local subject colour instead
-    w = np.clip(am / 0.3, 0.0, 1.0)
-    fg = w * un + (1 - w) * np.where(e.no_f[mix][:, None], un, e.fl[mix])
-    out[mix] = np.clip(np.round(fg), 0, 255).astype(np.uint8)
-    return out
+    fl = np.where(e.no_f[mix][:, None], un, e.fl[mix])
+    fg = fl + np.minimum(am / 0.3, 1.0) * (un - fl)
+    np.clip(fg, 0, 255, out=fg)
+    return ys, xs, np.rint(fg).astype(np.uint8)
 
 
 def _backdrop_at(bl, b_den, px, backdrop) -> np.ndarray:
@@ -299,17 +303,23 @@ def _backdrop_at(bl, b_den, px, backdrop) -> np.ndarray:
     return bl
 
 
+def _dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Row-wise dot products of (N, 3) arrays (several times faster than ``(u * v).sum(axis=1)``)."""
+    return np.einsum("ij,ij->i", u, v)
+
+
 def _alpha(px, fl, bl, *, inside, fallback, unknown) -> np.ndarray:
     """Alpha of pixels ``px`` (N, 3) between local subject ``fl`` and backdrop ``bl`` colours."""
     diff = fl - bl
-    n2 = (diff * diff).sum(axis=1)
+    rel = px - bl
+    n2 = _dot(diff, diff)
     norm = np.sqrt(n2)
     # outside the hard mask: projection onto the line B -> F (a shadow or a tint on the backdrop
     # is not subject); inside: distance from B over |F - B| (a subject pixel of another hue than
     # the local mean, e.g. a strand lighter than the hair, is still subject)
-    proj = ((px - bl) * diff).sum(axis=1) / np.maximum(n2, 1e-6)
+    proj = _dot(rel, diff) / np.maximum(n2, 1e-6)
     if inside.any():
-        dist = np.sqrt(((px - bl) ** 2).sum(axis=1))
+        dist = np.sqrt(_dot(rel, rel))
         ratio = np.maximum(dist - _NOISE, 0) / np.maximum(norm - _NOISE, 1e-3)
         proj = np.where(inside, ratio, proj)
     conf = np.clip((norm - _CONF_LO) / (_CONF_HI - _CONF_LO), 0.0, 1.0)
