@@ -25,6 +25,17 @@ def test_rgba():
     assert np.array_equal(out[..., :3], colors) and np.array_equal(out[..., 3], alpha)
 
 
+def test_rgba_of_a_big_image_is_interleaved_in_row_blocks_exactly(monkeypatch):
+    import knockout.compose as compose_module
+
+    rng = np.random.default_rng(0)
+    colors = rng.integers(0, 256, (101, 37, 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, (101, 37), dtype=np.uint8)
+    monkeypatch.setattr(compose_module, "_PART_BYTES", 1000)  # several threads, uneven row blocks
+    out = compose(colors, alpha, settings=Settings())
+    assert np.array_equal(out[..., :3], colors) and np.array_equal(out[..., 3], alpha)
+
+
 def test_mask():
     colors, alpha = _inputs()
     out = compose(colors, alpha, settings=Settings(output="mask"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from PIL import Image
 
@@ -54,9 +57,33 @@ def compose(
         canvas.paste(subject, (0, 0), Image.fromarray(np.ascontiguousarray(alpha)))
         return np.asarray(canvas)
     out = np.empty((*alpha.shape, 4), np.uint8)
-    out[..., :3] = colors
-    out[..., 3] = alpha
+    _interleave(out, colors, alpha)
     return out
+
+
+_PART_BYTES = 8 << 20  # interleaving less than this per thread is not worth a thread
+
+
+def _interleave(out: np.ndarray, colors: np.ndarray, alpha: np.ndarray) -> None:
+    """``out[..., :3] = colors; out[..., 3] = alpha``, in row blocks on several threads for big images.
+
+    Strided byte copies are memory-bound and numpy releases the GIL for them, so two cores do
+    a 12-megapixel cut-out in about half the time.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    parts = max(1, min(cpus, 4, out.nbytes // _PART_BYTES))
+    h = out.shape[0]
+
+    def part(i: int) -> None:
+        rows = slice(i * h // parts, (i + 1) * h // parts)
+        out[rows, :, :3] = colors[rows]
+        out[rows, :, 3] = alpha[rows]
+
+    if parts == 1:
+        part(0)
+        return
+    with ThreadPoolExecutor(parts) as pool:
+        list(pool.map(part, range(parts)))
 
 
 def _check(colors: np.ndarray, alpha: np.ndarray, source_alpha: np.ndarray | None) -> None:
