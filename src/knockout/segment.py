@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ._color import rgb_to_lab
 from .settings import Settings
@@ -77,8 +78,16 @@ def segment(image: np.ndarray, *, settings: Settings | None = None) -> Segmentat
 
     # KMeans on a few thousand points is fastest single-threaded, and the daemon and
     # `knockout cut -j` already run one image per core
-    with threadpool_limits(limits=1):
+    with _thread_pools().limit(limits=1):
         return _segment(image, settings)
+
+
+@functools.cache
+def _thread_pools() -> ThreadpoolController:
+    """The BLAS and OpenMP pools, found once per process (a fresh search costs ~1.5 ms a call)."""
+    import sklearn.cluster  # noqa: F401  (loads scikit-learn's OpenMP runtime first, so it is found)
+
+    return ThreadpoolController()
 
 
 def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
@@ -216,7 +225,9 @@ def _anchor(shape: tuple[int, int]) -> np.ndarray:
     return anchor
 
 
+@functools.lru_cache(maxsize=8)
 def _design(shape: tuple[int, int], degree: int) -> np.ndarray:
+    """The polynomial terms at every pixel, (h, w, 3 or 6) float32; cached per shape, read-only."""
     h, w = shape
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     y = 2 * y / max(1, h - 1) - 1
@@ -224,7 +235,9 @@ def _design(shape: tuple[int, int], degree: int) -> np.ndarray:
     cols = [np.ones_like(x), x, y]
     if degree >= 2:
         cols += [x * x, x * y, y * y]
-    return np.stack(cols, axis=-1)
+    a = np.stack(cols, axis=-1)
+    a.flags.writeable = False
+    return a
 
 
 def _fit_surface(lab: np.ndarray, region: np.ndarray, *, degree: int, rng: np.random.Generator) -> np.ndarray:
