@@ -195,7 +195,7 @@ def test_burst_of_200_files(tmp_path):
     cfg = write_config(tmp_path, settle=0.2)
     d = DaemonProcess(cfg)
     inbox, out = tmp_path / "inbox", tmp_path / "outbox"
-    huge = image_bytes(99, size=(2400, 1800))
+    huge = image_bytes(99, size=(4000, 3000))  # 12 MP: a second or more, while small files take ~0.1 s
     blobs = [image_bytes(i % 7) for i in range(7)]
     try:
         d.wait_ready()
@@ -208,7 +208,7 @@ def test_burst_of_200_files(tmp_path):
         d.stop()
     names = sorted(p.name for p in visible(out))
     assert names == ["huge.png", *(f"img{i:03d}.png" for i in range(200))]
-    check_image(out / "huge.png", size=(1800, 2400))
+    check_image(out / "huge.png", size=(3000, 4000))
     before = sum(1 for p in visible(out) if p.stat().st_ctime < (out / "huge.png").stat().st_ctime)
     assert before >= 5, f"only {before} small files were done while the huge one was processed"
     for p in visible(out)[1::20]:
