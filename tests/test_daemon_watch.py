@@ -278,11 +278,11 @@ def test_sigterm_finishes_in_flight_and_exits_0(tmp_path):
 
 def test_sigterm_timeout_gives_unfinished_files_back(tmp_path):
     inbox, out = tmp_path / "inbox", tmp_path / "outbox"
-    cfg = write_config(tmp_path, settle=0.1, workers=1, shutdown_timeout=0.5)
+    cfg = write_config(tmp_path, settle=0.1, workers=1, shutdown_timeout=0.2)  # a 12 MP cut takes longer
     d = DaemonProcess(cfg)
     try:
         d.wait_ready()
-        (inbox / "huge.jpg").write_bytes(image_bytes(98, size=(2400, 1800)))
+        (inbox / "huge.jpg").write_bytes(image_bytes(98, size=(4000, 3000)))
         claimed = lambda: any(p.name == "huge.jpg" for p in (inbox / ".knockout-claims").rglob("*.jpg"))  # noqa: E731
         wait_for(claimed, 30, d, "the huge file to be claimed")
         t0 = time.monotonic()
