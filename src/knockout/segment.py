@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 WORK_SIDE = 400  # long side of the working image, in pixels
 _TOLERANCES = np.geomspace(1.0, 80.0, 40).astype(np.float32)
 _ITERATIONS = 2
+_PRESAMPLE = 4  # reductions of at least this factor box-average every other pixel (see _downscale)
 _EIGHT = np.ones((3, 3), bool)
 _K = 2  # half-width of the window (in tolerance steps) over which area change is measured
 _FLAT = 0.005  # area change (fraction of the image) still counted as flat
@@ -141,6 +142,8 @@ def _downscale(image: np.ndarray, side: int) -> np.ndarray:
     if f >= 1:
         return image
     size = (max(2, round(w * f)), max(2, round(h * f)))
+    if f <= 1 / _PRESAMPLE:  # a big photo: a box mean over every other pixel is as good, at a quarter of the cost
+        image = np.ascontiguousarray(image[::2, ::2])
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
 
 
