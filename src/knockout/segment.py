@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +23,7 @@ log = logging.getLogger(__name__)
 WORK_SIDE = 400  # long side of the working image, in pixels
 _TOLERANCES = np.geomspace(1.0, 80.0, 40).astype(np.float32)
 _ITERATIONS = 2
-_PRESAMPLE = 4  # reductions of at least this factor box-average every other pixel (see _downscale)
+_BOX_SAMPLES = 3  # a reduction box-averages at least this many samples per side (see _downscale)
 _EIGHT = np.ones((3, 3), bool)
 _K = 2  # half-width of the window (in tolerance steps) over which area change is measured
 _FLAT = 0.005  # area change (fraction of the image) still counted as flat
@@ -142,8 +144,9 @@ def _downscale(image: np.ndarray, side: int) -> np.ndarray:
     if f >= 1:
         return image
     size = (max(2, round(w * f)), max(2, round(h * f)))
-    if f <= 1 / _PRESAMPLE:  # a big photo: a box mean over every other pixel is as good, at a quarter of the cost
-        image = np.ascontiguousarray(image[::2, ::2])
+    step = int(1 / (f * _BOX_SAMPLES))
+    if step > 1:  # a big photo: a box mean over every step-th pixel is as good, at 1/step^2 of the cost
+        image = np.ascontiguousarray(image[::step, ::step])
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
 
 
@@ -323,21 +326,32 @@ def _barrier(cost: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     level = level.reshape(cost.shape)
     seed_idx = np.flatnonzero(seeds.ravel())
     out = np.full(cost.size, np.inf, np.float32)
-    lbl = np.empty(cost.shape, np.int32)
-    flat = lbl.ravel()
     pending = order[:0]
-    for i, t in enumerate(_TOLERANCES):
-        pending = np.concatenate([pending, order[enter[i] : enter[i + 1]]])
-        if pending.size == 0:
-            continue
-        count = ndi.label(level <= i, output=lbl)
-        touched = np.zeros(count + 1, bool)  # which components hold a seed (a lookup, no sorting)
-        touched[flat[seed_idx]] = True
-        touched[0] = False
-        hit = touched[flat[pending]]
-        out[pending[hit]] = t
-        pending = pending[~hit]
+    levels = [i for i in range(n) if enter[i + 1] > 0]  # below the lowest cost nothing is within reach
+
+    def label(i: int) -> tuple[int, np.ndarray]:
+        lbl = np.empty(cost.shape, np.int32)
+        return ndi.label(level <= i, output=lbl), lbl
+
+    # the labellings are independent and release the GIL: on several cores they overlap
+    with ThreadPoolExecutor(_label_threads()) as pool:
+        for i, (count, lbl) in zip(levels, pool.map(label, levels), strict=True):
+            pending = np.concatenate([pending, order[enter[i] : enter[i + 1]]])
+            if pending.size == 0:
+                continue
+            flat = lbl.ravel()
+            touched = np.zeros(count + 1, bool)  # which components hold a seed (a lookup, no sorting)
+            touched[flat[seed_idx]] = True
+            touched[0] = False
+            hit = touched[flat[pending]]
+            out[pending[hit]] = _TOLERANCES[i]
+            pending = pending[~hit]
     return out.reshape(cost.shape)
+
+
+def _label_threads() -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cpus, 4))
 
 
 def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray) -> float:
