@@ -103,13 +103,14 @@ def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
     anchor = _anchor((h, w))
     rng = np.random.default_rng(settings.seed)
     region = seeds
+    centers = None  # the kmeans clusters of the previous pass, the next pass's starting point
     surface = _fit_surface(lab, seeds, degree=1, rng=rng)
     for i in range(_ITERATIONS):
         if i:  # refit the smooth backdrop on the backdrop the previous pass found
             surface = _fit_surface(lab, region, degree=2, rng=rng)
         residual = lab - surface
         if settings.effective_method == "kmeans":
-            cost = _kmeans_cost(residual, seeds, settings, rng)
+            cost, centers = _kmeans_cost(residual, seeds, settings, rng, init=centers)
         else:
             cost = np.sqrt((residual**2).sum(axis=2))
         cost += texture
@@ -278,10 +279,19 @@ def _texture(lab: np.ndarray, radius: int = 2) -> np.ndarray:
     return ndi.grey_erosion(np.sqrt(var), size=size)
 
 
-def _kmeans_cost(residual: np.ndarray, seeds: np.ndarray, settings: Settings, rng: np.random.Generator) -> np.ndarray:
+def _kmeans_cost(
+    residual: np.ndarray,
+    seeds: np.ndarray,
+    settings: Settings,
+    rng: np.random.Generator,
+    *,
+    init: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Cluster the flattened colours; each pixel costs its cluster's distance to the backdrop clusters.
 
-    The backdrop clusters are those that make up the border sample (>= 5 % of it each).
+    The backdrop clusters are those that make up the border sample (>= 5 % of it each). ``init``
+    (the previous pass's cluster centres) starts the clustering when the number of clusters is
+    the same. Returns the cost (H, W) and the cluster centres (None when there is one colour).
     """
     from sklearn.cluster import KMeans
 
@@ -289,14 +299,15 @@ def _kmeans_cost(residual: np.ndarray, seeds: np.ndarray, settings: Settings, rn
     sample = pts[rng.choice(len(pts), size=min(len(pts), 20_000), replace=False)]
     k = min(settings.clusters, _distinct_rows(sample))
     if k < 2:
-        return np.zeros(residual.shape[:2], np.float32)
-    km = KMeans(n_clusters=k, n_init=1, random_state=settings.seed).fit(sample)
+        return np.zeros(residual.shape[:2], np.float32), None
+    start = init if init is not None and len(init) == k else "k-means++"
+    km = KMeans(n_clusters=k, n_init=1, init=start, random_state=settings.seed).fit(sample)
     labels = km.predict(pts).reshape(residual.shape[:2])
     share = np.bincount(labels[seeds], minlength=k) / max(1, seeds.sum())
     centers = km.cluster_centers_.astype(np.float32)
     backdrop = centers[share >= 0.05] if (share >= 0.05).any() else centers[[np.argmax(share)]]
     cdist = np.sqrt(((centers[:, None, :] - backdrop[None]) ** 2).sum(axis=2)).min(axis=1)
-    return cdist[labels]
+    return cdist[labels], centers
 
 
 def _backdrop_colors(small: np.ndarray, region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
