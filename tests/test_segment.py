@@ -113,3 +113,14 @@ def test_big_photos_are_reduced_from_every_third_pixel_and_match_the_full_box_me
     assert np.array_equal(
         _seg._downscale(med, 400), np.asarray(Image.fromarray(med).resize((300, 400), Image.Resampling.BOX))
     )
+
+
+def test_distinct_rows_with_a_cap_is_the_capped_count():
+    rng = np.random.default_rng(4)
+    many = rng.normal(0, 20, (5000, 3)).astype(np.float32)
+    few = np.repeat(np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]], np.float32), 2000, axis=0)
+    late = np.concatenate([np.zeros((3000, 3), np.float32), many[:10]])  # the variety comes after the head
+    for pts in (many, few, late, many[:5]):
+        full = len(np.unique(np.round(pts), axis=0))
+        for cap in (2, 3, 8):
+            assert _seg._distinct_rows(pts, cap=cap) == min(full, cap)

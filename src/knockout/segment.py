@@ -191,7 +191,7 @@ def _backdrop_seeds(lab: np.ndarray, seeds: np.ndarray, settings: Settings) -> n
 
     h, w = seeds.shape
     pts = lab[seeds]
-    k = min(6, _distinct_rows(pts))
+    k = _distinct_rows(pts, cap=6)
     if k < 2:
         return seeds
     km = KMeans(n_clusters=k, n_init=1, random_state=settings.seed).fit(pts)
@@ -210,14 +210,19 @@ def _backdrop_seeds(lab: np.ndarray, seeds: np.ndarray, settings: Settings) -> n
     return np.isin(lbl, np.flatnonzero(good))
 
 
-def _distinct_rows(points: np.ndarray) -> int:
+def _distinct_rows(points: np.ndarray, *, cap: int | None = None) -> int:
     """Number of distinct colours among ``points`` (N, 3) rounded to integers.
 
     Each rounded row is packed into one integer, so counting is a 1-d unique (the same count as
-    ``np.unique(np.round(points), axis=0)``, several times faster).
+    ``np.unique(np.round(points), axis=0)``, several times faster). With ``cap``, the count is
+    ``min(count, cap)``, and a few hundred rows usually settle it.
     """
     if len(points) == 0:
         return 0
+    if cap is not None:
+        head = points[: 64 * cap]
+        n = _distinct_rows(head) if len(head) < len(points) else 0
+        return cap if n >= cap else min(cap, _distinct_rows(points))
     r = np.round(points).astype(np.int64)
     r -= r.min(axis=0)
     span = r.max(axis=0) + 1
@@ -297,7 +302,7 @@ def _kmeans_cost(
 
     pts = residual.reshape(-1, 3)
     sample = pts[rng.choice(len(pts), size=min(len(pts), 20_000), replace=False)]
-    k = min(settings.clusters, _distinct_rows(sample))
+    k = _distinct_rows(sample, cap=settings.clusters)
     if k < 2:
         return np.zeros(residual.shape[:2], np.float32), None
     start = init if init is not None and len(init) == k else "k-means++"
