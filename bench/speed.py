@@ -330,7 +330,10 @@ def main() -> None:
         fits = [] if args.no_recipe else [(rec["fit"] + rec["predict"], rec["iterations"])]
         fits += [] if args.no_recipe else recipe_fits(photo, args.recipe_fits - 1)
 
-    say(f"(a), (b): knockout (best of {args.repeat}) vs the article's recipe (once), same photo, same run")
+    say(
+        f"(a), (b): knockout (best of {args.repeat}; (b) median) vs the article's recipe (end to end once; (b) median "
+        f"of {args.recipe_fits} fit+predict runs), same photo, same run"
+    )
     say()
     say("| | knockout | recipe | speed-up | target |")
     say("|---|---:|---:|---:|---:|")
