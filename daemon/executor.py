@@ -75,6 +75,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from knockout._cpus import usable_cpus
 from knockout.settings import Settings, SettingsError
 
 if TYPE_CHECKING:  # the daemon process itself never needs the image core (scikit-learn...)
@@ -120,13 +121,6 @@ class ExecutorConfig:
         return {"workers": self.workers, "executor": ex}
 
 
-def _cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def parse_executor(workers: Any, executor: Any, *, where: str) -> ExecutorConfig:
     """Validate the ``workers`` and ``executor`` values of a config file.
 
@@ -136,7 +130,7 @@ def parse_executor(workers: Any, executor: Any, *, where: str) -> ExecutorConfig
         Naming ``where`` (the file), the key and what is allowed.
     """
     if workers is None or (isinstance(workers, str) and workers.lower() == "auto"):
-        n = _cpu_count()
+        n = usable_cpus()
     elif isinstance(workers, int) and not isinstance(workers, bool) and 1 <= workers <= 1024:
         n = workers
     else:

@@ -18,12 +18,13 @@ is False and the caller keeps using Pillow.
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from ._cpus import usable_cpus
 
 try:
     from isal import isal_zlib
@@ -117,7 +118,7 @@ def _filter_up(rows: np.ndarray) -> np.ndarray:
 
 
 def _auto_strips(nbytes: int) -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = usable_cpus()
     return max(1, min(cpus, _MAX_THREADS, nbytes // _STRIP_BYTES))
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
 
+from ._cpus import usable_cpus
 from .settings import Settings
 
 __all__ = ["compose"]
@@ -70,7 +70,7 @@ def _interleave(out: np.ndarray, colors: np.ndarray, alpha: np.ndarray) -> None:
     Strided byte copies are memory-bound and numpy releases the GIL for them, so two cores do
     a 12-megapixel cut-out in about half the time.
     """
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = usable_cpus()
     parts = max(1, min(cpus, 4, out.nbytes // _PART_BYTES))
     h = out.shape[0]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ from scipy import ndimage as ndi
 from threadpoolctl import ThreadpoolController
 
 from ._color import rgb_to_lab
+from ._cpus import usable_cpus
 from .settings import Settings
 
 __all__ = ["Segmentation", "segment"]
@@ -366,7 +366,7 @@ def _barrier(cost: np.ndarray, seeds: np.ndarray) -> np.ndarray:
 
 
 def _label_threads() -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = usable_cpus()
     return max(1, min(cpus, 4))
 
 
