@@ -8,15 +8,20 @@ from sklearn.cluster import KMeans
 from knockout import Settings, segment
 
 
+def _pixels(im: Image.Image) -> list:
+    """The article's ``getdata()`` (renamed ``get_flattened_data`` in Pillow 13, removed in 14)."""
+    return list(im.get_flattened_data() if hasattr(im, "get_flattened_data") else im.getdata())
+
+
 def _recipe_threshold(im: Image.Image) -> np.ndarray:
-    data = list(im.getdata())
+    data = _pixels(im)
     r0, g0, b0 = data[0]
     bg = [abs(r - r0) <= 20 and abs(g - g0) <= 20 and abs(b - b0) <= 20 for (r, g, b) in data]
     return ~np.array(bg).reshape(im.height, im.width)
 
 
 def _recipe_kmeans(im: Image.Image) -> np.ndarray:
-    data = np.array(list(im.getdata()))
+    data = np.array(_pixels(im))
     labels = KMeans(random_state=0).fit(data).predict(data)
     return ~(labels == labels[0]).reshape(im.height, im.width)
 
