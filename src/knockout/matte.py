@@ -94,7 +94,10 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
         small = np.asarray(Image.fromarray(image).reduce(f))
         small_mask = np.asarray(Image.fromarray(hard).reduce(f)) >= 128
         p = _Params(settings.feather / f, max(1.0, small.shape[0] / work_h))
-        edge, alpha = _refine(image, _edge(small, small_mask, backdrop, p), small_mask, f)
+        small_edge = _edge(small, small_mask, backdrop, p)
+        if small_edge is None:
+            return hard, image
+        edge, alpha = _refine(image, small_edge, small_mask, f)
     if edge is None:
         return alpha, image
     alpha[edge.ys, edge.xs] = np.round(edge.a * 255).astype(np.uint8)
@@ -229,24 +232,22 @@ def _edge(image: np.ndarray, mask: np.ndarray, backdrop: np.ndarray, p: _Params)
     return _Edge(ys, xs, full_a[sel], full_f[sel], full_b[sel], full_nf[sel])
 
 
-def _refine(image: np.ndarray, small: _Edge | None, small_mask: np.ndarray, f: int) -> tuple[_Edge | None, np.ndarray]:
+def _refine(image: np.ndarray, small: _Edge, small_mask: np.ndarray, f: int) -> tuple[_Edge | None, np.ndarray]:
     """Carry a matte made on the image box-reduced by ``f`` to full size.
 
-    Returns the full-size edge (the pixels under the reduced matte's soft pixels and their
-    neighbours, each with its alpha from its own colour) and the full-size hard alpha (uint8)
-    that holds everywhere else.
+    Returns the full-size edge (the pixels under the reduced matte's soft pixels and under the
+    pixels on either side of its hard edge, each with its alpha from its own colour; None when
+    there are none) and the full-size hard alpha (uint8) that holds everywhere else.
     """
     h, w = image.shape[:2]
     sh, sw = small_mask.shape
     a_s = small_mask.astype(np.float32)
-    if small is None:
-        return None, _upsample(small_mask, f, h, w)
     a_s[small.ys, small.xs] = small.a
-    hard = _upsample(a_s >= 0.5, f, h, w)
+    on = a_s >= 0.5
+    hard = _upsample(on, f, h, w)
     known = np.zeros((sh, sw), bool)
     known[small.ys, small.xs] = True
     soft = (a_s > 0) & (a_s < 1)
-    on = a_s >= 0.5
     cut = ndi.binary_dilation(on) & ~ndi.binary_erosion(on, border_value=1)  # the hard edge, both sides
     todo = soft | (cut & known)
     if not todo.any():

@@ -220,9 +220,9 @@ def _distinct_rows(points: np.ndarray, *, cap: int | None = None) -> int:
     if len(points) == 0:
         return 0
     if cap is not None:
-        head = points[: 64 * cap]
-        n = _distinct_rows(head) if len(head) < len(points) else 0
-        return cap if n >= cap else min(cap, _distinct_rows(points))
+        if len(points) > 64 * cap and _distinct_rows(points[: 64 * cap]) >= cap:
+            return cap
+        return min(cap, _distinct_rows(points))
     r = np.round(points).astype(np.int64)
     r -= r.min(axis=0)
     span = r.max(axis=0) + 1
@@ -366,8 +366,7 @@ def _barrier(cost: np.ndarray, seeds: np.ndarray) -> np.ndarray:
 
 
 def _label_threads() -> int:
-    cpus = usable_cpus()
-    return max(1, min(cpus, 4))
+    return min(usable_cpus(), 4)
 
 
 def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray) -> float:
