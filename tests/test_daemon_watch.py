@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ from daemon_util import (
     wait_for,
     write_config,
 )
+from PIL import Image
 
 pytestmark = pytest.mark.slow
 
@@ -190,17 +192,26 @@ def test_live_inbox(tmp_path):
     assert r.returncode == 1 and "not running" in r.stdout
 
 
+def _claimed(inbox, name: str) -> bool:
+    """Whether a daemon has claimed ``name`` (moved it into the inbox's claims folder)."""
+    return any(p.name == name for p in (inbox / ".knockout-claims").rglob(name))
+
+
 def test_burst_of_200_files(tmp_path):
     """200 small files at once, behind one huge file that must not hold them up."""
     cfg = write_config(tmp_path, settle=0.2)
     d = DaemonProcess(cfg)
     inbox, out = tmp_path / "inbox", tmp_path / "outbox"
-    huge = image_bytes(99, size=(4000, 3000))  # 12 MP: a second or more, while small files take ~0.1 s
+    # 24 MP (a 6 MP headshot upscaled): over a second to cut, while a small file takes a few ms
+    big = Image.open(io.BytesIO(image_bytes(99, size=(3000, 2000)))).resize((4000, 6000), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    big.save(buf, "JPEG", quality=90)
+    huge = buf.getvalue()
     blobs = [image_bytes(i % 7) for i in range(7)]
     try:
         d.wait_ready()
         (inbox / "huge.jpg").write_bytes(huge)
-        time.sleep(0.3)  # so that it is claimed first
+        wait_for(lambda: _claimed(inbox, "huge.jpg"), 30, d, "huge.jpg claimed first")
         for i in range(200):
             (inbox / f"img{i:03d}.jpg").write_bytes(blobs[i % 7])
         wait_for(lambda: len(visible(tmp_path / "processed")) == 201, 150, d, "201 processed")
@@ -208,7 +219,7 @@ def test_burst_of_200_files(tmp_path):
         d.stop()
     names = sorted(p.name for p in visible(out))
     assert names == ["huge.png", *(f"img{i:03d}.png" for i in range(200))]
-    check_image(out / "huge.png", size=(3000, 4000))
+    check_image(out / "huge.png", size=(4000, 6000))
     before = sum(1 for p in visible(out) if p.stat().st_ctime < (out / "huge.png").stat().st_ctime)
     assert before >= 5, f"only {before} small files were done while the huge one was processed"
     for p in visible(out)[1::20]:
@@ -283,8 +294,7 @@ def test_sigterm_timeout_gives_unfinished_files_back(tmp_path):
     try:
         d.wait_ready()
         (inbox / "huge.jpg").write_bytes(image_bytes(98, size=(4000, 3000)))
-        claimed = lambda: any(p.name == "huge.jpg" for p in (inbox / ".knockout-claims").rglob("*.jpg"))  # noqa: E731
-        wait_for(claimed, 30, d, "the huge file to be claimed")
+        wait_for(lambda: _claimed(inbox, "huge.jpg"), 30, d, "the huge file to be claimed")
         t0 = time.monotonic()
         d.signal(signal.SIGTERM)
         assert d.wait(60) == 0
