@@ -82,15 +82,19 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(d, ensure_ascii=False)
 
 
+_TEXT_FORMATTERS: dict[int, logging.Formatter | None] = {}
+
+
 def _configure_logging(args: argparse.Namespace, level: str, fmt: str) -> None:
+    """The config's log level (unless -v / -q / --debug was given) and format; again on SIGHUP."""
     root = logging.getLogger()
     if not (args.verbose or args.quiet or args.debug):
         root.setLevel(getattr(logging, level.upper()))
     if not args.debug:  # watchdog logs every inotify event at debug level
         logging.getLogger("watchdog").setLevel(logging.INFO)
-    if fmt == "json":
-        for h in root.handlers:
-            h.setFormatter(_JsonFormatter())
+    for h in root.handlers:
+        text = _TEXT_FORMATTERS.setdefault(id(h), h.formatter)
+        h.setFormatter(_JsonFormatter() if fmt == "json" else text)
 
 
 def run_watch(args: argparse.Namespace) -> int:
@@ -102,7 +106,12 @@ def run_watch(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True), end="")
         return 0
     _configure_logging(args, cfg.log_level, cfg.log_format)
-    return Daemon(cfg, reload=reloader(args.config, args.dask), once=args.once).run()
+    return Daemon(
+        cfg,
+        reload=reloader(args.config, args.dask),
+        once=args.once,
+        on_config=lambda new: _configure_logging(args, new.log_level, new.log_format),
+    ).run()
 
 
 def run_status(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path, PurePath
 
 from knockout.imageio import EXTENSIONS
 
-__all__ = ["Claims", "is_input_name", "move_noreplace", "write_noreplace", "walk_inputs"]
+__all__ = ["Claims", "is_folder_link", "is_input_name", "move_noreplace", "write_noreplace", "walk_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,13 @@ def is_input_name(rel: PurePath) -> bool:
     return PurePath(name).suffix in EXTENSIONS
 
 
+def is_folder_link(path: Path) -> bool:
+    """Whether ``path`` is a symbolic link to a folder (never followed: it goes to failed/)."""
+    return os.path.islink(path) and os.path.isdir(path)
+
+
 def walk_inputs(root: Path, *, recursive: bool) -> Iterator[Path]:
-    """Input files under ``root`` (not following symlinked folders, skipping hidden ones)."""
+    """Input files under ``root``, and links to folders (never followed); hidden names skipped."""
     try:
         entries = list(os.scandir(root))
     except OSError as exc:
@@ -58,7 +63,7 @@ def walk_inputs(root: Path, *, recursive: bool) -> Iterator[Path]:
             if e.is_dir(follow_symlinks=False):
                 if recursive:
                     yield from walk_inputs(Path(e.path), recursive=True)
-            elif is_input_name(PurePath(e.name)):
+            elif is_input_name(PurePath(e.name)) or (e.is_symlink() and e.is_dir()):
                 yield Path(e.path)
         except OSError:
             continue
@@ -99,6 +104,23 @@ def _free_name(dst: Path, exists: Callable[[Path], bool] = os.path.lexists) -> P
         if not exists(cand):
             return cand
     raise FileExistsError(errno.EEXIST, "no free name", str(dst))
+
+
+def make_folders(path: Path, mode: int = 0o755) -> None:
+    """``mkdir -p path``; the folders it creates get ``mode`` whatever the umask (outputs stay readable)."""
+    missing = []
+    p = path
+    while not p.is_dir() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+            continue
+        os.chmod(folder, mode)
 
 
 def _link_or_rename(src: Path, dst: Path) -> None:
@@ -165,7 +187,7 @@ def write_noreplace(path: Path, data: bytes, *, tag: str, replace: bool, mode: i
     used. The temporary name is ``.NAME.knockout-TAG.tmp`` so crash leftovers can be found.
     Returns the final path.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(path.parent)
     tmp = path.with_name(f".{path.name}.knockout-{tag}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 from knockout.fsutil import atomic_write
 from knockout.imageio import ImageError, output_suffix
@@ -111,11 +111,14 @@ class Daemon:
         Returns a fresh :class:`Config` (raises :class:`~knockout.settings.SettingsError`); used on SIGHUP.
     once : bool
         Process what the inboxes hold now, then return.
+    on_config : callable, optional
+        Called with the new :class:`Config` after a successful reload (the CLI applies its logging keys).
     """
 
-    def __init__(self, config: Config, *, reload=None, once: bool = False) -> None:
+    def __init__(self, config: Config, *, reload=None, once: bool = False, on_config=None) -> None:
         self.cfg = config
         self._reload_fn = reload
+        self._on_config = on_config
         self.once = once
         self.token = f"{files.HOST}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.q: queue.SimpleQueue = queue.SimpleQueue()
@@ -136,6 +139,7 @@ class Daemon:
         self._last_status = 0.0
         self._last_rescan = time.monotonic()
         self._last_heartbeat = 0.0
+        self._last_recover = time.monotonic()
         self._status_dirty = True
         self._last_shape = (0, 0)
 
@@ -144,7 +148,7 @@ class Daemon:
         for job in cfg.jobs:
             for folder in (job.inbox, job.outbox, job.processed, job.failed):
                 try:
-                    folder.mkdir(parents=True, exist_ok=True)
+                    files.make_folders(folder)
                 except OSError as exc:
                     raise SettingsError(
                         f"{cfg.source}: job '{job.name}': cannot create {folder}: {exc.strerror or exc}"
@@ -194,8 +198,8 @@ class Daemon:
             log.debug("watching %s with %s", job.inbox, type(obs).__name__)
 
     def _observer(self, kind: str):
-        if kind == "polling":
-            return PollingObserver(timeout=self.cfg.poll_interval)
+        if kind == "polling":  # lstat: a link to a folder outside the inbox is never walked into
+            return PollingObserverVFS(os.lstat, os.scandir, polling_interval=self.cfg.poll_interval)
         return Observer()
 
     def _stop_observers(self) -> None:
@@ -206,6 +210,16 @@ class Daemon:
         self.observers = []
 
     # -- recovery --------------------------------------------------------------------------
+    def _recover_all(self) -> None:
+        self._last_recover = time.monotonic()
+        for job in self.cfg.jobs:
+            c = self.claims.get(str(job.inbox))
+            if c is not None:
+                try:
+                    self._recover(job, c)
+                except OSError as exc:  # a share gone away, for example: try again later
+                    log.warning("%s: cannot look for claims of stopped daemons: %s", job.name, exc)
+
     def _recover(self, job: Job, claims: files.Claims) -> None:
         """Take back the claims of dead daemons in this inbox (and their temporary outputs)."""
         for owner in list(files.dead_owners(job.inbox, self.token, self.cfg.claim_timeout)):
@@ -220,7 +234,7 @@ class Daemon:
                         self._after_success(job, rel, path)
                         n_done += 1
                     else:
-                        files.move_noreplace(path, job.inbox / rel)
+                        self._offer(files.move_noreplace(path, job.inbox / rel), job)
                         n_back += 1
                 except OSError as exc:  # stays adopted: recovered again at the next start
                     log.error("%s: cannot recover %s from %s: %s", job.name, rel, owner.name, exc)
@@ -275,6 +289,8 @@ class Daemon:
         old = self.cfg
         self._stop_observers()
         self.cfg = new
+        if self._on_config is not None:
+            self._on_config(new)
         if new.executor != old.executor:
             if self.executor is not None:
                 self.retired.append(self.executor)
@@ -307,8 +323,15 @@ class Daemon:
         if job is None or path in self.candidates:
             return
         rel = PurePath(path.relative_to(job.inbox))
-        if not files.is_input_name(rel) or (not job.recursive and len(rel.parts) > 1):
+        if not job.recursive and len(rel.parts) > 1:
             return
+        for i in range(1, len(rel.parts)):  # never through a linked folder (it goes to failed/ itself)
+            if os.path.islink(job.inbox.joinpath(*rel.parts[:i])):
+                return
+        if not files.is_input_name(rel):
+            hidden = any(part.startswith((".", "~")) for part in rel.parts)
+            if hidden or not files.is_folder_link(path):  # a link to a folder goes to failed/
+                return
         self.candidates[path] = Candidate(job=job, path=path, rel=rel, seen=time.time())
 
     def _scan(self, job: Job, folder: Path | None = None) -> None:
@@ -397,6 +420,8 @@ class Daemon:
                 for c in self.claims.values():
                     c.heartbeat()
                 self._last_heartbeat = now
+            if not self.stopping and now - self._last_recover >= min(10.0, self.cfg.rescan or 10.0):
+                self._recover_all()  # a daemon sharing an inbox died: its claims come back now
             shape = (len(self.candidates), len(self.works))
             if shape != self._last_shape:
                 self._last_shape, self._status_dirty = shape, True
@@ -466,7 +491,9 @@ class Daemon:
             target = os.readlink(claim)
             resolved = Path(os.path.abspath(c.path.parent / target))
             where = "inside" if job.inbox in resolved.parents else "outside"
-            self._fail(w, f"a symbolic link to {target} ({where} the inbox); links are not followed, copy the file in")
+            what = "folder" if resolved.is_dir() else "file"
+            reason = f"a symbolic link to {target} ({where} the inbox); links are not followed, copy the {what} in"
+            self._fail(w, reason)
             return False
         try:
             fd = os.open(claim, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
@@ -545,27 +572,10 @@ class Daemon:
             else:
                 claims.mark(w.rel, dst)
                 out = files.write_noreplace(dst, res.data, tag=self.token, replace=job.collision == "overwrite")
-        except OSError as exc:
-            key = (job.name, w.rel)
-            n = self.attempts.get(key, 0) + 1
-            self.attempts[key] = n
-            if n > self.cfg.retries:
-                self.works.remove(w)
-                claims.unmark(w.rel)
-                self._fail(w, f"cannot write the output {dst}: {exc.strerror or exc} (gave up after {n} attempts)")
-                return
-            delay = self.cfg.retry_backoff * 2 ** (n - 1)
-            w.retry_at = time.monotonic() + delay
-            log.warning(
-                "%s: %s: cannot write %s: %s; retry %d/%d in %.0f s",
-                job.name,
-                w.rel,
-                dst,
-                exc.strerror or exc,
-                n,
-                self.cfg.retries,
-                delay,
-            )
+        except OSError as exc:  # disk full, permission denied: the input goes back to its inbox meanwhile
+            self.works.remove(w)
+            claims.unmark(w.rel)
+            self._transient(w, f"cannot write the output {dst}: {exc.strerror or exc}")
             return
         try:
             self._after_success(job, w.rel, w.claim, record=w.stat)
@@ -654,7 +664,15 @@ class Daemon:
             self._fail(w, f"{reason} (gave up after {n} attempts)")
             return
         delay = self.cfg.retry_backoff * 2 ** (n - 1)
-        log.warning("%s: %s: %s; retry %d/%d in %.0f s", w.job.name, w.rel, reason, n, self.cfg.retries, delay)
+        log.warning(
+            "%s: %s: %s; retry %d/%d in %.3g s (the input waits in the inbox)",
+            w.job.name,
+            w.rel,
+            reason,
+            n,
+            self.cfg.retries,
+            delay,
+        )
         self._give_back(w, delay=delay)
 
     def _give_back(self, w: Work, *, delay: float = 0.0) -> None:

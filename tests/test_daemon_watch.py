@@ -53,9 +53,23 @@ def test_once_processes_what_is_there_and_files_failures(tmp_path):
     # a second job whose inputs are deleted after success
     (tmp_path / "inbox2").mkdir()
     (tmp_path / "inbox2" / "gone.jpg").write_bytes(image_bytes(5))
+    # a third with its own settings (masks), inputs left in place, and existing outputs kept
+    (tmp_path / "inbox3").mkdir()
+    (tmp_path / "outbox3").mkdir()
+    (tmp_path / "inbox3" / "k.jpg").write_bytes(image_bytes(6))
+    (tmp_path / "inbox3" / "s.jpg").write_bytes(image_bytes(7))
+    (tmp_path / "outbox3" / "s.png").write_bytes(b"an older output")
     jobs = [
         {"name": "main", "inbox": "inbox", "outbox": "outbox"},
         {"name": "drop", "inbox": "inbox2", "outbox": "outbox2", "after": "delete"},
+        {
+            "name": "keep",
+            "inbox": "inbox3",
+            "outbox": "outbox3",
+            "after": "leave",
+            "collision": "skip",
+            "settings": {"output": "mask"},
+        },
     ]
     cfg = write_config(tmp_path, jobs=jobs, settings={"max_pixels": 20_000, "method": "threshold"})
     r = knockout("watch", "-c", str(cfg), "--once", timeout=150)
@@ -78,10 +92,18 @@ def test_once_processes_what_is_there_and_files_failures(tmp_path):
     assert "empty file (0 bytes)" in (failed / "empty.jpg.error.txt").read_text()
     note = yaml.safe_load((failed / "big.png.error.txt").read_text())
     assert "too many pixels" in note["reason"] and note["settings"]["max_pixels"] == 20_000
+    assert note["time"] and note["file"] == str(inbox / "big.png")
     assert (inbox / "notes.txt").exists()
     assert visible(inbox) == [inbox / "notes.txt"]
-    # the same again with nothing to do: exit 0
-    assert knockout("watch", "-c", str(cfg), "--once").returncode == 0
+    check_image(tmp_path / "outbox3" / "k.png", "L")  # the job's own settings
+    assert (tmp_path / "outbox3" / "s.png").read_bytes() == b"an older output"  # collision: skip
+    assert [p.name for p in visible(tmp_path / "inbox3")] == ["k.jpg", "s.jpg"]  # after: leave
+    assert visible(tmp_path / "outbox3") == [tmp_path / "outbox3" / "k.png", tmp_path / "outbox3" / "s.png"]
+    # the same again with nothing to do (the left inputs are on record): exit 0, nothing processed
+    r = knockout("watch", "-c", str(cfg), "--once")
+    assert r.returncode == 0 and done_count(r.stderr) == 0 and "0 processed, 0 failed" in r.stderr, r.stderr
+    assert [p.name for p in visible(tmp_path / "inbox3")] == ["k.jpg", "s.jpg"]
+    assert len(visible(tmp_path / "outbox3")) == 2
 
 
 def test_live_inbox(tmp_path):
@@ -118,8 +140,9 @@ def test_live_inbox(tmp_path):
         (inbox / "camera.part").write_bytes(image_bytes(8))
         time.sleep(1.5)
         assert not (out / "dl.png").exists() and not (out / "camera.png").exists()
-        # the transient write error is retried with back-off; the input is neither failed nor lost
+        # the transient write error is retried with back-off; the input waits in the inbox meanwhile
         wait_for(lambda: "retry 2/8" in d.text(), 30, d, "retries of the blocked output")
+        wait_for((inbox / "blocked" / "x.jpg").exists, 10, d, "the blocked input back in the inbox between retries")
         assert not (tmp_path / "failed" / "blocked").exists() and not (tmp_path / "processed" / "blocked").exists()
         (out / "blocked").unlink()
         os.rename(inbox / "dl.jpg.crdownload", inbox / "dl.jpg")
@@ -138,6 +161,9 @@ def test_live_inbox(tmp_path):
         (inbox / "text.png").write_text("hello")
         (tmp_path / "secret.jpg").write_bytes(image_bytes(15))
         os.symlink(tmp_path / "secret.jpg", inbox / "link.jpg")
+        (tmp_path / "private").mkdir()
+        (tmp_path / "private" / "p.jpg").write_bytes(image_bytes(16))
+        os.symlink(tmp_path / "private", inbox / "linked folder")
         expected = [
             "blocked/x.png",
             "camera.png",
@@ -151,7 +177,7 @@ def test_live_inbox(tmp_path):
             "taken-1.png",
             "taken.png",
         ]
-        bad = ["corrupt.jpg", "link.jpg", "text.png"]
+        bad = ["corrupt.jpg", "link.jpg", "text.png", "linked folder"]
         wait_for(
             lambda: (
                 sorted(str(p.relative_to(out)) for p in visible(out)) == expected
@@ -164,7 +190,7 @@ def test_live_inbox(tmp_path):
         time.sleep(1.0)
         r = knockout("status", "-c", str(cfg))
         assert r.returncode == 0 and "running: pid" in r.stdout, r.stdout + r.stderr
-        assert "10 processed, 3 failed" in r.stdout, r.stdout
+        assert "10 processed, 4 failed" in r.stdout, r.stdout
         assert "last error:" in r.stdout
     finally:
         d.stop()
@@ -181,7 +207,15 @@ def test_live_inbox(tmp_path):
     assert "not an image" in (failed / "text.png.error.txt").read_text()
     assert "symbolic link" in (failed / "link.jpg.error.txt").read_text()
     assert (failed / "link.jpg").is_symlink() and (tmp_path / "secret.jpg").exists()
+    assert (
+        "outside the inbox); links are not followed, copy the folder in"
+        in (failed / "linked folder.error.txt").read_text()
+    )
+    assert (failed / "linked folder").is_symlink() and visible(tmp_path / "private") == [tmp_path / "private" / "p.jpg"]
     assert not hidden_files(out)
+    # folders the daemon makes in the outbox are readable like its outputs, whatever its umask
+    for folder in (out / "shoot", out / "shoot" / "day 2", out / "blocked"):
+        assert folder.stat().st_mode & 0o777 == 0o755, folder
     # one log line per file, as JSON lines: input, output, method, milliseconds
     lines = [yaml.safe_load(x) for x in d.text().splitlines() if x.startswith("{")]
     done = [x for x in lines if x.get("event") == "processed"]
@@ -197,16 +231,20 @@ def _claimed(inbox, name: str) -> bool:
     return any(p.name == name for p in (inbox / ".knockout-claims").rglob(name))
 
 
+def _huge_jpeg() -> bytes:
+    """24 MP (a 6 MP headshot upscaled): over a second to cut, while a small file takes a few ms."""
+    big = Image.open(io.BytesIO(image_bytes(99, size=(3000, 2000)))).resize((4000, 6000), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    big.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
 def test_burst_of_200_files(tmp_path):
     """200 small files at once, behind one huge file that must not hold them up."""
     cfg = write_config(tmp_path, settle=0.2)
     d = DaemonProcess(cfg)
     inbox, out = tmp_path / "inbox", tmp_path / "outbox"
-    # 24 MP (a 6 MP headshot upscaled): over a second to cut, while a small file takes a few ms
-    big = Image.open(io.BytesIO(image_bytes(99, size=(3000, 2000)))).resize((4000, 6000), Image.Resampling.BILINEAR)
-    buf = io.BytesIO()
-    big.save(buf, "JPEG", quality=90)
-    huge = buf.getvalue()
+    huge = _huge_jpeg()
     blobs = [image_bytes(i % 7) for i in range(7)]
     try:
         d.wait_ready()
@@ -307,27 +345,42 @@ def test_sigterm_timeout_gives_unfinished_files_back(tmp_path):
 
 
 def test_two_daemons_on_one_inbox_process_each_file_once(tmp_path):
+    """Then the one that claimed a file is killed (SIGKILL): the other, still running, takes the claim back."""
     inbox, out = tmp_path / "inbox", tmp_path / "outbox"
     a = DaemonProcess(write_config(tmp_path, "a.yaml", settle=0.2, workers=1))
     b = DaemonProcess(write_config(tmp_path, "b.yaml", settle=0.2, workers=1))
+    huge = _huge_jpeg()
     try:
         a.wait_ready()
         b.wait_ready()
         _drop(inbox, 40)
         wait_for(lambda: len(visible(tmp_path / "processed")) == 40, 150, a, "40 processed")
         time.sleep(1.0)
+        count_a, count_b = (done_count(x.text()) for x in (a, b))
+        (inbox / "huge.jpg").write_bytes(huge)
+        wait_for(lambda: _claimed(inbox, "huge.jpg"), 30, a, "huge.jpg claimed")
+        (claim,) = (inbox / ".knockout-claims").rglob("huge.jpg")
+        pid = int(claim.relative_to(inbox / ".knockout-claims").parts[0].rsplit("-", 2)[1])
+        killed, survivor = (a, b) if pid == a.proc.pid else (b, a)
+        assert pid == killed.proc.pid
+        killed.signal(signal.SIGKILL)
+        killed.wait()
+        wait_for((tmp_path / "processed" / "huge.jpg").exists, 90, survivor, "the survivor to finish huge.jpg")
+        assert "recovered the claims" in survivor.text()
     finally:
         a.stop()
         b.stop()
     # collision: suffix would have made NAME-1.png for a file processed twice
-    assert sorted(p.name for p in visible(out)) == [f"f{i:03d}.png" for i in range(40)]
-    count_a, count_b = (done_count(x.text()) for x in (a, b))
+    assert sorted(p.name for p in visible(out)) == sorted(["huge.png", *(f"f{i:03d}.png" for i in range(40))])
     assert count_a + count_b == 40, (count_a, count_b)
     assert count_a > 0 and count_b > 0, (count_a, count_b)
+    check_image(out / "huge.png", size=(4000, 6000))
+    assert not visible(inbox) and not hidden_files(out)
+    assert not [p for p in (inbox / ".knockout-claims").rglob("*") if p.is_file()]
 
 
 def test_sighup_reloads_and_keeps_old_config_when_invalid(tmp_path):
-    """Also: the reload restarts the observers (here as polling)."""
+    """Also: the reload restarts the observers (here as polling) and applies the log format; SIGINT stops."""
     inbox, out = tmp_path / "inbox", tmp_path / "outbox"
     cfg = write_config(tmp_path)
     d = DaemonProcess(cfg)
@@ -336,13 +389,20 @@ def test_sighup_reloads_and_keeps_old_config_when_invalid(tmp_path):
         (inbox / "a.jpg").write_bytes(image_bytes(1))
         wait_for((out / "a.png").exists, 60, d, "a.png")
         check_image(out / "a.png", "RGBA")
-        # the new config: masks, and a polling observer with no rescans (so polling must see b.jpg)
-        write_config(tmp_path, settings={"output": "mask"}, observer="polling", poll_interval=0.3, rescan=0)
+        # the new config: masks, JSON log lines, and a polling observer with no rescans (so polling must
+        # see b.jpg, and must not walk into a linked folder)
+        write_config(
+            tmp_path, settings={"output": "mask"}, observer="polling", poll_interval=0.3, rescan=0, log_format="json"
+        )
         d.signal(signal.SIGHUP)
         wait_for(lambda: "config reloaded" in d.text(), 30, d, "the reload")
         (inbox / "b.jpg").write_bytes(image_bytes(2))
+        (tmp_path / "private").mkdir()
+        (tmp_path / "private" / "p.jpg").write_bytes(image_bytes(4))
+        os.symlink(tmp_path / "private", inbox / "elsewhere")
         wait_for((out / "b.png").exists, 60, d, "b.png")
         check_image(out / "b.png", "L")
+        wait_for((tmp_path / "failed" / "elsewhere.error.txt").exists, 30, d, "the linked folder failed")
         cfg.write_text(cfg.read_text().replace("settle:", "setle:"))
         d.signal(signal.SIGHUP)
         wait_for(lambda: "keeping the old one" in d.text(), 30, d, "the rejected reload")
@@ -350,9 +410,15 @@ def test_sighup_reloads_and_keeps_old_config_when_invalid(tmp_path):
         (inbox / "c.jpg").write_bytes(image_bytes(3))
         wait_for((out / "c.png").exists, 60, d, "c.png")
         check_image(out / "c.png", "L")
+        d.signal(signal.SIGINT)
+        assert d.wait(60) == 0
     finally:
         d.stop()
-    assert d.proc.returncode == 0
+    lines = [json.loads(x) for x in d.text().splitlines() if x.startswith("{")]
+    assert [x["input"] for x in lines if x.get("event") == "processed"] == [str(inbox / "b.jpg"), str(inbox / "c.jpg")]
+    assert any("SIGINT: finishing the files in flight" in x["message"] for x in lines)
+    assert sorted(p.name for p in visible(out)) == ["a.png", "b.png", "c.png"]
+    assert visible(tmp_path / "private") == [tmp_path / "private" / "p.jpg"]
 
 
 def test_rescan_finds_missed_files_and_leave_keeps_inputs(tmp_path):
