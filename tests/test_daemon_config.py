@@ -111,3 +111,25 @@ def test_dask_without_the_extra_is_a_clear_error(tmp_path, capsys, monkeypatch):
     cfg = write_config(tmp_path)
     assert main(["watch", "-c", str(cfg), "--dask", "tcp://127.0.0.1:1", "--once"]) == 2
     assert "pip install 'knockout[dask]'" in capsys.readouterr().err
+
+
+USER_ERRORS = [
+    ({"retries": "many"}, "retries: 'many' is not allowed; use an integer from 0 to 100"),
+    ({"jobs": [{"inbox": "in", "outbox": "out", "colour": "grey"}]}, "jobs[0].unknown key 'colour'"),
+    ({"jobs": [{"inbox": "in", "outbox": "in/out"}]}, "the outbox folder must be outside the inbox"),
+    (
+        {"jobs": [{"name": "a", "inbox": "in", "outbox": "o1"}, {"name": "b", "inbox": "./in", "outbox": "o2"}]},
+        "two jobs cannot watch the same folder",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "needle"), USER_ERRORS)
+def test_knockout_watch_refuses_a_bad_config_before_starting(tmp_path, change, needle):
+    """As a user runs it (no --check): exit 2, one message naming the file and the key, nothing created."""
+    cfg = write_config(tmp_path, "studio.yaml", **change)
+    r = knockout("watch", "-c", str(cfg), cwd=tmp_path, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"knockout: error: {cfg}: ") and needle in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["studio.yaml"]

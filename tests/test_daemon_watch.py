@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -27,6 +29,8 @@ from daemon_util import (
 from PIL import Image
 
 pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_once_processes_what_is_there_and_files_failures(tmp_path):
@@ -72,9 +76,10 @@ def test_once_processes_what_is_there_and_files_failures(tmp_path):
         },
     ]
     cfg = write_config(tmp_path, jobs=jobs, settings={"max_pixels": 20_000, "method": "threshold"})
-    r = knockout("watch", "-c", str(cfg), "--once", timeout=150)
+    r = knockout("watch", "-c", str(cfg), "--once", "-q", timeout=150)
     assert r.returncode == 1, r.stderr  # some failed
-    assert r.stderr.count("recovered the claims") == 2, r.stderr
+    assert r.stderr.count("recovered the claims") == 2, r.stderr  # warnings and errors stay with -q
+    assert done_count(r.stderr) == 0 and "failed: empty file" in r.stderr, r.stderr  # the per-file lines go
     out = tmp_path / "outbox"
     assert visible(out) == [
         out / "ok.png",
@@ -277,11 +282,12 @@ def test_sigkill_mid_burst_then_restart_loses_nothing(tmp_path):
     inbox.mkdir()
     _drop(inbox, 40)
     (inbox / "bad.jpg").write_bytes(b"junk")
-    cfg = write_config(tmp_path, settle=0.1)
+    cfg = write_config(tmp_path, settle=0.1, log_level="warning")
     d = DaemonProcess(cfg)
     wait_for(lambda: len(visible(out)) >= 8 if out.exists() else False, 90, d, "the first outputs")
     d.signal(signal.SIGKILL)
     d.wait()
+    assert done_count(d.text()) == 0 and "INFO" not in d.text()  # log_level: warning in the config
     # right after the kill: every visible output is complete; nothing vanished
     for p in visible(out):
         check_image(p)
@@ -309,8 +315,8 @@ def test_sigterm_finishes_in_flight_and_exits_0(tmp_path):
     inbox, out, done = tmp_path / "inbox", tmp_path / "outbox", tmp_path / "processed"
     inbox.mkdir()
     _drop(inbox, 30)
-    cfg = write_config(tmp_path, settle=0.1)
-    d = DaemonProcess(cfg)
+    cfg = write_config(tmp_path, settle=0.1, log_level="warning")
+    d = DaemonProcess(cfg, "-v")  # -v wins over the config's log_level
     wait_for(lambda: out.exists() and len(visible(out)) >= 3, 90, d, "the first outputs")
     d.signal(signal.SIGTERM)
     assert d.wait(90) == 0
@@ -319,6 +325,7 @@ def test_sigterm_finishes_in_flight_and_exits_0(tmp_path):
     assert left and finished, "stopped mid-burst"
     assert sorted(left + finished) == [f"f{i:03d}.jpg" for i in range(30)]
     assert sorted(p.stem for p in visible(out)) == sorted(p[:-4] for p in finished)
+    assert done_count(d.text()) == len(finished) and "SIGTERM: finishing the files in flight" in d.text()
     for p in visible(out):
         check_image(p)
     assert not hidden_files(out)
@@ -327,11 +334,12 @@ def test_sigterm_finishes_in_flight_and_exits_0(tmp_path):
 
 def test_sigterm_timeout_gives_unfinished_files_back(tmp_path):
     inbox, out = tmp_path / "inbox", tmp_path / "outbox"
-    cfg = write_config(tmp_path, settle=0.1, workers=1, shutdown_timeout=0.2)  # a 12 MP cut takes longer
+    cfg = write_config(tmp_path, settle=0.1, workers=1, shutdown_timeout=0.2)  # a 24 MP cut takes longer
     d = DaemonProcess(cfg)
+    huge = _huge_jpeg()
     try:
         d.wait_ready()
-        (inbox / "huge.jpg").write_bytes(image_bytes(98, size=(4000, 3000)))
+        (inbox / "huge.jpg").write_bytes(huge)
         wait_for(lambda: _claimed(inbox, "huge.jpg"), 30, d, "the huge file to be claimed")
         t0 = time.monotonic()
         d.signal(signal.SIGTERM)
@@ -441,3 +449,29 @@ def test_rescan_finds_missed_files_and_leave_keeps_inputs(tmp_path):
         d.stop()
     assert visible(out) == [out / "a.png"]
     check_image(out / "a.png")
+
+
+def test_readme_first_command_runs_the_default_config(tmp_path):
+    """`knockout watch` with no options in a folder holding the repository's config.yaml (a fresh clone)."""
+    shutil.copyfile(ROOT / "config.yaml", tmp_path / "config.yaml")
+    exe = Path(sys.executable).with_name("knockout")  # the console script pip installed
+    log = tmp_path / "watch.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([str(exe), "watch"], cwd=tmp_path, stdout=fh, stderr=subprocess.STDOUT)
+    d = DaemonProcess.__new__(DaemonProcess)  # the helpers of DaemonProcess on this process
+    d.proc, d.log, d._fh = proc, log, open(os.devnull, "w")
+    try:
+        d.wait_ready()
+        for name in ("inbox", "outbox", "processed", "failed", ".knockout"):
+            assert (tmp_path / name).is_dir(), name
+        (tmp_path / "elsewhere.jpg").write_bytes(image_bytes(3))
+        os.rename(tmp_path / "elsewhere.jpg", tmp_path / "inbox" / "portrait.jpg")
+        wait_for((tmp_path / "processed" / "portrait.jpg").exists, 60, d, "portrait.jpg processed")
+        r = knockout("status", cwd=tmp_path)
+        assert r.returncode == 0 and "default: 0 queued, 0 in flight, 1 processed, 0 failed" in r.stdout, r.stdout
+        d.signal(signal.SIGTERM)
+        assert d.wait(60) == 0
+    finally:
+        d.stop()
+    check_image(tmp_path / "outbox" / "portrait.png")
+    assert "threshold" in d.text() and "portrait.jpg -> " in d.text()
