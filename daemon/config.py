@@ -140,7 +140,8 @@ def load_config(explicit: str | os.PathLike | None = None, *, dask: str | None =
     explicit : path, optional
         The ``-c`` option.
     dask : str, optional
-        ``--dask ADDRESS``: overrides the config's ``executor``.
+        ``--dask ADDRESS``: the scheduler to use, overriding ``executor: local`` or the config's
+        ``executor.dask`` (its ``max_in_flight`` and ``on_scheduler_loss`` still apply).
 
     Raises
     ------
@@ -162,7 +163,9 @@ def parse_config(text: str, *, base: Path, name: str, dask: str | None = None) -
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{name}: the top level must be a mapping of keys ({', '.join(TOP_KEYS)})")
     _unknown(raw, TOP_KEYS, name, "")
-    executor_raw = {"dask": dask} if dask else raw.get("executor")
+    executor_raw = raw.get("executor")
+    if dask:  # --dask ADDRESS: the config's other executor keys (max_in_flight, ...) still apply
+        executor_raw = {**executor_raw, "dask": dask} if isinstance(executor_raw, Mapping) else {"dask": dask}
     executor = parse_executor(raw.get("workers", "auto"), executor_raw, where=name)
     top = {
         "settle": _num(raw, "settle", 1.0, 0.0, 3600.0, name=name),

@@ -6,13 +6,16 @@ import io
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import synthetic_headshot
-from knockout.daemon.executor import Executor, LocalExecutor, make_executor, parse_executor
+from knockout.daemon.config import parse_config
+from knockout.daemon.executor import Executor, ExecutorConfig, LocalExecutor, make_executor, parse_executor
 from PIL import Image
 
+from knockout._cpus import usable_cpus
 from knockout.imageio import ImageError
 from knockout.process import Processed
 from knockout.settings import Settings, SettingsError
@@ -29,6 +32,30 @@ def test_parse_executor_forms():
     assert parse_executor("auto", "local", where="c.yaml").workers >= 1
     cfg = parse_executor(3, {"dask": "tcp://h:8786", "max_in_flight": 9, "on_scheduler_loss": "wait"}, where="c.yaml")
     assert (cfg.workers, cfg.dask, cfg.max_in_flight, cfg.on_scheduler_loss) == (3, "tcp://h:8786", 9, "wait")
+
+
+CONFIG_YAML = (Path(__file__).resolve().parents[1] / "config.yaml").read_text(encoding="utf-8")
+
+
+def test_config_yaml_runs_locally_by_default_and_its_dask_example_parses(tmp_path):
+    assert parse_config(CONFIG_YAML, base=tmp_path, name="config.yaml").executor == ExecutorConfig(usable_cpus())
+    # the commented example in config.yaml, uncommented in place of `executor: local`
+    (example,) = [line[1:].strip() for line in CONFIG_YAML.splitlines() if line.startswith("#   executor: {dask:")]
+    text = CONFIG_YAML.replace("\nexecutor: local\n", f"\n{example}\n")
+    assert text != CONFIG_YAML
+    ex = parse_config(text, base=tmp_path, name="config.yaml").executor
+    assert (ex.dask, ex.max_in_flight, ex.on_scheduler_loss) == ("tcp://scheduler:8786", 64, "local")
+    # the short form: defaults for the rest
+    text = CONFIG_YAML.replace("\nexecutor: local\n", '\nexecutor: {dask: "tcp://host:8786"}\n')
+    ex = parse_config(text, base=tmp_path, name="config.yaml").executor
+    assert (ex.dask, ex.max_in_flight, ex.on_scheduler_loss) == ("tcp://host:8786", None, "local")
+    # --dask ADDRESS: replaces `local`, or only the address of a dask executor (its bound stays)
+    assert parse_config(CONFIG_YAML, base=tmp_path, name="c", dask="tcp://a:1").executor.dask == "tcp://a:1"
+    text = CONFIG_YAML.replace(
+        "\nexecutor: local\n", "\nexecutor: {dask: tcp://b:2, max_in_flight: 7, on_scheduler_loss: wait}\n"
+    )
+    ex = parse_config(text, base=tmp_path, name="c", dask="tcp://a:1").executor
+    assert (ex.dask, ex.max_in_flight, ex.on_scheduler_loss) == ("tcp://a:1", 7, "wait")
 
 
 @pytest.mark.parametrize(
