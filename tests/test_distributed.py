@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -57,15 +58,49 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class _Tracker(distributed.diagnostics.plugin.SchedulerPlugin):
+    """Watches the knockout tasks on an in-process scheduler: how many were unfinished at most
+    (submitted, not yet in memory or erred) and which workers each was given to, in order."""
+
+    def __init__(self, scheduler) -> None:
+        self.scheduler = scheduler
+        self.unfinished: set = set()
+        self.most = 0
+        self.ran_on: dict = {}  # key -> [worker address, ...]
+        self.finished: set = set()
+
+    def transition(self, key, start, finish, *args, **kwargs) -> None:
+        if not str(key).startswith("knockout-process"):
+            return
+        if finish in ("waiting", "queued", "no-worker", "processing"):
+            self.unfinished.add(key)
+            self.most = max(self.most, len(self.unfinished))
+            ts = self.scheduler.tasks.get(key)
+            if finish == "processing" and ts is not None and ts.processing_on is not None:
+                self.ran_on.setdefault(key, []).append(ts.processing_on.address)
+        elif finish in ("memory", "erred", "forgotten"):
+            self.unfinished.discard(key)
+            if finish == "memory":
+                self.finished.add(key)
+
+
 @pytest.fixture
 def cluster():
-    """A fresh two-worker cluster per test: a test that kills a worker leaves nothing behind for the next."""
+    """A fresh two-worker cluster per test (a test that kills a worker leaves nothing behind for the
+    next), its client, and a :class:`_Tracker` on its scheduler (which runs in this process)."""
     with distributed.LocalCluster(
         processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0", host="127.0.0.1"
     ) as c:
         with distributed.Client(c.scheduler_address, set_as_default=False) as client:
             _two_workers(client)
-            yield c, client
+            tracker = _Tracker(c.scheduler)
+            c.scheduler.add_plugin(tracker, name="knockout-test-tracker")
+            yield c, client, tracker
+
+
+def _retried_elsewhere(tracker: _Tracker, killed: str) -> list:
+    """Keys given to the ``killed`` worker that then finished on another worker."""
+    return [k for k in tracker.finished if killed in tracker.ran_on.get(k, [])[:-1] and tracker.ran_on[k][-1] != killed]
 
 
 def _two_workers(client) -> None:
@@ -79,15 +114,16 @@ def _two_workers(client) -> None:
         time.sleep(0.2)
 
 
-def _kill_a_busy_worker(client) -> int:
-    """SIGKILL a worker process that is running a task right now; its pid."""
+def _kill_a_busy_worker(client) -> str:
+    """SIGKILL a worker process that is running a task right now (the busiest); its address."""
     deadline = time.monotonic() + 20
     while True:
         pids = client.run(os.getpid)
-        busy = [w for w, keys in client.processing().items() if keys and w in pids]
+        busy = sorted(((len(keys), w) for w, keys in client.processing().items() if keys and w in pids), reverse=True)
         if busy:
-            os.kill(pids[busy[0]], signal.SIGKILL)
-            return pids[busy[0]]
+            worker = busy[0][1]
+            os.kill(pids[worker], signal.SIGKILL)
+            return worker
         assert time.monotonic() < deadline, "no task in flight when a worker was to be killed"
         time.sleep(0.05)
 
@@ -97,8 +133,7 @@ def _outputs(folder: Path) -> list[str]:
 
 
 def test_cut_dask_survives_a_killed_worker_and_writes_each_output_once(cluster, tmp_path):
-    c, client = cluster
-    _two_workers(client)
+    c, client, tracker = cluster
     inputs = _shoot(tmp_path / "shoot", 10, size=(180, 135))
     (tmp_path / "shoot" / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
     out = tmp_path / "out"
@@ -114,7 +149,7 @@ def test_cut_dask_survives_a_killed_worker_and_writes_each_output_once(cluster, 
             assert time.monotonic() < deadline and proc.poll() is None, "knockout cut made no outputs"
             time.sleep(0.05)
         assert len(_outputs(out)) < 10, "the batch finished before a worker could be killed"
-        _kill_a_busy_worker(client)
+        killed = _kill_a_busy_worker(client)
         _, stderr = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
@@ -122,6 +157,9 @@ def test_cut_dask_survives_a_killed_worker_and_writes_each_output_once(cluster, 
     assert proc.returncode == 1, stderr  # broken.jpg
     assert "broken.jpg" in stderr and "10 cut out, 1 failed" in stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.stem}.png" for p in inputs)  # once each, no temps
+    assert _retried_elsewhere(tracker, killed), "no task of the killed worker finished on another one"
+    assert tracker.most == 4  # back-pressure: 2 per worker thread, reached and never passed
+    assert len(tracker.finished) >= 11 and "lost the Dask scheduler" not in stderr  # all ran on the cluster
     for src in inputs[:2]:
         local = process_bytes(src.read_bytes(), settings=Settings())
         remote = np.asarray(Image.open(out / f"{src.stem}.png"))
@@ -132,7 +170,15 @@ def test_cut_dask_survives_a_killed_worker_and_writes_each_output_once(cluster, 
 class _Scheduler:
     """A ``dask scheduler`` and one ``dask worker`` as processes, so the scheduler can be SIGKILLed."""
 
-    def __init__(self, tmp: Path, port: int, *, worker_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        port: int,
+        *,
+        worker_env: dict[str, str] | None = None,
+        worker_args: tuple[str, ...] = (),
+        worker_cwd: Path | None = None,
+    ) -> None:
         self.dask = dask = shutil.which("dask", path=str(Path(sys.executable).parent)) or "dask"
         self.address = f"tcp://127.0.0.1:{port}"
         sf = tmp / f"scheduler-{port}.json"
@@ -146,8 +192,9 @@ class _Scheduler:
             assert time.monotonic() < deadline and self.scheduler.poll() is None, "dask scheduler did not start"
             time.sleep(0.2)
         self.worker = subprocess.Popen(
-            [dask, "worker", self.address, "--nthreads", "1", "--no-dashboard", "--no-nanny"],
+            [dask, "worker", self.address, "--nthreads", "1", "--no-dashboard", "--no-nanny", *worker_args],
             env={**os.environ, **(worker_env or {})},
+            cwd=worker_cwd,
             **quiet,
         )
         with distributed.Client(self.address, set_as_default=False, timeout=30) as client:
@@ -165,7 +212,7 @@ class _Scheduler:
 
 
 def test_cut_dask_reads_no_more_files_than_are_in_flight(cluster, tmp_path, monkeypatch):
-    c, _ = cluster
+    c, _, tracker = cluster
     inputs = _shoot(tmp_path / "in", 12)
     (tmp_path / "out").mkdir()
     jobs = [(p, tmp_path / "out" / f"{p.stem}.png") for p in inputs]
@@ -185,6 +232,7 @@ def test_cut_dask_reads_no_more_files_than_are_in_flight(cluster, tmp_path, monk
         held.append(len(reads) - len(yielded))  # files read and not yet handed back, this one included
         yielded.append(src)
     assert max(held) == 3  # the bound is reached and never passed: a huge batch is never all in memory
+    assert tracker.most == 3  # and so on the cluster
     assert sorted(yielded) == sorted(inputs) == sorted(reads)
 
 
@@ -293,31 +341,30 @@ def _wait_for_outputs(d: du.DaemonProcess, out: Path, k: int) -> None:
 
 
 def test_watch_dask_worker_killed_mid_burst_every_input_once(cluster, tmp_path):
-    c, client = cluster
-    _two_workers(client)
+    c, client, tracker = cluster
     inbox, out, done, failed = _inbox_burst(tmp_path, "f", 20)
     (inbox / "bad.jpg").write_bytes(b"junk, not a jpeg")
     cfg = du.write_config(tmp_path, settle=0.1)
-    with distributed.get_task_stream(client=client) as stream:
-        d = du.DaemonProcess(cfg, "--dask", c.scheduler_address)  # in flight: 2 per worker thread
-        try:
-            _wait_for_outputs(d, out, 4)
-            _kill_a_busy_worker(client)
-            du.wait_for(lambda: len(du.visible(done)) == 20, 150, d, "20 inputs in processed/")
-            du.wait_for(lambda: failed.exists() and len(du.visible(failed)) == 2, 30, d, "bad.jpg in failed/")
-            d.signal(signal.SIGTERM)
-            assert d.wait() == 0, d.text()
-        finally:
-            d.stop()
+    d = du.DaemonProcess(cfg, "--dask", c.scheduler_address)  # in flight: 2 per worker thread
+    try:
+        _wait_for_outputs(d, out, 4)
+        killed = _kill_a_busy_worker(client)
+        du.wait_for(lambda: len(du.visible(done)) == 20, 150, d, "20 inputs in processed/")
+        du.wait_for(lambda: failed.exists() and len(du.visible(failed)) == 2, 30, d, "bad.jpg in failed/")
+        d.signal(signal.SIGTERM)
+        assert d.wait() == 0, d.text()
+    finally:
+        d.stop()
     assert sorted(p.name for p in du.visible(out)) == [f"f{i:03d}.png" for i in range(20)]  # each once
     for p in du.visible(out)[::5]:
         du.check_image(p, size=(135, 180))
     assert [p.name for p in du.visible(failed)] == ["bad.jpg", "bad.jpg.error.txt"]
     assert not du.visible(inbox) and not du.hidden_files(out)
-    ran = [t for t in stream.data if str(t["key"]).startswith("knockout-process")]
-    assert len(ran) >= 21, "the work did not run on the cluster"
+    assert len(tracker.finished) >= 21, "the work did not run on the cluster"
     assert "lost the Dask scheduler" not in d.text()
-    assert "4 tasks in flight at most" in d.text()
+    assert "4 tasks in flight at most" in d.text() and tracker.most == 4
+    assert _retried_elsewhere(tracker, killed), "no task of the killed worker finished on another one"
+    assert du.done_count(d.text()) == 20  # each input processed once
 
 
 def test_watch_dask_scheduler_killed_falls_back_to_local_pool(tmp_path):
@@ -340,6 +387,7 @@ def test_watch_dask_scheduler_killed_falls_back_to_local_pool(tmp_path):
         du.check_image(p, size=(135, 180))
     assert not du.visible(inbox) and not du.hidden_files(out)
     assert "falling back to the local pool" in d.text()
+    assert du.done_count(d.text()) == 10  # each input processed once, whether on the cluster or locally
 
 
 def test_watch_dask_wait_mode_keeps_files_in_the_inbox_until_the_scheduler_is_back(tmp_path):
@@ -369,3 +417,155 @@ def test_watch_dask_wait_mode_keeps_files_in_the_inbox_until_the_scheduler_is_ba
     assert sorted(p.name for p in du.visible(out)) == [f"h{i:03d}.png" for i in range(8)]
     assert not du.visible(inbox) and not du.hidden_files(out)
     assert "reconnected to the Dask scheduler" in d.text() and "local pool" not in d.text()
+    assert du.done_count(d.text()) == 8  # each input processed once: those given back ran only after
+
+
+def test_watch_dask_keeps_the_configured_bound_and_leaves_the_inbox_unread(cluster, tmp_path):
+    c, _, tracker = cluster
+    n, bound = 30, 3  # this cluster's default would be 4 (2 per worker thread)
+    inbox, out, done, failed = _inbox_burst(tmp_path, "k", n)
+    cfg = du.write_config(tmp_path, settle=0.1, executor={"dask": c.scheduler_address, "max_in_flight": bound})
+    claims = inbox / ".knockout-claims"
+    claimed: list[int] = []  # files claimed (and read) at each look
+
+    def finished() -> bool:
+        claimed.append(sum(1 for _ in claims.glob("*/files/*")))
+        return len(du.visible(done)) == n
+
+    d = du.DaemonProcess(cfg)
+    try:
+        du.wait_for(finished, 150, d, f"{n} inputs in processed/")
+        d.signal(signal.SIGTERM)
+        assert d.wait() == 0, d.text()
+    finally:
+        d.stop()
+    assert tracker.most == bound  # unfinished tasks on the cluster: the bound is reached and never passed
+    assert f"{bound} tasks in flight at most" in d.text()
+    # the daemon claims and reads a file only when a slot is free (a finished one may still be
+    # being filed), never the whole inbox
+    assert 1 <= max(claimed) <= 2 * bound, claimed
+    assert sorted(p.name for p in du.visible(out)) == [f"k{i:03d}.png" for i in range(n)]
+    assert du.done_count(d.text()) == n and not du.visible(failed)
+
+
+_NO_ACCESS = """
+import os
+import re
+import sys
+
+_ROOT = os.environ["KNOCKOUT_TEST_NO_ACCESS"]
+
+
+def _refuse(event, args):  # an audit hook: every file operation under _ROOT fails in this process
+    if event.startswith(("open", "os.", "shutil.", "glob.", "pathlib.")):
+        for a in args:
+            if isinstance(a, (str, bytes, os.PathLike)) and os.path.abspath(os.fsdecode(a)).startswith(_ROOT):
+                raise PermissionError(f"this worker has no access to {os.fsdecode(a)}")
+
+
+sys.addaudithook(_refuse)
+"""
+
+
+def test_workers_need_no_access_to_the_folders(tmp_path):
+    """The only worker runs in another folder and may not touch the studio's folders (a preloaded
+    audit hook refuses every file operation under them), yet does all the work of `knockout watch`
+    and of `knockout cut --dask`: only bytes and settings travel."""
+    studio, elsewhere = tmp_path / "studio", tmp_path / "elsewhere"
+    studio.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "no_access.py").write_text(_NO_ACCESS)
+    inbox, out, done, failed = _inbox_burst(studio, "w", 6)
+    shoot = _shoot(studio / "shoot", 3)
+    sched = _Scheduler(
+        tmp_path,
+        _free_port(),
+        worker_env={"KNOCKOUT_TEST_NO_ACCESS": str(studio)},
+        worker_args=("--preload", str(elsewhere / "no_access.py")),
+        worker_cwd=elsewhere,
+    )
+    try:
+        with distributed.Client(sched.address, set_as_default=False) as client:
+            (probe,) = client.run(Path.read_bytes, inbox / "w000.jpg", on_error="return").values()
+            assert isinstance(probe, PermissionError), f"the worker can read the inbox: {probe!r}"
+        # wait, not local: no file can be cut out anywhere but on that worker
+        cfg = du.write_config(studio, settle=0.1, executor={"dask": sched.address, "on_scheduler_loss": "wait"})
+        d = du.DaemonProcess(cfg)
+        try:
+            du.wait_for(lambda: len(du.visible(done)) == 6, 120, d, "6 inputs in processed/")
+            d.signal(signal.SIGTERM)
+            assert d.wait() == 0, d.text()
+        finally:
+            d.stop()
+        cut = subprocess.run(
+            [*KNOCKOUT, "cut", str(studio / "shoot"), "-o", str(studio / "cut"), "--dask", sched.address],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        sched.stop()
+    assert sorted(p.name for p in du.visible(out)) == [f"w{i:03d}.png" for i in range(6)]
+    assert du.done_count(d.text()) == 6 and not du.visible(failed) and "local pool" not in d.text()
+    assert cut.returncode == 0, cut.stderr
+    assert "3 cut out, 0 failed" in cut.stderr and "lost the Dask scheduler" not in cut.stderr
+    assert _outputs(studio / "cut") == sorted(f"{p.stem}.png" for p in shoot)
+
+
+def _on_a_terminal(args: list[str], timeout: float = 180) -> tuple[int, str]:
+    """Run ``args`` with stderr on a pseudo-terminal (100 columns), as a user at a shell sees it."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        return proc.wait(timeout=30), b"".join(chunks).decode("utf-8", "replace")
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _final_bar(text: str) -> str:
+    """The progress bar's last state."""
+    states = [s for s in re.split(r"[\r\n]+", text) if "img/s]" in s or "img]" in s]
+    assert states, f"no progress bar in: {text!r}"
+    return states[-1].strip()
+
+
+def _blank_numbers(bar: str) -> str:
+    return re.sub(r"\d+(\.\d+)?", "#", bar)
+
+
+def test_cut_dask_shows_the_same_progress_bar_as_a_local_run(cluster, tmp_path):
+    c, _, tracker = cluster
+    _shoot(tmp_path / "shoot", 6)
+    shoot = str(tmp_path / "shoot")
+    rc_local, local = _on_a_terminal([*KNOCKOUT, "cut", shoot, "-o", str(tmp_path / "local"), "-j", "1"])
+    rc_dask, dask = _on_a_terminal(
+        [*KNOCKOUT, "cut", shoot, "-o", str(tmp_path / "dask"), "--dask", c.scheduler_address]
+    )
+    assert rc_local == rc_dask == 0, local + dask
+    bar = _final_bar(dask)
+    assert bar.startswith("100%|") and "| 6/6 [" in bar and bar.endswith("img/s]"), bar
+    assert _blank_numbers(bar) == _blank_numbers(_final_bar(local))  # only times and rate differ
+    assert "6 cut out, 0 failed" in dask and len(tracker.finished) == 6
+    assert _outputs(tmp_path / "dask") == _outputs(tmp_path / "local") == [f"head {i:03d}.png" for i in range(6)]
