@@ -133,3 +133,24 @@ def test_knockout_watch_refuses_a_bad_config_before_starting(tmp_path, change, n
     assert r.stderr.startswith(f"knockout: error: {cfg}: ") and needle in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["studio.yaml"]
+
+
+def test_watch_starts_for_a_user_whose_home_it_cannot_read(tmp_path, monkeypatch, capsys):
+    """`sudo -u knockout knockout watch` keeps HOME=/root, which that user cannot read: no crash."""
+    import os
+
+    home = tmp_path / "root"
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):
+        if str(path).startswith(str(home)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("GIMP3_DIRECTORY", raising=False)
+    monkeypatch.setattr(os, "stat", stat)
+    cfg = write_config(tmp_path)
+    assert main(["watch", "-c", str(cfg), "--check"]) == 0, capsys.readouterr().err
+    assert "valid" in capsys.readouterr().out

@@ -75,12 +75,19 @@ def test_once_processes_what_is_there_and_files_failures(tmp_path):
             "settings": {"output": "mask"},
         },
     ]
-    cfg = write_config(tmp_path, jobs=jobs, settings={"max_pixels": 20_000, "method": "threshold"})
+    # an output that can never be written (a file where its folder should be): retried, then failed
+    (inbox / "stuck").mkdir()
+    (inbox / "stuck" / "s.jpg").write_bytes(image_bytes(8))
+    (tmp_path / "outbox").mkdir()
+    (tmp_path / "outbox" / "stuck").write_text("not a folder")
+    settings = {"max_pixels": 20_000, "method": "threshold"}
+    cfg = write_config(tmp_path, jobs=jobs, settings=settings, retries=1)
     r = knockout("watch", "-c", str(cfg), "--once", "-q", timeout=150)
     assert r.returncode == 1, r.stderr  # some failed
     assert r.stderr.count("recovered the claims") == 2, r.stderr  # warnings and errors stay with -q
     assert done_count(r.stderr) == 0 and "failed: empty file" in r.stderr, r.stderr  # the per-file lines go
     out = tmp_path / "outbox"
+    (out / "stuck").unlink()
     assert visible(out) == [
         out / "ok.png",
         out / "old.png",
@@ -98,6 +105,8 @@ def test_once_processes_what_is_there_and_files_failures(tmp_path):
     note = yaml.safe_load((failed / "big.png.error.txt").read_text())
     assert "too many pixels" in note["reason"] and note["settings"]["max_pixels"] == 20_000
     assert note["time"] and note["file"] == str(inbox / "big.png")
+    assert "(gave up after 2 attempts)" in (failed / "stuck" / "s.jpg.error.txt").read_text()
+    assert "cannot write the output" in r.stderr and "retry 1/1" in r.stderr
     assert (inbox / "notes.txt").exists()
     assert visible(inbox) == [inbox / "notes.txt"]
     check_image(tmp_path / "outbox3" / "k.png", "L")  # the job's own settings

@@ -44,7 +44,7 @@ def default_gimp_dir() -> Path:
         return home / "Library" / "Application Support" / "GIMP" / "3.0"
     native = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "GIMP" / "3.0"
     flatpak = home / ".var" / "app" / "org.gimp.GIMP" / "config" / "GIMP" / "3.0"
-    if not native.exists() and flatpak.exists():
+    if not os.path.exists(native) and os.path.exists(flatpak):  # False, not an error, for a home it cannot read
         return flatpak
     return native
 
