@@ -124,3 +124,40 @@ def test_distinct_rows_with_a_cap_is_the_capped_count():
         full = len(np.unique(np.round(pts), axis=0))
         for cap in (2, 3, 8):
             assert _seg._distinct_rows(pts, cap=cap) == min(full, cap)
+
+
+def _stall_then_outline() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A barrier whose subject area stalls briefly at low tolerances, then holds on a long plateau.
+
+    Seeds join at 1; a first part of the backdrop at 1.1 (then nothing changes until 2.2: a
+    short stall); the rest of the backdrop joins gradually up to 9.5; the subject (40 %,
+    holding the bottom centre) never joins: its plateau runs from 9.5 to the top tolerance.
+    """
+    h, w = 100, 100
+    barrier = np.full((h, w), np.inf, np.float32)
+    barrier[:2] = 1.0  # the seeds
+    barrier[2:20] = 1.1
+    barrier[20:60] = np.geomspace(2.2, 9.5, 40 * w).reshape(40, w)
+    seeds = np.zeros((h, w), bool)
+    seeds[:2] = True
+    anchor = np.zeros((h, w), bool)
+    anchor[92:, 25:75] = True
+    return barrier, seeds, anchor, barrier > 20
+
+
+def test_auto_tolerance_takes_the_longest_plateau_for_a_colour_distance():
+    barrier, seeds, anchor, subject = _stall_then_outline()
+    tol = _seg._auto_tolerance(barrier, seeds, anchor, longest=True)
+    assert tol > 9.5
+    assert iou(barrier > tol, subject) == 1.0
+    # the first plateau is the short stall, which leaves most of the backdrop as subject
+    first = _seg._auto_tolerance(barrier, seeds, anchor, longest=False)
+    assert 1.1 < first < 2.2
+    assert iou(barrier > first, subject) < 0.6
+
+
+def test_runs_are_the_true_stretches_in_order():
+    flags = np.array([0, 1, 1, 0, 1, 1, 1, 0, 1], bool)
+    assert _seg._runs(flags) == [(1, 2), (4, 6), (8, 8)]
+    assert _seg._runs(np.ones(3, bool)) == [(0, 2)]
+    assert _seg._runs(np.zeros(3, bool)) == []

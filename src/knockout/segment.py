@@ -115,7 +115,12 @@ def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
             cost = np.sqrt((residual**2).sum(axis=2))
         cost += texture
         barrier = _barrier(cost, seeds)
-        tol = _auto_tolerance(barrier, seeds, anchor) if settings.tolerance == "auto" else float(settings.tolerance)
+        if settings.tolerance == "auto":
+            # a colour distance is continuous, so its longest plateau is the subject's outline; the
+            # kmeans cost is a few cluster levels, flat between them, so its first plateau is taken
+            tol = _auto_tolerance(barrier, seeds, anchor, longest=settings.effective_method != "kmeans")
+        else:
+            tol = float(settings.tolerance)
         region = ndi.binary_erosion(barrier <= tol, iterations=2) | seeds
     work = _clean(barrier > tol, settings)
     mask = _upscale_mask(work, image.shape[:2])
@@ -369,7 +374,7 @@ def _label_threads() -> int:
     return min(usable_cpus(), 4)
 
 
-def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray) -> float:
+def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray, *, longest: bool = False) -> float:
     """Pick the tolerance per image: the first stable subject area before any leak.
 
     The subject's area as a function of the tolerance falls while the backdrop fills, then
@@ -377,7 +382,11 @@ def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray) 
     the backdrop leaks into the subject (and may hold again on a smaller part of it). A leak
     into the body also shows as the backdrop reaching the bottom centre (30 % of it). The tolerance is the
     middle of the first plateau below the leak, above the backdrop's own noise level (the
-    tolerance at which most of the border sample has joined).
+    tolerance at which most of the border sample has joined). With ``longest``, the longest
+    plateau below the leak is taken instead (the first on a tie): on a backdrop that changes
+    colour across the frame (a gradient, a strong vignette) the growth stalls briefly at low
+    tolerances before it reaches the far side of the backdrop, and that short stall is not the
+    outline.
     """
     n = len(_TOLERANCES)
     fg = np.array([(barrier > t).mean() for t in _TOLERANCES])
@@ -392,11 +401,15 @@ def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray) 
     if not ok.any():
         return float(_TOLERANCES[min(hi, n // 2)])
     flat = ok & (change <= change[ok].min() + _FLAT)
-    first = int(np.argmax(flat))
-    last = first
-    while last + 1 < n and flat[last + 1]:
-        last += 1
+    runs = _runs(flat)
+    first, last = max(runs, key=lambda r: r[1] - r[0]) if longest else runs[0]
     return float(_TOLERANCES[(first + last + 1) // 2])
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """The (first, last) indices of each run of True in a 1-d boolean array, in order."""
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), (np.flatnonzero(edges == -1) - 1).tolist(), strict=True))
 
 
 def _clean(fg: np.ndarray, settings: Settings) -> np.ndarray:
