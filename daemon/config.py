@@ -257,7 +257,8 @@ def _job(raw: Any, i: int, base: Path, shared: Settings, name: str) -> Job:
 
 
 def _inside(a: Path, b: Path) -> bool:
-    """``a`` is ``b`` or inside it."""
+    """``a`` is ``b`` or inside it (through symbolic links too: the same folder under two names)."""
+    a, b = Path(os.path.realpath(a)), Path(os.path.realpath(b))
     return a == b or b in a.parents
 
 

@@ -154,3 +154,16 @@ def test_watch_starts_for_a_user_whose_home_it_cannot_read(tmp_path, monkeypatch
     cfg = write_config(tmp_path)
     assert main(["watch", "-c", str(cfg), "--check"]) == 0, capsys.readouterr().err
     assert "valid" in capsys.readouterr().out
+
+
+def test_the_same_folder_under_two_names_is_still_shared(tmp_path, capsys):
+    """A symbolic link is no way round the checks: two inboxes, or an outbox in its inbox, through a link."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "in")
+    jobs = [{"name": "a", "inbox": "in", "outbox": "o1"}, {"name": "b", "inbox": "alias", "outbox": "o2"}]
+    cfg = write_config(tmp_path, "shared.yaml", jobs=jobs)
+    assert main(["watch", "-c", str(cfg), "--check"]) == 2
+    assert "jobs[1].inbox" in capsys.readouterr().err
+    cfg = write_config(tmp_path, "nested.yaml", jobs=[{"inbox": "in", "outbox": "alias/out"}])
+    assert main(["watch", "-c", str(cfg), "--check"]) == 2
+    assert "jobs[0].outbox" in capsys.readouterr().err

@@ -484,3 +484,43 @@ def test_readme_first_command_runs_the_default_config(tmp_path):
         d.stop()
     check_image(tmp_path / "outbox" / "portrait.png")
     assert "threshold" in d.text() and "portrait.jpg -> " in d.text()
+
+
+def test_the_event_handler_only_enqueues_paths(tmp_path):
+    """watchdog's thread never opens, stats or decodes: it puts (kind, path) on the queue, nothing more."""
+    import queue
+
+    from knockout.daemon.service import _Handler
+    from watchdog.events import (
+        DirCreatedEvent,
+        FileClosedEvent,
+        FileCreatedEvent,
+        FileDeletedEvent,
+        FileModifiedEvent,
+        FileMovedEvent,
+        FileOpenedEvent,
+    )
+
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    h = _Handler(q)
+    missing = tmp_path / "never-written.jpg"  # the handler must not need the file to exist
+    for event in [
+        FileCreatedEvent(str(missing)),
+        FileOpenedEvent(str(missing)),
+        FileModifiedEvent(str(missing)),
+        FileClosedEvent(str(missing)),
+        FileDeletedEvent(str(missing)),
+        FileMovedEvent(str(tmp_path / "x.jpg.part"), str(tmp_path / "x.jpg")),
+        DirCreatedEvent(str(tmp_path / "shoot")),
+    ]:
+        h.dispatch(event)
+    got = []
+    while not q.empty():
+        got.append(q.get_nowait())
+    assert got == [
+        ("file", str(missing)),
+        ("file", str(missing)),
+        ("file", str(missing)),
+        ("file", str(tmp_path / "x.jpg")),
+        ("dir", str(tmp_path / "shoot")),
+    ]
