@@ -58,7 +58,8 @@ Configuration (``config.yaml``)::
       max_in_flight: 64           # tasks in flight on the cluster (default 2 x the cluster's threads)
       on_scheduler_loss: local    # local (fall back to the local pool) or wait
 
-``knockout watch --dask ADDRESS`` is a shortcut for the second form.
+``knockout watch --dask ADDRESS`` is a shortcut for the second form (it replaces ``local`` or the
+address; a ``max_in_flight`` or ``on_scheduler_loss`` in the config still applies).
 """
 
 from __future__ import annotations

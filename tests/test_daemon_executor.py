@@ -58,6 +58,16 @@ def test_config_yaml_runs_locally_by_default_and_its_dask_example_parses(tmp_pat
     assert (ex.dask, ex.max_in_flight, ex.on_scheduler_loss) == ("tcp://a:1", 7, "wait")
 
 
+def test_dask_is_an_optional_extra():
+    from importlib.metadata import metadata
+
+    meta = metadata("knockout")
+    assert "dask" in meta.get_all("Provides-Extra")
+    needs = [r for r in meta.get_all("Requires-Dist") if r.startswith("dask")]
+    assert needs and all('extra == "dask"' in r or 'extra == "test"' in r for r in needs), needs
+    assert any(r.startswith("dask[distributed]") and 'extra == "dask"' in r for r in needs), needs
+
+
 @pytest.mark.parametrize(
     ("workers", "executor", "needle"),
     [

@@ -298,6 +298,34 @@ def test_workers_that_cannot_run_knockout_get_no_work(tmp_path, caplog, monkeypa
         sched.stop()
 
 
+def test_cut_dask_finishes_on_local_processes_when_the_scheduler_goes_away(tmp_path):
+    sched = _Scheduler(tmp_path, _free_port())
+    inputs = _shoot(tmp_path / "shoot", 12, size=(180, 135))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [*KNOCKOUT, "cut", str(tmp_path / "shoot"), "-o", str(out), "--dask", sched.address],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_outputs(out)) < 2:
+            assert time.monotonic() < deadline and proc.poll() is None, "knockout cut made no outputs"
+            time.sleep(0.05)
+        assert len(_outputs(out)) < 12, "the batch finished before the scheduler could be killed"
+        sched.kill_scheduler()
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sched.stop()
+    assert proc.returncode == 0, stderr
+    assert "12 cut out, 0 failed" in stderr
+    assert re.search(r"WARNING lost the Dask scheduler at .*; falling back to the local pool", stderr), stderr
+    assert _outputs(out) == sorted(f"{p.stem}.png" for p in inputs)  # each once, no temporary files left
+
+
 def test_cut_dask_without_a_scheduler_exits_2_naming_the_address(tmp_path):
     (src,) = _shoot(tmp_path, 1)
     address = f"tcp://127.0.0.1:{_free_port()}"
@@ -386,7 +414,7 @@ def test_watch_dask_scheduler_killed_falls_back_to_local_pool(tmp_path):
     for p in du.visible(out)[::4]:
         du.check_image(p, size=(135, 180))
     assert not du.visible(inbox) and not du.hidden_files(out)
-    assert "falling back to the local pool" in d.text()
+    assert re.search(r" WARNING lost the Dask scheduler at .*; falling back to the local pool", d.text()), d.text()
     assert du.done_count(d.text()) == 10  # each input processed once, whether on the cluster or locally
 
 
@@ -401,6 +429,7 @@ def test_watch_dask_wait_mode_keeps_files_in_the_inbox_until_the_scheduler_is_ba
         _wait_for_outputs(d, out, 2)
         sched.stop()  # scheduler and worker SIGKILLed
         du.wait_for(lambda: "waiting for it" in d.text(), 30, d, "the loss to be noticed")
+        assert re.search(r" WARNING lost the Dask scheduler at .*; waiting for it", d.text()), d.text()
         time.sleep(1.0)
         away = len(du.visible(done))
         assert away < 8, "the burst finished before the scheduler could be killed"
