@@ -600,3 +600,28 @@ def test_cut_dask_shows_the_same_progress_bar_as_a_local_run(cluster, tmp_path):
     assert _blank_numbers(bar) == _blank_numbers(_final_bar(local))  # only times and rate differ
     assert "6 cut out, 0 failed" in dask and len(tracker.finished) == 6
     assert _outputs(tmp_path / "dask") == _outputs(tmp_path / "local") == [f"head {i:03d}.png" for i in range(6)]
+
+
+@pytest.mark.parametrize("mode", ["local", "wait"])
+def test_a_scheduler_unreachable_at_start_means_the_local_pool_or_waiting(mode, caplog):
+    from knockout.daemon.executor import LocalExecutor
+
+    caplog.set_level(logging.WARNING, logger="knockout.distributed")
+    address = f"tcp://127.0.0.1:{_free_port()}"  # nothing listens there
+    fallback = (lambda: LocalExecutor(1)) if mode == "local" else None
+    ex = DaskExecutor(address, 4, mode, fallback, connect_timeout=1.0)
+    try:
+        assert f"lost the Dask scheduler at {address} (cannot reach" in caplog.text
+        if mode == "local":
+            assert ex.describe() == f"Dask scheduler {address} unreachable; falling back to the local pool"
+            res = ex.submit(_jpeg(0), Settings()).result(timeout=120)
+            assert isinstance(res, Processed) and (res.width, res.height) == (90, 120)
+            assert ex.describe() == f"Dask scheduler {address} unreachable; using local pool, 1 worker"
+            assert ex.max_in_flight == 2  # the local pool's own bound
+        else:
+            assert ex.describe() == f"Dask scheduler {address} unreachable; waiting for it"
+            assert ex.max_in_flight == 0  # the daemon claims no new file
+            with pytest.raises(WorkLost, match="unreachable; waiting for it"):
+                ex.submit(_jpeg(0), Settings()).result(timeout=10)
+    finally:
+        ex.shutdown(wait=False)

@@ -234,6 +234,8 @@ class DaskExecutor:
                 return f"Dask scheduler {self.address}, {self.max_in_flight} tasks in flight at most"
             if self._fallback is not None:
                 return f"Dask scheduler {self.address} unreachable; using {self._fallback.describe()}"
+            if self.on_scheduler_loss == "local":  # the local pool starts with the first file
+                return f"Dask scheduler {self.address} unreachable; falling back to the local pool"
             return f"Dask scheduler {self.address} unreachable; waiting for it"
 
     def submit(self, data: bytes, settings: Settings) -> cf.Future[Processed]:
