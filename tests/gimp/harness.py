@@ -1,9 +1,11 @@
 """Run commands and headless GIMP 3 inside the trixie root that ``provision.sh`` builds.
 
 Used by the GIMP tests, ``bench/gimp.py`` and ``screenshot.py``. Each command runs as
-``unshare --mount`` + ``chroot``: proc, sysfs (read-only), a tmpfs on /dev/shm and the work
-folder (at ``/mnt/work``) are mounted in a private namespace that disappears with the
-command, so nothing is left mounted when it ends or is killed.
+``unshare --mount --pid`` + ``chroot``: proc, sysfs (read-only), a tmpfs on /dev/shm and the
+work folder (at ``/mnt/work``) are mounted in a private namespace that disappears with the
+command, so nothing is left mounted or running when it ends, times out or is killed. /tmp is a fresh tmpfs too, so
+runs at the same time (other test sessions on the machine) never share X server locks or
+temporary files.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ root=$1; work=$2; shift 2
 mount -t proc proc "$root/proc"
 mount -t sysfs -o ro sysfs "$root/sys"
 mount -t tmpfs tmpfs "$root/dev/shm"
+mount -t tmpfs tmpfs "$root/tmp"
 mount --bind "$work" "$root/mnt/work"
 exec chroot "$root" "$@"
 """
@@ -52,7 +55,10 @@ def run_in_root(
     """Run ``argv`` inside the root with ``work`` at /mnt/work and a clean environment."""
     base = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/mnt/work/home"}
     base.update(env or {})
-    cmd = ["unshare", "--mount", "--propagation", "private", "--", "bash", "-c", _MOUNT, "mount-and-chroot"]
+    # a PID namespace too: when the command times out and unshare is killed, --kill-child takes
+    # everything started inside (GIMP, its plug-ins, Xvfb) with it; nothing is left running
+    cmd = ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "--"]
+    cmd += ["bash", "-c", _MOUNT, "mount-and-chroot"]
     cmd += [str(ROOT), str(work), "env", "-i", *(f"{k}={v}" for k, v in base.items()), *argv]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 

@@ -1,5 +1,7 @@
-"""The plug-in's dialog in a real GIMP 3 under Xvfb: a user edits a value, presses OK, and the
-next run with last values remembers it (interactive and with-last-values run modes)."""
+"""The plug-in in a real GIMP 3 with its user interface, under Xvfb: a user edits a value in the
+dialog, presses OK, and the next run with last values remembers it (interactive and
+with-last-values run modes); each output is one step of GIMP's own Edit > Undo (Ctrl+Z) and
+Edit > Redo (Ctrl+Y)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import synthetic_headshot
 from PIL import Image
-from xdialog import run_dialog
+from xdialog import UNDO_CASES, run_dialog
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(harness.unavailable()), reason=harness.unavailable())]
 
@@ -28,7 +30,7 @@ def dialog(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
     cut = harness.run_in_root(["/mnt/work/venv/bin/python", "-c", driver], work)
     assert cut.returncode == 0, cut.stderr
-    done, results = run_dialog(work, feather="0")  # the user sets Feather to 0 and presses OK
+    done, results = run_dialog(work, feather="0", undo=True)  # the user sets Feather to 0, presses OK
     assert done.returncode == 0 and results, done.stderr[-3000:]
     return {"work": work, "results": results}
 
@@ -55,3 +57,21 @@ def test_with_last_values_remembers_the_dialog(dialog: dict) -> None:
     np.testing.assert_array_equal(
         _alpha(work / "out" / "last-vals.png"), _alpha(work / "expected" / "hard" / "headshot.png")
     )
+
+
+def test_each_output_is_one_undo_step(dialog: dict) -> None:
+    cases = dialog["results"]["undo"]
+    assert [(c["output"], c["layers"] == 2) for c in cases] == [tuple(u) for u in UNDO_CASES]
+    for c in cases:
+        name = f"{c['output']} on {c['layers']} layer(s)"
+        assert c["status"] == "success", name
+        assert c["after"] != c["before"], name
+        assert c["undone"] == c["before"], f"{name}: one Ctrl+Z did not restore the image"
+        assert c["redone"] == c["after"], f"{name}: one Ctrl+Y did not bring the result back"
+    mask, alpha, layer, two = (c["after"] for c in cases)
+    before = cases[0]["before"][0]
+    assert mask[0]["mask"] and mask[0]["pixels"] == before["pixels"] and not mask[0]["alpha"]
+    assert alpha[0]["alpha"] and alpha[0]["pixels"] != before["pixels"] and not alpha[0]["mask"]
+    assert len(layer) == 2 and layer[0]["alpha"] and [lay["visible"] for lay in layer] == [True, False]
+    assert layer[1] == {**before, "visible": False}
+    assert all(lay["mask"] for lay in two)

@@ -260,9 +260,18 @@ def target_layers(image, drawables):
 
 
 def formats(image):
-    """(sample, RGBA format, mask format) for reading and writing in the image's precision."""
-    nick = image.get_precision().value_nick
-    sample = "u8" if nick.startswith("u8") else "u16" if nick.startswith("u16") else "float"
+    """(sample, RGBA format, mask format) that read and write the layers without loss.
+
+    The core sees sRGB-encoded 8-bit colours whatever the image's precision. Perceptual 8- and
+    16-bit RGB layers are read in their own format (``R'G'B'A u8`` / ``u16``); every other layer
+    (linear, greyscale, 32-bit) is read as ``R'G'B'A float``, which converts back to an 8- or
+    16-bit format exactly (and to a 32-bit one within float rounding), where a perceptual integer
+    format would round linear highlights and greys.
+    """
+    bits, _, trc = image.get_precision().value_nick.partition("-")  # "u16", "non-linear"
+    sample = "float"
+    if image.get_base_type() == Gimp.ImageBaseType.RGB and trc != "linear" and bits in ("u8", "u16"):
+        sample = bits
     return sample, f"R'G'B'A {sample}", f"Y {sample}"
 
 
@@ -275,6 +284,7 @@ def write(drawable, rect, fmt, data):
 
 
 def knock_out_layer(image, layer, settings, output, core):
+    """Run the core on one layer (within the selection's bounds); returns what to write, nothing written."""
     ok, x, y, w, h = layer.mask_intersect()
     if not ok:
         raise UserError(f"the selection does not overlap layer '{layer.get_name()}'; select part of it or nothing")
@@ -283,13 +293,18 @@ def knock_out_layer(image, layer, settings, output, core):
     pixels = bytes(layer.get_buffer().get(rect, 1.0, rgba_fmt, Gegl.AbyssPolicy.CLAMP))
     job = {"width": w, "height": h, "sample": sample, "settings": settings}
     data, tolerance = core.run(pixels, {**job, "output": "mask" if output == "mask" else "alpha"})
+    return rect, mask_fmt if output == "mask" else rgba_fmt, data, tolerance
+
+
+def apply(image, layer, output, rect, fmt, data):
+    """Write one layer's result: its layer mask, its own pixels, or a copy of it above it."""
     if output == "mask":
         mask = layer.get_mask()
         if mask is None:
             mask = layer.create_mask(Gimp.AddMaskType.WHITE)
             layer.add_mask(mask)
-        write(mask, rect, mask_fmt, data)
-        return tolerance
+        write(mask, rect, fmt, data)
+        return
     if output == "layer":
         copy = layer.copy()
         copy.set_name(f"{layer.get_name()} (knocked out)")
@@ -298,8 +313,7 @@ def knock_out_layer(image, layer, settings, output, core):
         layer = copy
     if not layer.has_alpha():
         layer.add_alpha()
-    write(layer, rect, rgba_fmt, data)
-    return tolerance
+    write(layer, rect, fmt, data)
 
 
 def failure(procedure, message):
@@ -329,12 +343,14 @@ def run(procedure, run_mode, image, drawables, config, _data):
         layers = target_layers(image, drawables)
         core = find_core()
         Gimp.progress_init("Knocking out the backdrop")
-        tolerances = []
-        image.undo_group_start()
+        results = []  # every layer is computed before any is changed: an error leaves the image as it was
+        for i, layer in enumerate(layers):
+            results.append(knock_out_layer(image, layer, settings, output, core))
+            Gimp.progress_update((i + 1) / len(layers))
+        image.undo_group_start()  # one undo step for the whole action
         try:
-            for i, layer in enumerate(layers):
-                tolerances.append(knock_out_layer(image, layer, settings, output, core))
-                Gimp.progress_update((i + 1) / len(layers))
+            for layer, (rect, fmt, data, _) in zip(layers, results):
+                apply(image, layer, output, rect, fmt, data)
         finally:
             image.undo_group_end()
         Gimp.displays_flush()
@@ -347,7 +363,7 @@ def run(procedure, run_mode, image, drawables, config, _data):
     ret.remove(1)
     ret.insert(1, GObject.Value(GObject.TYPE_STRING, core.name))
     ret.remove(2)
-    ret.insert(2, GObject.Value(GObject.TYPE_DOUBLE, tolerances[-1]))
+    ret.insert(2, GObject.Value(GObject.TYPE_DOUBLE, results[-1][3]))
     return ret
 
 
