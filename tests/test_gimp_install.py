@@ -107,3 +107,21 @@ def test_plugin_arguments_agree_with_the_core_settings() -> None:
         for bad in (lo - step, hi + step):
             with pytest.raises(SettingsError):
                 Settings.from_mapping({key: bad})
+
+
+@pytest.mark.parametrize(
+    ("platform", "folder"),
+    [("win32", "Roaming/GIMP/3.0"), ("darwin", "Library/Application Support/GIMP/3.0"), ("linux", "xdg/GIMP/3.0")],
+)
+def test_install_goes_to_the_platforms_gimp_folder(monkeypatch, tmp_path, capsys, platform, folder) -> None:
+    monkeypatch.delenv("GIMP3_DIRECTORY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("APPDATA", str(tmp_path / "Roaming"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(sys, "platform", platform)
+    assert main(["gimp", "install"]) == 0  # no --gimp-dir: the platform's own folder
+    dest = tmp_path / folder / "plug-ins" / PLUGIN_NAME
+    assert (dest / f"{PLUGIN_NAME}.py").is_file() and (dest / "core.json").is_file()
+    assert f"installed the GIMP 3 plug-in in {dest}" in capsys.readouterr().out
+    assert main(["gimp", "uninstall"]) == 0
+    assert not dest.exists() and f"removed {dest}" in capsys.readouterr().out

@@ -146,9 +146,7 @@ wait $gimp
 UNDO_CASES = [("mask", False), ("alpha", False), ("layer", False), ("mask", True)]
 
 
-def run_dialog(
-    work: Path, *, feather: str = "", undo: bool = False
-) -> tuple[subprocess.CompletedProcess, dict | None]:
+def run_dialog(work: Path, *, feather: str = "", undo: bool = False) -> tuple[subprocess.CompletedProcess, dict | None]:
     """Run the dialog once (``work/img/headshot.png`` must exist, the plug-in installed in ``work/cfg``)."""
     (work / "out").mkdir(exist_ok=True)
     (work / "ready").mkdir(exist_ok=True)

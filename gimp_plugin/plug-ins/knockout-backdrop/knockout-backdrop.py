@@ -296,8 +296,9 @@ def knock_out_layer(image, layer, settings, output, core):
     return rect, mask_fmt if output == "mask" else rgba_fmt, data, tolerance
 
 
-def apply(image, layer, output, rect, fmt, data):
-    """Write one layer's result: its layer mask, its own pixels, or a copy of it above it."""
+def apply(image, layer, output, result):
+    """Write one layer's result (from knock_out_layer): its layer mask, its pixels, or a copy above it."""
+    rect, fmt, data, _ = result
     if output == "mask":
         mask = layer.get_mask()
         if mask is None:
@@ -349,8 +350,8 @@ def run(procedure, run_mode, image, drawables, config, _data):
             Gimp.progress_update((i + 1) / len(layers))
         image.undo_group_start()  # one undo step for the whole action
         try:
-            for layer, (rect, fmt, data, _) in zip(layers, results):
-                apply(image, layer, output, rect, fmt, data)
+            for layer, result in zip(layers, results, strict=True):
+                apply(image, layer, output, result)
         finally:
             image.undo_group_end()
         Gimp.displays_flush()
