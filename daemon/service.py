@@ -689,6 +689,16 @@ class Daemon:
 
     def _give_back_all(self) -> None:
         for w in self.works:
+            if w.output is not None:  # given back, it would be done twice: the next start finishes the move
+                log.warning(
+                    "%s: %s: output %s written, the input stays claimed until its move to %s succeeds "
+                    "(at the next start)",
+                    w.job.name,
+                    w.rel,
+                    w.output,
+                    w.job.processed if w.job.after == "move" else "its place",
+                )
+                continue
             if w.future is not None and w.error is None:
                 w.future.cancel()
             self._give_back(w)

@@ -342,12 +342,18 @@ def test_sigterm_finishes_in_flight_and_exits_0(tmp_path):
 
 
 def test_sigterm_timeout_gives_unfinished_files_back(tmp_path):
-    inbox, out = tmp_path / "inbox", tmp_path / "outbox"
+    """A file still being cut goes back to the inbox; one whose output is written but whose input cannot
+    be moved (processed/ is broken) stays claimed, and the next start finishes it without a second output."""
+    inbox, out, done = tmp_path / "inbox", tmp_path / "outbox", tmp_path / "processed"
     cfg = write_config(tmp_path, settle=0.1, workers=1, shutdown_timeout=0.2)  # a 24 MP cut takes longer
     d = DaemonProcess(cfg)
     huge = _huge_jpeg()
     try:
         d.wait_ready()
+        done.rmdir()
+        done.write_text("a file where the processed folder should be")
+        (inbox / "a.jpg").write_bytes(image_bytes(1))
+        wait_for(lambda: "output written, cannot move the input" in d.text(), 30, d, "a.jpg's move to fail")
         (inbox / "huge.jpg").write_bytes(huge)
         wait_for(lambda: _claimed(inbox, "huge.jpg"), 30, d, "the huge file to be claimed")
         t0 = time.monotonic()
@@ -356,9 +362,15 @@ def test_sigterm_timeout_gives_unfinished_files_back(tmp_path):
         assert time.monotonic() - t0 < 20
     finally:
         d.stop()
-    assert "not finished; given back to the inbox" in d.text()
-    assert visible(inbox) == [inbox / "huge.jpg"]
-    assert not visible(out) and not hidden_files(out) and not visible(tmp_path / "processed")
+    assert "huge.jpg not finished; given back to the inbox" in d.text()
+    assert visible(inbox) == [inbox / "huge.jpg"] and _claimed(inbox, "a.jpg")
+    assert visible(out) == [out / "a.png"] and not hidden_files(out)
+    (inbox / "huge.jpg").unlink()
+    done.unlink()
+    r = knockout("watch", "-c", str(cfg), "--once")
+    assert r.returncode == 0 and "0 back in the inbox, 1 finished" in r.stderr, r.stderr
+    assert visible(out) == [out / "a.png"] and visible(done) == [done / "a.jpg"]
+    assert not visible(inbox) and not _claimed(inbox, "a.jpg")
 
 
 def test_two_daemons_on_one_inbox_process_each_file_once(tmp_path):
