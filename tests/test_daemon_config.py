@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,24 @@ def test_the_same_folder_under_two_names_is_still_shared(tmp_path, capsys):
     cfg = write_config(tmp_path, "nested.yaml", jobs=[{"inbox": "in", "outbox": "alias/out"}])
     assert main(["watch", "-c", str(cfg), "--check"]) == 2
     assert "jobs[0].outbox" in capsys.readouterr().err
+
+
+def test_config_yaml_studio_example_gives_each_job_its_own_folders_and_settings(tmp_path):
+    """The commented two-job example in config.yaml, uncommented in place of the default job."""
+    text = (ROOT / "config.yaml").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    start = lines.index("#   jobs:")
+    example = []
+    for line in lines[start:]:
+        if not line.startswith("#  "):
+            break
+        example.append(line[1:])
+    yaml_text = text[: text.index("\njobs:\n")] + "\n" + textwrap.dedent("\n".join(example)) + "\n"
+    grey, white = parse_config(yaml_text, base=tmp_path, name="config.yaml").jobs
+    for job, backdrop in ((grey, "grey"), (white, "white")):
+        assert job.name == backdrop and job.inbox == tmp_path / "inbox" / f"{backdrop}-backdrop"
+        assert (job.outbox, job.processed, job.failed) == tuple(
+            tmp_path / kind / backdrop for kind in ("outbox", "processed", "failed")
+        )
+    assert (grey.settings.method, white.settings.method) == ("kmeans", "threshold")
+    assert (grey.settings.feather, white.settings.feather) == (1.5, 3)
