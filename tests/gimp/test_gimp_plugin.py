@@ -53,6 +53,8 @@ IN_PROCESS_CASES = [
     ("error-no-layer", "rgb", {"no_layer": True}, {}, None),
     ("error-indexed", "rgb", {"indexed": True}, {}, None),
     ("error-no-core", "rgb", {"record": "/mnt/work/host-core.json"}, {}, None),
+    # auto: the recorded environment cannot be imported into GIMP's Python, but its interpreter runs
+    ("auto-subprocess", "rgb", {"record": "/mnt/work/other-python-core.json"}, {"output": "alpha"}, None),
 ]
 SUBPROCESS_CASES = [
     ("sub-alpha", "rgb", {}, {"output": "alpha"}, None),
@@ -167,6 +169,8 @@ def gimp(tmp_path_factory: pytest.TempPathFactory) -> dict:
         check=True,
     )
     (work / "host-core.json").write_bytes((work / "host-gimp/plug-ins/knockout-backdrop/core.json").read_bytes())
+    record = json.loads((work / "cfg/plug-ins/knockout-backdrop/core.json").read_text())
+    (work / "other-python-core.json").write_text(json.dumps({**record, "python_version": "3.99"}))
     expected = dict(EXPECTED)
     cases = _with_portrait(IN_PROCESS_CASES, expected)
     driver = "from knockout.cli import main\n" + "".join(
@@ -295,6 +299,11 @@ def test_selection_bounds_only(gimp: dict) -> None:
         outside[y : y + h, x : x + w] = False
         assert (alpha[outside] == 255).all()
         assert (want == 0).any()
+
+
+def test_auto_falls_back_to_the_recorded_interpreter(gimp: dict) -> None:
+    assert _ok(gimp, "auto-subprocess")["core_path"] == "subprocess"
+    _same_cutout(_out(gimp, "auto-subprocess"), _expected(gimp, "default"))
 
 
 def test_subprocess_path_gives_the_same_result(gimp: dict) -> None:
