@@ -201,7 +201,8 @@ def test_live_inbox(tmp_path):
             d,
             "all outputs and failures",
         )
-        time.sleep(1.0)
+        # the status file lags the folders by up to a second
+        wait_for(lambda: "10 processed, 4 failed" in knockout("status", "-c", str(cfg)).stdout, 20, d, "the status")
         r = knockout("status", "-c", str(cfg))
         assert r.returncode == 0 and "running: pid" in r.stdout, r.stdout + r.stderr
         assert "10 processed, 4 failed" in r.stdout, r.stdout
@@ -488,8 +489,9 @@ def test_readme_first_command_runs_the_default_config(tmp_path):
         (tmp_path / "elsewhere.jpg").write_bytes(image_bytes(3))
         os.rename(tmp_path / "elsewhere.jpg", tmp_path / "inbox" / "portrait.jpg")
         wait_for((tmp_path / "processed" / "portrait.jpg").exists, 60, d, "portrait.jpg processed")
-        r = knockout("status", cwd=tmp_path)
-        assert r.returncode == 0 and "default: 0 queued, 0 in flight, 1 processed, 0 failed" in r.stdout, r.stdout
+        line = "default: 0 queued, 0 in flight, 1 processed, 0 failed"  # the status file lags up to 1 s
+        wait_for(lambda: line in knockout("status", cwd=tmp_path).stdout, 20, d, "knockout status to show it")
+        assert knockout("status", cwd=tmp_path).returncode == 0
         d.signal(signal.SIGTERM)
         assert d.wait(60) == 0
     finally:
