@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .config import load_config
+from .config import ConfigError, find_config, load_config
 
 __all__ = ["register"]
 
@@ -114,11 +116,26 @@ def run_watch(args: argparse.Namespace) -> int:
     ).run()
 
 
+def _state_dir(explicit: str | None) -> Path:
+    """The config's state_dir, read even from a config that is otherwise invalid."""
+    try:
+        return load_config(explicit).state_dir
+    except ConfigError as exc:  # e.g. edited, then rejected by SIGHUP: the daemon still runs on the old one
+        text, base, _name = find_config(explicit)
+        try:
+            raw = yaml.safe_load(text)
+            state_dir = raw.get("state_dir", ".knockout") if isinstance(raw, dict) else ".knockout"
+            folder = Path(os.path.abspath(base / Path(os.path.expandvars(str(state_dir))).expanduser()))
+        except yaml.YAMLError:
+            raise exc from None
+        print(f"knockout: warning: {exc}", file=sys.stderr)
+        return folder
+
+
 def run_status(args: argparse.Namespace) -> int:
     from .files import HOST, pid_alive
 
-    cfg = load_config(args.config)
-    path = cfg.state_dir / "status.json"
+    path = _state_dir(args.config) / "status.json"
     try:
         st = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -437,6 +437,8 @@ def test_sighup_reloads_and_keeps_old_config_when_invalid(tmp_path):
         d.signal(signal.SIGHUP)
         wait_for(lambda: "keeping the old one" in d.text(), 30, d, "the rejected reload")
         assert "unknown key 'setle'" in d.text()
+        r = knockout("status", "-c", str(cfg))  # still answers, from the running daemon's status file
+        assert r.returncode == 0 and "running: pid" in r.stdout and "unknown key 'setle'" in r.stderr, r
         (inbox / "c.jpg").write_bytes(image_bytes(3))
         wait_for((out / "c.png").exists, 60, d, "c.png")
         check_image(out / "c.png", "L")
