@@ -27,6 +27,7 @@ _BOX_SAMPLES = 3  # a reduction box-averages at least this many samples per side
 _EIGHT = np.ones((3, 3), bool)
 _K = 2  # half-width of the window (in tolerance steps) over which area change is measured
 _FLAT = 0.005  # area change (fraction of the image) still counted as flat
+_SMOOTH = 1.0  # texture (Lab deviation) above the smoothest backdrop candidate's still counted as backdrop
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,8 @@ def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
     lab = rgb_to_lab(small)
     h, w = lab.shape[:2]
     seeds = _border_seeds((h, w))
-    seeds &= _backdrop_seeds(lab, seeds, settings)
     texture = _texture(lab)
+    seeds &= _backdrop_seeds(lab, seeds, texture, settings)
     anchor = _anchor((h, w))
     rng = np.random.default_rng(settings.seed)
     region = seeds
@@ -186,11 +187,13 @@ def _border_seeds(shape: tuple[int, int]) -> np.ndarray:
     return seeds
 
 
-def _backdrop_seeds(lab: np.ndarray, seeds: np.ndarray, settings: Settings) -> np.ndarray:
+def _backdrop_seeds(lab: np.ndarray, seeds: np.ndarray, texture: np.ndarray, settings: Settings) -> np.ndarray:
     """Reject seed pixels of a subject that touches the border.
 
     The border strip is clustered by colour; clusters seen in the top corners (where the
-    subject almost never is) or covering a large share of the strip are backdrop.
+    subject almost never is) or covering a large share of the strip are backdrop, if they
+    are smooth: among those, one whose median texture (``texture``, local Lab deviation) is
+    well above the smoothest one's is hair, skin or cloth touching the border, not backdrop.
     """
     from sklearn.cluster import KMeans
 
@@ -212,6 +215,8 @@ def _backdrop_seeds(lab: np.ndarray, seeds: np.ndarray, settings: Settings) -> n
     good = (in_corner >= 0.05) | (share >= 0.3)
     if not good.any():
         good[np.argmax(share)] = True
+    tex = np.array([np.median(texture[lbl == c]) if good[c] else np.inf for c in range(k)])
+    good &= tex <= max(2.0 * tex.min(), tex.min() + _SMOOTH)
     return np.isin(lbl, np.flatnonzero(good))
 
 
