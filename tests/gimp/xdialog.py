@@ -70,9 +70,18 @@ def after_key(image, step, old):
         now = state(image)
         if now != old:
             open(f"/mnt/work/done/{step}", "w").close()
-            return now
+            return settled(image, now)
         time.sleep(0.1)
     return None
+
+def settled(image, now):
+    # state() makes many PDB calls; GIMP may undo between two of them, so read until two reads agree
+    while True:
+        time.sleep(0.3)
+        again = state(image)
+        if again == now:
+            return now
+        now = again
 
 def undo_case(i, output, two):
     image = load()
@@ -136,6 +145,7 @@ for i in $(seq 0 $((${UNDO_COUNT:-0} - 1))); do
         for try in 1 2 3; do  # a key press GIMP never saw (it was busy mapping the display) is repeated
             xdotool key $key
             for t in $(seq 100); do [ -e /mnt/work/done/$step-$i ] && break 2; sleep 0.1; done
+            import -window root /mnt/work/missed-$step-$i-$try.png  # what the screen showed instead
         done
     done
 done
