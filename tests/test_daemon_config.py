@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -54,6 +56,21 @@ def test_check_prints_the_resolved_config(tmp_path):
     assert grey["settings"]["method"] == "threshold" and white["settings"]["clusters"] == 4
     assert grey["settings"]["feather"] == 0 and white["settings"]["feather"] == 0
     assert not (sub / "inbox").exists(), "--check must not create folders"
+
+
+def test_a_reader_that_goes_away_is_not_a_traceback(tmp_path):
+    # `knockout watch --check | head -1`: the pipe's reader is gone before knockout writes
+    cfg = write_config(tmp_path, "k.yaml", jobs=[{"name": "a", "inbox": "in", "outbox": "out"}])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "knockout.cli", "watch", "-c", str(cfg), "--check"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
 
 
 BAD = [
