@@ -215,7 +215,8 @@ def _backdrop_seeds(lab: np.ndarray, seeds: np.ndarray, texture: np.ndarray, set
     good = (in_corner >= 0.05) | (share >= 0.3)
     if not good.any():
         good[np.argmax(share)] = True
-    tex = np.array([np.median(texture[lbl == c]) if good[c] else np.inf for c in range(k)])
+    strip_tex = texture[seeds]  # in the order of pts, like km.labels_
+    tex = np.array([np.median(strip_tex[km.labels_ == c]) if good[c] else np.inf for c in range(k)])
     good &= tex <= max(2.0 * tex.min(), tex.min() + _SMOOTH)
     return np.isin(lbl, np.flatnonzero(good))
 
