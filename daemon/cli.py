@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .config import ConfigError, find_config, load_config
+from .config import ConfigError, find_config, load_config, resolve_path
 
 __all__ = ["register"]
 
@@ -121,12 +120,12 @@ def _state_dir(explicit: str | None) -> Path:
     try:
         return load_config(explicit).state_dir
     except ConfigError as exc:  # e.g. edited, then rejected by SIGHUP: the daemon still runs on the old one
-        text, base, _name = find_config(explicit)
+        text, base, name = find_config(explicit)
         try:
             raw = yaml.safe_load(text)
             state_dir = raw.get("state_dir", ".knockout") if isinstance(raw, dict) else ".knockout"
-            folder = Path(os.path.abspath(base / Path(os.path.expandvars(str(state_dir))).expanduser()))
-        except yaml.YAMLError:
+            folder = resolve_path(state_dir, base, name, "state_dir")
+        except (yaml.YAMLError, ConfigError):
             raise exc from None
         print(f"knockout: warning: {exc}", file=sys.stderr)
         return folder

@@ -20,7 +20,7 @@ from knockout.settings import Settings, SettingsError
 
 from .executor import ExecutorConfig, parse_executor
 
-__all__ = ["Config", "ConfigError", "Job", "find_config", "load_config"]
+__all__ = ["Config", "ConfigError", "Job", "find_config", "load_config", "resolve_path"]
 
 OBSERVERS = ("auto", "native", "polling")
 AFTER = ("move", "delete", "leave")
@@ -179,7 +179,7 @@ def parse_config(text: str, *, base: Path, name: str, dask: str | None = None) -
         "log_level": _choice(raw, "log_level", "info", LOG_LEVELS, name=name),
         "log_format": _choice(raw, "log_format", "text", LOG_FORMATS, name=name),
     }
-    state_dir = _path(raw.get("state_dir", ".knockout"), base, name, "state_dir")
+    state_dir = resolve_path(raw.get("state_dir", ".knockout"), base, name, "state_dir")
     shared = raw.get("settings") or {}
     if not isinstance(shared, Mapping):
         raise ConfigError(f"{name}: settings: must be a mapping of setting names to values")
@@ -218,7 +218,8 @@ def _choice(d: Mapping, key: str, default: str, allowed: tuple[str, ...], *, nam
     return v.lower()
 
 
-def _path(v: Any, base: Path, name: str, key: str) -> Path:
+def resolve_path(v: Any, base: Path, name: str, key: str) -> Path:
+    """A folder value of the config file (``~`` and ``$VARS`` expanded) made absolute against ``base``."""
     if not isinstance(v, str) or not v.strip():
         raise ConfigError(f"{name}: {key}: {v!r} is not a folder path; use a path such as 'inbox' or '/srv/inbox'")
     p = Path(os.path.expandvars(v)).expanduser()
@@ -233,7 +234,7 @@ def _job(raw: Any, i: int, base: Path, shared: Settings, name: str) -> Job:
     for key in ("inbox", "outbox"):
         if key not in raw:
             raise ConfigError(f"{name}: {where}{key}: missing; every job needs an inbox and an outbox folder")
-    paths = {k: _path(raw.get(k, k), base, name, where + k) for k in ("inbox", "outbox", "processed", "failed")}
+    paths = {k: resolve_path(raw.get(k, k), base, name, where + k) for k in ("inbox", "outbox", "processed", "failed")}
     job_name = raw.get("name", Path(str(raw["inbox"])).name or f"job{i}")
     if not isinstance(job_name, str) or not job_name.strip():
         raise ConfigError(f"{name}: {where}name: {job_name!r} is not allowed; use a short text")

@@ -24,7 +24,7 @@ from pathlib import Path, PurePath
 
 from knockout.imageio import EXTENSIONS
 
-__all__ = ["Claims", "is_folder_link", "is_input_name", "move_noreplace", "write_noreplace", "walk_inputs"]
+__all__ = ["Claims", "is_folder_link", "is_hidden", "is_input_name", "move_noreplace", "write_noreplace", "walk_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,15 @@ _TEMP_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp", ".partial", ".download
 HOST = socket.gethostname()
 
 
+def is_hidden(rel: PurePath) -> bool:
+    """Whether a path relative to the inbox is hidden: any part named ``.*`` or ``~*`` (the claims too)."""
+    return any(part.startswith((".", "~")) for part in rel.parts)
+
+
 def is_input_name(rel: PurePath) -> bool:
     """Whether a path relative to the inbox names an input (hidden, temporary, non-image: no)."""
-    for part in rel.parts:
-        if part.startswith((".", "~")):
-            return False
+    if is_hidden(rel):
+        return False
     name = rel.name.lower()
     if name.endswith(_TEMP_SUFFIXES):
         return False

@@ -329,8 +329,7 @@ class Daemon:
             if os.path.islink(job.inbox.joinpath(*rel.parts[:i])):
                 return
         if not files.is_input_name(rel):
-            hidden = any(part.startswith((".", "~")) for part in rel.parts)
-            if hidden or not files.is_folder_link(path):  # a link to a folder goes to failed/
+            if files.is_hidden(rel) or not files.is_folder_link(path):  # a link to a folder goes to failed/
                 return
         self.candidates[path] = Candidate(job=job, path=path, rel=rel, seen=time.time())
 
@@ -355,7 +354,7 @@ class Daemon:
                 continue
             if kind == "dir":
                 rel = path.relative_to(job.inbox)
-                if rel.parts and not files.is_input_name(PurePath(*rel.parts, "x.jpg")):
+                if files.is_hidden(PurePath(rel)):
                     continue  # a hidden folder, such as the claims
                 if path != job.inbox and job.recursive:
                     self._scan(job, path)  # a folder moved in brings files without events
