@@ -60,6 +60,7 @@ _EPS = 1e-4  # closed-form matting's regularisation of each window's colour cova
 # shadow or a tint on the backdrop from subject)
 _PRIOR_IN, _PRIOR_OUT = 0.01, 3.0
 _CHUNK = 20_000  # windows built at a time
+_CG_TOL, _CG_ITER = 1e-5, 1000  # the solve's relative residual and iteration cap
 
 
 def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -306,9 +307,11 @@ def _closed_form(img, mask, ys, xs, *, prior, inside) -> np.ndarray:
         unk = ci >= 0
         lap = lap + sparse.csr_matrix((vals[unk], (rows[unk], ci[unk])), shape=(n, n))
         rhs -= np.bincount(rows[~unk], weights=vals[~unk] * known[cols[~unk]], minlength=n)
-    # raster order: the band is thin, so few unknowns lie between a pixel and its neighbours below,
-    # and the factors fill in little (faster here than the fill-reducing orderings)
-    a = np.clip(splinalg.spsolve(lap.tocsc(), rhs, permc_spec="NATURAL"), 0.0, 1.0).astype(np.float32)
+    # conjugate gradients (the system is symmetric positive definite) from the projection, with a
+    # Jacobi preconditioner: tens of milliseconds where a sparse LU took up to seconds on hair
+    x, _ = splinalg.cg(lap, rhs, x0=prior.astype(np.float64), rtol=_CG_TOL, maxiter=_CG_ITER,
+                       M=sparse.diags(1.0 / lap.diagonal()))  # fmt: skip
+    a = np.clip(x, 0.0, 1.0).astype(np.float32)
     a[a < _SNAP] = 0.0
     a[a > 1 - _SNAP] = 1.0
     return a
