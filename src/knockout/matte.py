@@ -296,7 +296,7 @@ def _closed_form(img, mask, ys, xs, *, prior, inside) -> np.ndarray:
         lin = (cy[c : c + _CHUNK, None] + oy - 1) * w + (cx[c : c + _CHUNK, None] + ox - 1)  # (K, 9)
         win = img.reshape(-1, 3)[lin] / np.float32(255)  # (K, 9, 3)
         dev = win - win.mean(axis=1, keepdims=True)
-        cov = np.einsum("kni,knj->kij", dev, dev, dtype=np.float64) / 9 + (_EPS / 9) * np.eye(3)
+        cov = np.matmul(dev.transpose(0, 2, 1), dev).astype(np.float64) / 9 + (_EPS / 9) * np.eye(3)
         g = np.matmul(np.matmul(dev, np.linalg.inv(cov).astype(np.float32)), dev.transpose(0, 2, 1))
         vals = eye - (g + 1) / 9  # (K, 9, 9): delta_ij - (1 + (I_i - mu)' inv (I_j - mu)) / 9
         rows = np.broadcast_to(index[lin][:, :, None], vals.shape)
