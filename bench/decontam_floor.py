@@ -23,6 +23,7 @@ import csv
 import sys
 from pathlib import Path
 
+import make_composites as mc  # bench/, next to this script: the generator itself, to rebuild each backdrop
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
@@ -30,13 +31,6 @@ from scipy import ndimage as ndi
 from knockout.metrics import edge_color_error
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import make_composites as mc  # noqa: E402  (the generator itself, to rebuild each backdrop)
-
-
-def _hex(s: str) -> tuple[int, int, int]:
-    s = s.lstrip("#")
-    return (int(s[0:2], 16), int(s[2:4], 16), int(s[4:6], 16))
 
 
 def _unmixed(img8: np.ndarray, alpha8: np.ndarray, bg: np.ndarray) -> np.ndarray:
@@ -74,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         ta8 = np.asarray(Image.open(args.data / "alpha" / f"{name}.png"))
         fg8 = np.asarray(Image.open(args.data / "fg" / f"{name}.png").convert("RGB"))
         bg = mc.backdrop(kind, *ta8.shape, np.random.default_rng([args.seed, i]))  # its first draws
-        c = _hex(r["contrast_color"])
+        c = mc.parse_hex(r["contrast_color"])
         fg, img = fg8.astype(np.float32), img8.astype(np.float32)
         diff = fg - bg
         proj = ((img - bg) * diff).sum(axis=2) / np.maximum((diff * diff).sum(axis=2), 1e-6)

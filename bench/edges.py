@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from make_composites import parse_hex  # bench/, next to this script
 from PIL import Image
 
 from knockout import Settings
@@ -26,11 +27,6 @@ from knockout.metrics import alpha_error, boundary_f, edge_color_error, iou
 from knockout.segment import segment
 
 HERE = Path(__file__).resolve().parent
-
-
-def _hex(s: str) -> tuple[int, int, int]:
-    s = s.lstrip("#")
-    return (int(s[0:2], 16), int(s[2:4], 16), int(s[4:6], 16))
 
 
 def settings_for(name: str, **extra) -> Settings:
@@ -72,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             alpha, colors = matte(img, seg, settings=s_on)
             dt = time.perf_counter() - t0
             _, raw = matte(img, seg, settings=s_off)
-            c = _hex(r["contrast_color"])
+            c = parse_hex(r["contrast_color"])
             res.append(
                 {
                     "config": name,

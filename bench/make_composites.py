@@ -105,6 +105,12 @@ def make_one(image: np.ndarray, mask: np.ndarray, kind: str, rng: np.random.Gene
     return buf.getvalue(), alpha8, np.clip(np.round(fg), 0, 255).astype(np.uint8), bg.reshape(-1, 3).mean(axis=0)
 
 
+def parse_hex(s: str) -> tuple[int, int, int]:
+    """A manifest colour, ``#rrggbb``, as RGB 0-255."""
+    s = s.lstrip("#")
+    return (int(s[0:2], 16), int(s[2:4], 16), int(s[4:6], 16))
+
+
 def contrast_for(color: np.ndarray) -> tuple[int, int, int]:
     """The contrast colour farthest (RGB) from a backdrop colour."""
     d = [np.linalg.norm(np.array(c, np.float32) - color) for c in CONTRASTS]
