@@ -234,21 +234,21 @@ def _edge(image: np.ndarray, mask: np.ndarray, backdrop: np.ndarray, p: _Params,
     gaps = _gaps(img, mask, band, a, d_in=d_in, b_loc=b_loc, backdrop=backdrop, p=p)
     if gaps is not None:
         zones.append(gaps)
-    if not zones:
-        return _Edge(by, bx, _solve(img, mask, by, bx, a) if solve else a, fl, bl, no_f)
-    # merge the extra pixels into the band's, in raster order
-    full_a = np.zeros(mask.shape, np.float32)
-    full_f = np.zeros(img.shape, np.float32)
-    full_b = np.zeros(img.shape, np.float32)
-    full_nf = np.zeros(mask.shape, bool)
-    full_a[band], full_f[band], full_b[band], full_nf[band] = a, fl, bl, no_f
-    sel = band.copy()
-    for zone, az, zf, zb in zones:
-        full_a[zone], full_f[zone], full_b[zone] = az, zf, zb
-        sel |= zone
-    ys, xs = np.nonzero(sel)
-    a = _solve(img, mask, ys, xs, full_a[sel]) if solve else full_a[sel]
-    return _Edge(ys, xs, a, full_f[sel], full_b[sel], full_nf[sel])
+    if zones:  # merge the extra pixels into the band's, in raster order
+        full_a = np.zeros(mask.shape, np.float32)
+        full_f = np.zeros(img.shape, np.float32)
+        full_b = np.zeros(img.shape, np.float32)
+        full_nf = np.zeros(mask.shape, bool)
+        full_a[band], full_f[band], full_b[band], full_nf[band] = a, fl, bl, no_f
+        sel = band.copy()
+        for zone, az, zf, zb in zones:
+            full_a[zone], full_f[zone], full_b[zone] = az, zf, zb
+            sel |= zone
+        by, bx = np.nonzero(sel)
+        a, fl, bl, no_f = full_a[sel], full_f[sel], full_b[sel], full_nf[sel]
+    if solve:
+        a = _solve(img, mask, by, bx, a)
+    return _Edge(by, bx, a, fl, bl, no_f)
 
 
 def _solve(img: np.ndarray, mask: np.ndarray, ys: np.ndarray, xs: np.ndarray, prior: np.ndarray) -> np.ndarray:
@@ -311,10 +311,7 @@ def _closed_form(img, mask, ys, xs, *, prior, inside) -> np.ndarray:
     # Jacobi preconditioner: tens of milliseconds where a sparse LU took up to seconds on hair
     x, _ = splinalg.cg(lap, rhs, x0=prior.astype(np.float64), rtol=_CG_TOL, maxiter=_CG_ITER,
                        M=sparse.diags(1.0 / lap.diagonal()))  # fmt: skip
-    a = np.clip(x, 0.0, 1.0).astype(np.float32)
-    a[a < _SNAP] = 0.0
-    a[a > 1 - _SNAP] = 1.0
-    return a
+    return _snap(np.clip(x, 0.0, 1.0).astype(np.float32))
 
 
 def _refine(image: np.ndarray, small: _Edge, small_mask: np.ndarray, f: int) -> tuple[_Edge | None, np.ndarray]:
@@ -410,7 +407,11 @@ def _alpha(px, fl, bl, *, inside, fallback, unknown) -> np.ndarray:
         proj = np.where(inside, ratio, proj)
     conf = np.clip((norm - _CONF_LO) / (_CONF_HI - _CONF_LO), 0.0, 1.0)
     conf[unknown] = 0.0
-    a = np.clip(conf * proj + (1 - conf) * fallback, 0.0, 1.0).astype(np.float32)
+    return _snap(np.clip(conf * proj + (1 - conf) * fallback, 0.0, 1.0).astype(np.float32))
+
+
+def _snap(a: np.ndarray) -> np.ndarray:
+    """Alphas within ``_SNAP`` of 0 or 1 set to it (in place; returned)."""
     a[a < _SNAP] = 0.0
     a[a > 1 - _SNAP] = 1.0
     return a
