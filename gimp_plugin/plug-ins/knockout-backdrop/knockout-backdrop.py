@@ -25,6 +25,7 @@ import sys
 import sysconfig
 import tempfile
 import traceback
+from typing import NamedTuple
 
 import gi
 
@@ -283,8 +284,17 @@ def write(drawable, rect, fmt, data):
     drawable.update(rect.x, rect.y, rect.width, rect.height)
 
 
+class LayerResult(NamedTuple):
+    """What the core made of one layer, to be written by :func:`apply`."""
+
+    rect: Gegl.Rectangle  # the part of the layer that was read
+    fmt: str  # the Babl format of ``data``
+    data: bytes
+    tolerance: float
+
+
 def knock_out_layer(image, layer, settings, output, core):
-    """Run the core on one layer (within the selection's bounds); returns what to write, nothing written."""
+    """Run the core on one layer (within the selection's bounds); returns a LayerResult, nothing written."""
     ok, x, y, w, h = layer.mask_intersect()
     if not ok:
         raise UserError(f"the selection does not overlap layer '{layer.get_name()}'; select part of it or nothing")
@@ -293,18 +303,17 @@ def knock_out_layer(image, layer, settings, output, core):
     pixels = bytes(layer.get_buffer().get(rect, 1.0, rgba_fmt, Gegl.AbyssPolicy.CLAMP))
     job = {"width": w, "height": h, "sample": sample, "settings": settings}
     data, tolerance = core.run(pixels, {**job, "output": "mask" if output == "mask" else "alpha"})
-    return rect, mask_fmt if output == "mask" else rgba_fmt, data, tolerance
+    return LayerResult(rect, mask_fmt if output == "mask" else rgba_fmt, data, tolerance)
 
 
 def apply(image, layer, output, result):
-    """Write one layer's result (from knock_out_layer): its layer mask, its pixels, or a copy above it."""
-    rect, fmt, data, _ = result
+    """Write one layer's LayerResult: into its layer mask, its pixels, or a copy above it."""
     if output == "mask":
         mask = layer.get_mask()
         if mask is None:
             mask = layer.create_mask(Gimp.AddMaskType.WHITE)
             layer.add_mask(mask)
-        write(mask, rect, fmt, data)
+        write(mask, result.rect, result.fmt, result.data)
         return
     if output == "layer":
         copy = layer.copy()
@@ -314,7 +323,7 @@ def apply(image, layer, output, result):
         layer = copy
     if not layer.has_alpha():
         layer.add_alpha()
-    write(layer, rect, fmt, data)
+    write(layer, result.rect, result.fmt, result.data)
 
 
 def failure(procedure, message):
@@ -364,7 +373,7 @@ def run(procedure, run_mode, image, drawables, config, _data):
     ret.remove(1)
     ret.insert(1, GObject.Value(GObject.TYPE_STRING, core.name))
     ret.remove(2)
-    ret.insert(2, GObject.Value(GObject.TYPE_DOUBLE, results[-1][3]))
+    ret.insert(2, GObject.Value(GObject.TYPE_DOUBLE, results[-1].tolerance))
     return ret
 
 
