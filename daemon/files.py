@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,13 +25,57 @@ from pathlib import Path, PurePath
 
 from knockout.imageio import EXTENSIONS
 
-__all__ = ["Claims", "is_folder_link", "is_hidden", "is_input_name", "move_noreplace", "write_noreplace", "walk_inputs"]
+__all__ = [
+    "Claims",
+    "UnsafeFolder",
+    "is_folder_link",
+    "is_hidden",
+    "is_input_name",
+    "move_noreplace",
+    "real_folder",
+    "walk_inputs",
+    "write_noreplace",
+]
 
 log = logging.getLogger(__name__)
 
 CLAIMS = ".knockout-claims"
 _TEMP_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp", ".partial", ".download", ".filepart")
 HOST = socket.gethostname()
+
+
+class UnsafeFolder(OSError):
+    """One of the daemon's own working folders is not a real folder of its own (a link, a file...).
+
+    The message is one line naming the path and what is wrong with it.
+    """
+
+
+def real_folder(path: Path) -> os.stat_result:
+    """``lstat`` of ``path``, which must be a real folder (not a link) owned by this process's user.
+
+    Raises
+    ------
+    UnsafeFolder
+        When it is a symbolic link, not a folder, or another user's.
+    FileNotFoundError
+        When it does not exist.
+    """
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeFolder(f"{path} is a symbolic link, not the daemon's folder; it is never followed: remove it")
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeFolder(f"{path} is not a folder (the daemon keeps its work there): remove or rename it")
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        raise UnsafeFolder(
+            f"{path} belongs to user id {st.st_uid}, not to this daemon's ({os.geteuid()}); "
+            "run every daemon sharing an inbox as one user, or remove the folder"
+        )
+    return st
+
+
+def _same(st: os.stat_result, key: tuple[int, int]) -> bool:
+    return (st.st_dev, st.st_ino) == key
 
 
 def is_hidden(rel: PurePath) -> bool:
@@ -221,34 +266,79 @@ def write_noreplace(path: Path, data: bytes, *, tag: str, replace: bool, mode: i
 
 
 class Claims:
-    """This daemon's claims in one inbox."""
+    """This daemon's claims in one inbox.
+
+    Everything it renames or deletes lies in ``INBOX/.knockout-claims``, which must be a real
+    folder of this user's (never a link: :class:`UnsafeFolder` otherwise); its identity (device
+    and inode) is recorded at :meth:`start` and checked again before every claim and recovery.
+    """
 
     def __init__(self, inbox: Path, token: str) -> None:
         self.inbox = inbox
         self.token = token
-        self.root = inbox / CLAIMS / token
+        self.base = inbox / CLAIMS
+        self.root = self.base / token
         self.files = self.root / "files"
         self.marks = self.root / "out"
+        self._ids: tuple[tuple[int, int], tuple[int, int]] | None = None
 
     def start(self) -> None:
-        self.files.mkdir(parents=True, exist_ok=True)
-        self.marks.mkdir(parents=True, exist_ok=True)
-        owner = {"host": HOST, "pid": os.getpid(), "started": time.time()}
-        (self.root / "owner.json").write_text(json.dumps(owner), encoding="utf-8")
+        """Create (or check) the claims folder and this daemon's own folder in it.
+
+        Raises
+        ------
+        UnsafeFolder
+            When ``.knockout-claims`` (or a folder in it that this daemon needs) is a link, a file, or another user's.
+        """
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(self.base, 0o755)
+        base = real_folder(self.base)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(self.root, 0o700)
+        root = real_folder(self.root)
+        for sub in (self.files, self.marks):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(sub, 0o700)
+            real_folder(sub)
+        owner = {"host": HOST, "pid": os.getpid(), "started": time.time(), "token": self.token}
+        _write_new(self.root / "owner.json", json.dumps(owner).encode())
+        self._ids = ((base.st_dev, base.st_ino), (root.st_dev, root.st_ino))
+
+    def check(self) -> None:
+        """Raise :class:`UnsafeFolder` unless the claims folders are still the ones :meth:`start` made.
+
+        A claims folder removed by someone is made again (FileNotFoundError is handled so).
+        """
+        if self._ids is None:
+            self.start()
+            return
+        try:
+            base, root = real_folder(self.base), real_folder(self.root)
+        except FileNotFoundError:
+            self.start()  # removed under us: made again (a link or a file put there instead raises)
+            return
+        if not (_same(base, self._ids[0]) and _same(root, self._ids[1])):
+            raise UnsafeFolder(f"{self.root} was replaced by another folder since the daemon made it; not using it")
 
     def heartbeat(self) -> None:
         with contextlib.suppress(OSError):
-            os.utime(self.root / "owner.json")
+            self.check()
+            os.utime(self.root / "owner.json", follow_symlinks=False)
 
     def claim(self, src: Path, rel: PurePath) -> Path | None:
-        """Move ``src`` into the claims; None when another process took it first."""
+        """Move ``src`` into the claims; None when another process took it first.
+
+        Raises
+        ------
+        UnsafeFolder
+            When the claims folder is not what :meth:`start` made (nothing is moved).
+        """
+        self.check()
         dst = self.files / rel
         try:
-            dst.parent.mkdir(parents=True, exist_ok=True)
+            _make_inside(self.files, rel.parent)
             os.rename(src, dst)
         except FileNotFoundError:
-            if not self.files.exists():  # our claims folder was removed under us
-                self.start()
             return None
         return dst
 
@@ -265,8 +355,10 @@ class Claims:
         except FileNotFoundError:
             pass
         p = self.marks / f"{rel}.json"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(rec), encoding="utf-8")
+        _make_inside(self.marks, PurePath(f"{rel}.json").parent)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)
+        _write_new(p, json.dumps(rec).encode())
 
     def unmark(self, rel: PurePath) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -274,6 +366,11 @@ class Claims:
 
     def close(self) -> None:
         """Remove this daemon's (empty) claims folder at a clean exit."""
+        try:
+            self.check()
+        except OSError as exc:
+            log.warning("%s: left as it is: %s", self.root, exc)
+            return
         adopted = self.root / "adopted"
         for p in (self.files, self.marks, adopted):
             _prune(p)
@@ -290,6 +387,23 @@ class Claims:
                 self.root.rmdir()
 
 
+def _write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` (never through a link, never replacing anything) and write ``data``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _make_inside(root: Path, rel: PurePath) -> None:
+    """``mkdir -p root/rel`` where every part below ``root`` must be a real folder (links refused)."""
+    p = root
+    for part in rel.parts:
+        p = p / part
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(p, 0o700)
+        real_folder(p)
+
+
 def _release(src: Path, dst: Path) -> Path | None:
     try:
         return move_noreplace(src, dst)
@@ -299,32 +413,49 @@ def _release(src: Path, dst: Path) -> Path | None:
 
 def _prune(root: Path) -> None:
     """Remove empty folders under ``root`` (not ``root`` itself)."""
-    if not root.is_dir():
+    try:
+        real_folder(root)
+    except OSError:
         return
-    for dirpath, _dirs, _files in os.walk(root, topdown=False):
+    for dirpath, _dirs, _files in os.walk(root, topdown=False):  # os.walk never enters links
         if Path(dirpath) != root:
             with contextlib.suppress(OSError):
                 os.rmdir(dirpath)
 
 
 def dead_owners(inbox: Path, own: str, claim_timeout: float) -> Iterator[Path]:
-    """Claim folders in ``inbox`` whose owner is gone: a dead pid on this host, or no heartbeat."""
+    """Claim folders in ``inbox`` whose owner is gone: a dead pid on this host, or no heartbeat.
+
+    Only real folders of this user's holding a daemon's ``owner.json`` (a regular file naming a
+    host and a pid) count: links and anything else found there are never touched.
+
+    Raises
+    ------
+    UnsafeFolder
+        When ``INBOX/.knockout-claims`` is a link, not a folder, or another user's.
+    """
     base = inbox / CLAIMS
     try:
+        real_folder(base)
         entries = list(os.scandir(base))
     except FileNotFoundError:
         return
     now = time.time()
     for e in entries:
-        if e.name == own or not e.is_dir(follow_symlinks=False):
+        if e.name == own:
             continue
-        owner = Path(e.path) / "owner.json"
         try:
-            info = json.loads(owner.read_text(encoding="utf-8"))
-            age = now - owner.stat().st_mtime
-        except (OSError, ValueError):
-            info, age = {}, now - e.stat(follow_symlinks=False).st_mtime
-        if info.get("host") == HOST and isinstance(info.get("pid"), int):
+            real_folder(Path(e.path))
+            info, age = _owner(Path(e.path) / "owner.json")
+            for sub in ("files", "out", "adopted"):  # a daemon makes these as real folders
+                if os.path.lexists(Path(e.path) / sub):
+                    real_folder(Path(e.path) / sub)
+        except OSError:
+            continue
+        if info is None:
+            _remove_if_empty(Path(e.path), now - e.stat(follow_symlinks=False).st_mtime, claim_timeout)
+            continue
+        if info.get("host") == HOST:
             dead = not pid_alive(info["pid"]) or info["pid"] == os.getpid() or age > claim_timeout
         else:
             dead = age > claim_timeout
@@ -332,10 +463,36 @@ def dead_owners(inbox: Path, own: str, claim_timeout: float) -> Iterator[Path]:
             yield Path(e.path)
 
 
+def _owner(path: Path) -> tuple[dict | None, float]:
+    """A daemon's ``owner.json`` and its age in seconds; ``None`` when it is not one (or absent)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None, 0.0
+    if not stat.S_ISREG(st.st_mode):
+        return None, 0.0
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, 0.0
+    if not (isinstance(info, dict) and isinstance(info.get("host"), str) and isinstance(info.get("pid"), int)):
+        return None, 0.0
+    return info, time.time() - st.st_mtime
+
+
+def _remove_if_empty(path: Path, age: float, claim_timeout: float) -> None:
+    """A claim folder left empty by a daemon killed while making it: ``rmdir`` (which removes only empty folders)."""
+    if age > claim_timeout:
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
+
+
 def adopt(owner_dir: Path, claims: Claims) -> Path | None:
     """Atomically take over a dead owner's claim folder (None if another daemon did)."""
+    claims.check()
+    real_folder(owner_dir)
     target = claims.root / "adopted" / owner_dir.name
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_inside(claims.root, PurePath("adopted"))
     try:
         os.rename(owner_dir, target)
     except (FileNotFoundError, OSError) as exc:
@@ -346,23 +503,42 @@ def adopt(owner_dir: Path, claims: Claims) -> Path | None:
 
 
 def claimed_files(owner_dir: Path) -> Iterator[tuple[PurePath, Path, dict | None]]:
-    """``(rel, path, mark)`` for every file claimed in an (adopted) owner folder, nested ones too."""
+    """``(rel, path, mark)`` for every entry claimed in an (adopted) owner folder, nested ones too.
+
+    Claimed entries are files or links (a link is an entry itself: never followed); folders
+    that are links are never descended into.
+    """
     files = owner_dir / "files"
-    if files.is_dir():
-        for dirpath, _dirs, names in os.walk(files):
-            for n in names:
+    if _is_real_dir(files):
+        for dirpath, dirs, names in os.walk(files):  # os.walk never enters a link to a folder
+            links = [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]
+            dirs[:] = [d for d in dirs if d not in links]
+            for n in sorted(names + links):
                 p = Path(dirpath) / n
                 rel = p.relative_to(files)
-                mark = None
-                try:
-                    mark = json.loads((owner_dir / "out" / f"{rel}.json").read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    pass
-                yield PurePath(rel), p, mark
+                yield PurePath(rel), p, _mark(owner_dir / "out" / f"{rel}.json")
     adopted = owner_dir / "adopted"
-    if adopted.is_dir():
+    if _is_real_dir(adopted):
         for sub in sorted(adopted.iterdir()):
-            yield from claimed_files(sub)
+            if _is_real_dir(sub):
+                yield from claimed_files(sub)
+
+
+def _is_real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _mark(path: Path) -> dict | None:
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        mark = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return mark if isinstance(mark, dict) and isinstance(mark.get("output"), str) else None
 
 
 def output_done(mark: dict | None) -> Path | None:
@@ -379,8 +555,13 @@ def output_done(mark: dict | None) -> Path | None:
     return out
 
 
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+def remove_tree(path: Path, claims: Claims) -> None:
+    """Delete an adopted claim folder: only inside this daemon's own claims folder, never through a link."""
+    claims.check()
+    if path.parent.parent != claims.root:
+        raise UnsafeFolder(f"{path} is not inside {claims.root}; not deleting it")
+    real_folder(path)
+    shutil.rmtree(path, ignore_errors=True)  # shutil.rmtree unlinks links inside, it never follows them
 
 
 def remove_temps(outbox: Path, tag: str) -> int:

@@ -142,6 +142,7 @@ class Daemon:
         self._last_recover = time.monotonic()
         self._status_dirty = True
         self._last_shape = (0, 0)
+        self._unsafe_said: set[str] = set()
 
     # -- set-up ----------------------------------------------------------------------------
     def _prepare(self, cfg: Config) -> None:
@@ -153,6 +154,13 @@ class Daemon:
                     raise SettingsError(
                         f"{cfg.source}: job '{job.name}': cannot create {folder}: {exc.strerror or exc}"
                     ) from None
+        for job in cfg.jobs:
+            try:
+                files.real_folder(job.inbox / files.CLAIMS)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # a link or a file named .knockout-claims: refuse, touch nothing
+                raise SettingsError(f"{cfg.source}: job '{job.name}': {exc}") from None
         try:
             cfg.state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -162,11 +170,14 @@ class Daemon:
         for job in self.cfg.jobs:
             self.stats.setdefault(job.name, JobStats())
             c = self.claims.get(str(job.inbox))
-            if c is None:
-                c = files.Claims(job.inbox, self.token)
-                c.start()
-                self.claims[str(job.inbox)] = c
-            self._recover(job, c)
+            try:
+                if c is None:
+                    c = files.Claims(job.inbox, self.token)
+                    c.start()
+                    self.claims[str(job.inbox)] = c
+                self._recover(job, c)
+            except files.UnsafeFolder as exc:
+                raise SettingsError(f"{self.cfg.source}: job '{job.name}': {exc}") from None
         self._open_db()
 
     def _open_db(self) -> None:
@@ -217,11 +228,14 @@ class Daemon:
             if c is not None:
                 try:
                     self._recover(job, c)
+                except files.UnsafeFolder as exc:
+                    self._unsafe(job, exc)
                 except OSError as exc:  # a share gone away, for example: try again later
                     log.warning("%s: cannot look for claims of stopped daemons: %s", job.name, exc)
 
     def _recover(self, job: Job, claims: files.Claims) -> None:
         """Take back the claims of dead daemons in this inbox (and their temporary outputs)."""
+        claims.check()
         for owner in list(files.dead_owners(job.inbox, self.token, self.cfg.claim_timeout)):
             adopted = files.adopt(owner, claims)
             if adopted is None:
@@ -245,7 +259,7 @@ class Daemon:
             for tag in tags:
                 files.remove_temps(job.outbox, tag)
             if not stuck:
-                files.remove_tree(adopted)
+                files.remove_tree(adopted, claims)
             log.warning(
                 "%s: recovered the claims of %s (stopped or dead): %d back in the inbox, %d finished",
                 job.name,
@@ -482,7 +496,13 @@ class Daemon:
         claims = self.claims[str(job.inbox)]
         if not stat_mod.S_ISREG(st.st_mode) and not stat_mod.S_ISLNK(st.st_mode):
             return False
-        claim = claims.claim(c.path, c.rel)
+        try:
+            claim = claims.claim(c.path, c.rel)
+        except files.UnsafeFolder as exc:  # nothing was moved: the file waits in the inbox
+            self._unsafe(job, exc)
+            c.not_before = time.monotonic() + max(self.cfg.rescan or 10.0, 2.0)
+            self.candidates.setdefault(c.path, c)
+            return False
         if claim is None:
             return False
         w = Work(job=job, rel=c.rel, claim=claim, stat=st, seen=c.seen, executor=self.executor)
@@ -718,7 +738,9 @@ class Daemon:
                 "job": job.name,
                 "settings": job.settings.to_dict(),
             }
-            atomic_write(dst.with_name(dst.name + ".error.txt"), yaml.safe_dump(note, sort_keys=False).encode())
+            # one line per value, however long (a user greps these records)
+            text = yaml.safe_dump(note, sort_keys=False, width=float("inf"))
+            atomic_write(dst.with_name(dst.name + ".error.txt"), text.encode())
         except FileNotFoundError:
             return
         except OSError as exc:  # cannot even file it: leave it in the inbox and try again later
@@ -736,6 +758,14 @@ class Daemon:
             dst,
             extra={"event": "failed", "job": job.name, "input": str(job.inbox / w.rel), "reason": reason},
         )
+
+    def _unsafe(self, job: Job, exc: OSError) -> None:
+        """Log (once per message) that a job's claims folder is not the daemon's; its files wait."""
+        msg = f"{job.name}: {exc}; its files wait in the inbox until this is fixed"
+        if msg not in self._unsafe_said:
+            self._unsafe_said.add(msg)
+            log.error("%s", msg)
+            self._set_error(job, str(exc))
 
     def _set_error(self, job: Job | None, msg: str) -> None:
         for name in [job.name] if job else list(self.stats):

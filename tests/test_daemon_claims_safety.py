@@ -1,0 +1,120 @@
+"""Issue 14, item 1: nothing outside the daemon's own claims is ever deleted or renamed.
+
+An attacker with write access to the inbox plants links and files where the daemon keeps its
+claims; real `knockout watch` processes on real folders must refuse them and touch nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from daemon_util import DaemonProcess, image_bytes, knockout, visible, wait_for, write_config
+
+pytestmark = pytest.mark.slow
+
+
+def _old_photos(root: Path) -> list[Path]:
+    """A studio folder whose sub-folders look like long-dead claims (older than claim_timeout)."""
+    made = []
+    for sub in ("outbox", "processed", "failed", "2024-shoot"):
+        (root / sub).mkdir(parents=True)
+        p = root / sub / "photo.jpg"
+        p.write_bytes(image_bytes(1))
+        made.append(p)
+        old = time.time() - 10_000
+        os.utime(root / sub, (old, old))
+    return made
+
+
+def test_link_named_claims_is_refused_and_the_target_untouched(tmp_path):
+    studio = tmp_path / "studio"
+    precious = _old_photos(studio)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / ".knockout-claims").symlink_to(studio, target_is_directory=True)
+    (inbox / "a.jpg").write_bytes(image_bytes(2))
+    cfg = write_config(tmp_path, claim_timeout=5)
+    r = knockout("watch", "-c", str(cfg), "--once", timeout=60)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "symbolic link" in lines[0] and ".knockout-claims" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert all(p.exists() for p in precious)
+    assert sorted(p.name for p in studio.iterdir()) == ["2024-shoot", "failed", "outbox", "processed"]
+    assert (inbox / "a.jpg").exists()  # nothing was claimed through the link
+
+
+def test_link_swapped_in_while_running_deletes_nothing(tmp_path):
+    studio = tmp_path / "studio"
+    precious = _old_photos(studio)
+    inbox = tmp_path / "inbox"
+    cfg = write_config(tmp_path, claim_timeout=2, rescan=0.5)
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        claims = inbox / ".knockout-claims"
+        claims.rename(tmp_path / "moved-claims")  # the attacker moves the real one away...
+        claims.symlink_to(studio, target_is_directory=True)  # ...and puts a link in its place
+        (inbox / "b.jpg").write_bytes(image_bytes(3))
+        wait_for(lambda: "symbolic link" in d.text(), 30, d, "the daemon to refuse the link")
+        time.sleep(4)  # several recovery rounds (claim_timeout 2 s, rescan 0.5 s)
+        assert all(p.exists() for p in precious), d.text()
+        assert (inbox / "b.jpg").exists()  # it waits: never claimed through the link
+        assert d.text().count("symbolic link") == 1  # said once, not every round
+    finally:
+        d.stop()
+    assert all(p.exists() for p in precious)
+
+
+def test_regular_file_named_claims_is_one_clear_line(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / ".knockout-claims").write_text("not a folder")
+    cfg = write_config(tmp_path)
+    r = knockout("watch", "-c", str(cfg), "--once", timeout=60)
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "not a folder" in lines[0] and "Traceback" not in r.stderr, r.stderr
+    assert (inbox / ".knockout-claims").read_text() == "not a folder"
+
+
+def test_links_planted_inside_the_claims_are_never_followed(tmp_path):
+    studio = tmp_path / "studio"
+    precious = _old_photos(studio)
+    inbox = tmp_path / "inbox"
+    claims = inbox / ".knockout-claims"
+    claims.mkdir(parents=True)
+    old = time.time() - 10_000
+    # a link posing as a dead daemon's claim folder
+    (claims / "gone-1-abc").symlink_to(studio, target_is_directory=True)
+    # a real dead claim folder whose files/ is a link to the studio
+    fake = claims / "gone-2-def"
+    fake.mkdir()
+    (fake / "files").symlink_to(studio / "outbox", target_is_directory=True)
+    (fake / "owner.json").write_text(json.dumps({"host": "elsewhere", "pid": 1}))
+    os.utime(fake / "owner.json", (old, old))
+    # a folder without a daemon's owner.json: not the daemon's, left alone
+    stranger = claims / "not-a-claim"
+    stranger.mkdir()
+    (stranger / "keep.jpg").write_bytes(image_bytes(4))
+    os.utime(stranger, (old, old))
+    # a genuine dead claim beside them is still recovered
+    real = claims / f"{socket.gethostname()}-999999999-aaaaaa"
+    (real / "files").mkdir(parents=True)
+    (real / "files" / "back.jpg").write_bytes(image_bytes(5))
+    (real / "owner.json").write_text(json.dumps({"host": "elsewhere", "pid": 1}))
+    os.utime(real / "owner.json", (old, old))
+    cfg = write_config(tmp_path, claim_timeout=5)
+    r = knockout("watch", "-c", str(cfg), "--once", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert all(p.exists() for p in precious)
+    assert sorted(p.name for p in studio.iterdir()) == ["2024-shoot", "failed", "outbox", "processed"]
+    assert (claims / "gone-1-abc").is_symlink()
+    assert (fake / "files").is_symlink()
+    assert (stranger / "keep.jpg").exists()
+    assert [p.name for p in visible(tmp_path / "outbox")] == ["back.png"]
