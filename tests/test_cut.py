@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import re
-import csv
 import subprocess
 import sys
 from pathlib import Path
