@@ -77,7 +77,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from knockout._cpus import usable_cpus
-from knockout.settings import Settings, SettingsError
+from knockout.settings import Settings, SettingsError, parse_choice, parse_number
 
 if TYPE_CHECKING:  # the daemon process itself never needs the image core (scikit-learn...)
     from knockout.process import Processed
@@ -132,10 +132,13 @@ def parse_executor(workers: Any, executor: Any, *, where: str) -> ExecutorConfig
     """
     if workers is None or (isinstance(workers, str) and workers.lower() == "auto"):
         n = usable_cpus()
-    elif isinstance(workers, int) and not isinstance(workers, bool) and 1 <= workers <= 1024:
-        n = workers
     else:
-        raise SettingsError(f"{where}: workers: {workers!r} is not allowed; use auto or an integer from 1 to 1024")
+        try:
+            n = parse_number("workers", workers, 1, 1024, integer=True, terse=True)
+        except SettingsError:
+            raise SettingsError(
+                f"{where}: workers: {workers!r} is not allowed; use auto or an integer from 1 to 1024"
+            ) from None
     if executor is None or (isinstance(executor, str) and executor.lower() == "local"):
         return ExecutorConfig(workers=n)
     if not isinstance(executor, Mapping):
@@ -144,20 +147,30 @@ def parse_executor(workers: Any, executor: Any, *, where: str) -> ExecutorConfig
             "{dask: 'tcp://host:8786', max_in_flight: N, on_scheduler_loss: local|wait}"
         )
     known = ("dask", "max_in_flight", "on_scheduler_loss")
-    for key in executor:
-        if key not in known:
-            raise SettingsError(f"{where}: executor: unknown key '{key}'; known keys: {', '.join(known)}")
+    problems = [
+        f"{where}: executor: unknown key '{key}'; known keys: {', '.join(known)}"
+        for key in executor
+        if key not in known
+    ]
     address = executor.get("dask")
     if not isinstance(address, str) or not address.strip():
-        raise SettingsError(
+        problems.append(
             f"{where}: executor.dask: {address!r} is not allowed; use a scheduler address such as 'tcp://host:8786'"
         )
     mif = executor.get("max_in_flight")
-    if mif is not None and (isinstance(mif, bool) or not isinstance(mif, int) or not 1 <= mif <= 100_000):
-        raise SettingsError(f"{where}: executor.max_in_flight: {mif!r} is not allowed; use an integer from 1 to 100000")
     loss = executor.get("on_scheduler_loss", "local")
-    if loss not in ON_SCHEDULER_LOSS:
-        raise SettingsError(f"{where}: executor.on_scheduler_loss: {loss!r} is not allowed; use local or wait")
+    try:
+        if mif is not None:
+            mif = parse_number("executor.max_in_flight", mif, 1, 100_000, integer=True, terse=True)
+    except SettingsError as exc:
+        problems.append(f"{where}: {exc}")
+    try:
+        loss = parse_choice("executor.on_scheduler_loss", loss, ON_SCHEDULER_LOSS)
+    except SettingsError as exc:
+        problems.append(f"{where}: {exc}")
+    if problems:
+        raise SettingsError("\n".join(problems))
+    assert isinstance(address, str)
     return ExecutorConfig(workers=n, dask=address.strip(), max_in_flight=mif, on_scheduler_loss=loss)
 
 
