@@ -80,7 +80,28 @@ class _JsonFormatter(logging.Formatter):
                 d[k] = getattr(record, k)
         if record.exc_info:
             d["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(d, ensure_ascii=False)
+        return printable(json.dumps(d, ensure_ascii=False), escape_controls=False)
+
+
+_CONTROLS = {i: f"\\x{i:02x}" for i in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t", 127: "\\x7f"}
+
+
+def printable(text: str, *, escape_controls: bool = True) -> str:
+    """``text`` safe for a log line: name bytes that are not UTF-8 as ``\\udcXX``; newlines, other controls escaped."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.translate(_CONTROLS) if escape_controls else text
+
+
+class _TextFormatter(logging.Formatter):
+    """The CLI's text format, with the message escaped: a file name cannot forge a log line."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord({**record.__dict__, "msg": printable(record.getMessage()), "args": None})
+        return printable(self.inner.format(record), escape_controls=False)
 
 
 _TEXT_FORMATTERS: dict[int, logging.Formatter | None] = {}
@@ -95,7 +116,7 @@ def _configure_logging(args: argparse.Namespace, level: str, fmt: str) -> None:
         logging.getLogger("watchdog").setLevel(logging.INFO)
     for h in root.handlers:
         text = _TEXT_FORMATTERS.setdefault(id(h), h.formatter)
-        h.setFormatter(_JsonFormatter() if fmt == "json" else text)
+        h.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter(text))
 
 
 def run_watch(args: argparse.Namespace) -> int:

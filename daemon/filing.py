@@ -9,6 +9,7 @@ review folder) is one more branch there; a journal writer hooks :meth:`Filer._do
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -19,6 +20,7 @@ from pathlib import Path, PurePath
 
 import yaml
 
+from knockout import fsutil
 from knockout.fsutil import atomic_write
 from knockout.imageio import ImageError, output_suffix
 
@@ -34,16 +36,17 @@ __all__ = ["Filer"]
 
 log = logging.getLogger(__name__)
 
-CONFIRM_BAD = 2.0  # seconds an undecodable input waits, in case its writer is only pausing
+CONFIRM_BAD = 2.0  # seconds before an undecodable input is looked at again (then 4, ...)
+BAD_LOOKS = 3  # looks at an unchanged, undecodable input before it is failed
 
 
 @dataclass(frozen=True)
 class _Pending:
-    """An outcome waiting for its time: an ImageError to confirm, or an input move to retry."""
+    """An outcome whose output was written, waiting to retry its input's move."""
 
     outcome: Outcome
     at: float
-    output: Path | None = None  # the output, once written (only the input's move is left)
+    output: Path
 
 
 Requeue = Callable[[Path, Job, float, float], None]  # (path, job, seen, delay)
@@ -71,6 +74,8 @@ class Filer:
         self.accepting = True  # False while stopping: files given back are not looked at again
         self.pending: list[_Pending] = []
         self.attempts: dict[tuple[str, PurePath], int] = {}
+        self.bad: dict[tuple[str, PurePath], tuple[tuple[int, int], int]] = {}  # (size, mtime), looks
+        self.made: dict[Path, tuple[str, PurePath]] = {}  # outputs written in this run: by which input
 
     def __len__(self) -> int:
         return len(self.pending)
@@ -83,9 +88,7 @@ class Filer:
         """File one outcome of the executor (see the module docstring)."""
         w = o.work
         if isinstance(o.error, ImageError):
-            # a writer may still hold the file open (a pause longer than settle): look again a
-            # little later; if it changed meanwhile it is not failed but retried
-            self.pending.append(_Pending(o, time.monotonic() + max(self.cfg.settle, CONFIRM_BAD)))
+            self._undecodable(w, o.error)
         elif isinstance(o.error, (WorkLost, OSError)):
             self.transient(w, f"{type(o.error).__name__}: {o.error}")
         elif o.error is not None:
@@ -95,15 +98,11 @@ class Filer:
             self._guarded(o, None)
 
     def tick(self) -> None:
-        """Act on pending outcomes whose time has come."""
+        """Retry the input moves whose time has come."""
         now = time.monotonic()
         for p in list(self.pending):
-            if p.at > now:
-                continue
-            self.pending.remove(p)
-            if p.outcome.error is not None:
-                self._confirm_bad(p.outcome)
-            else:
+            if p.at <= now:
+                self.pending.remove(p)
                 self._guarded(p.outcome, p.output)
 
     def _guarded(self, o: Outcome, output: Path | None) -> None:
@@ -132,6 +131,10 @@ class Filer:
         assert res is not None
         claims = self.claimer.of(job)
         dst = job.outbox / w.rel.parent / f"{w.rel.stem}{res.suffix}"
+        if output is None and self._changed(w):
+            log.info("%s: %s changed after it was read; processing it again", job.name, w.rel)
+            self.give_back(w, delay=self.cfg.settle)
+            return
         try:
             if output is not None:  # written before; only moving the input failed
                 out = output
@@ -140,16 +143,35 @@ class Filer:
                 log.info("%s: %s: output %s appeared meanwhile, skipped (collision: skip)", job.name, w.rel, dst)
                 out = dst
             else:
+                replace = job.collision == "overwrite" and self.made.get(dst, (job.name, w.rel)) == (job.name, w.rel)
+                if job.collision == "overwrite" and not replace:
+                    log.warning(
+                        "%s: %s: %s was made from %s in this run; not overwritten, a free name is used",
+                        job.name,
+                        w.rel,
+                        dst,
+                        self.made[dst][1],
+                    )
                 claims.mark(w.rel, dst)
-                out = files.write_noreplace(
-                    dst, res.data, tag=self.claimer.token, replace=job.collision == "overwrite", root=job.outbox
-                )
+                out = files.write_noreplace(dst, res.data, tag=self.claimer.token, replace=replace, root=job.outbox)
+                self.made[out] = (job.name, w.rel)
+        except files.UnsafeFolder as exc:  # a link in the outbox: never written through
+            claims.unmark(w.rel)
+            self.fail(w, f"cannot write the output {dst}: {exc}")
+            return
         except OSError as exc:  # disk full, permission denied: the input goes back to its inbox meanwhile
             claims.unmark(w.rel)
-            self.transient(w, f"cannot write the output {dst}: {exc.strerror or exc}")
+            if exc.errno == errno.ENAMETOOLONG:
+                self.fail(w, f"cannot write the output {dst}: its name is longer than the file system allows")
+            else:
+                self.transient(w, f"cannot write the output {dst}: {exc.strerror or exc}")
             return
         try:
             self.after_success(job, w.rel, w.claim, record=w.stat)
+        except files.UnsafeFolder as exc:  # a link in processed/: the input goes to failed/ instead
+            claims.unmark(w.rel)
+            self.fail(w, f"output written to {out}, but the input cannot be moved: {exc}")
+            return
         except OSError as exc:  # the output is there; retry moving the input (the mark stays)
             key = (job.name, w.rel)
             n = self.attempts[key] = self.attempts.get(key, 0) + 1
@@ -203,19 +225,35 @@ class Filer:
             pass
 
     # -- failures and retries ----------------------------------------------------------------
-    def _confirm_bad(self, o: Outcome) -> None:
-        """An input that did not decode: failed, unless it changed meanwhile (still being written)."""
-        w = o.work
+    def _undecodable(self, w: Work, error: ImageError) -> None:
+        """An input that did not decode: failed only once it stayed the same over ``BAD_LOOKS`` looks.
+
+        Its writer may only be pausing (longer than ``settle``) or have been claimed mid-write:
+        it goes back to the inbox and is looked at again after 2, 4... s; a file that changed
+        meanwhile starts again.
+        """
+        k, key = (w.job.name, w.rel), (w.stat.st_size, w.stat.st_mtime_ns)
+        prev = self.bad.get(k)
+        looks = prev[1] + 1 if prev is not None and prev[0] == key else 1
+        if looks >= BAD_LOOKS:
+            self.bad.pop(k, None)
+            self.fail(w, str(error))
+            return
+        self.bad[k] = (key, looks)
+        delay = max(self.cfg.settle, CONFIRM_BAD) * 2 ** (looks - 1)
+        log.info(
+            "%s: %s: %s; looking again in %.3g s in case it is still being written", w.job.name, w.rel, error, delay
+        )
+        self.give_back(w, delay=delay)
+
+    def _changed(self, w: Work) -> bool:
+        """Whether the claimed input is no longer what was read (rewritten through an open descriptor)."""
         try:
             st = os.lstat(w.claim)
-            changed = (st.st_size, st.st_mtime_ns) != (w.stat.st_size, w.stat.st_mtime_ns)
         except OSError:
-            changed = False
-        if changed:
-            log.info("%s: %s changed while being processed; waiting for it to settle", w.job.name, w.rel)
-            self.give_back(w, delay=self.cfg.settle)
-        else:
-            self.fail(w, str(o.error))
+            return False
+        now = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        return now != (w.stat.st_size, w.stat.st_mtime_ns, w.stat.st_ino, w.stat.st_ctime_ns)
 
     def transient(self, w: Work, reason: str) -> None:
         """A failure that is not the file's: back to the inbox and retried with back-off, then failed."""
@@ -247,20 +285,16 @@ class Filer:
             self.requeue(back, w.job, w.seen, delay)
 
     def give_back_all(self, running: list[Work]) -> None:
-        """At exit: everything not filed goes back to the inbox, except inputs whose output was written."""
-        for p in self.pending:
+        """At exit: the work still running goes back to the inbox; inputs whose output was written stay claimed."""
+        for p in self.pending:  # given back, these would be done twice: the next start finishes the move
             w = p.outcome.work
-            if p.output is not None:  # given back, it would be done twice: the next start finishes the move
-                log.warning(
-                    "%s: %s: output %s written, the input stays claimed until its move to %s succeeds "
-                    "(at the next start)",
-                    w.job.name,
-                    w.rel,
-                    p.output,
-                    w.job.processed if w.job.after == "move" else "its place",
-                )
-                continue
-            running.append(w)
+            log.warning(
+                "%s: %s: output %s written, the input stays claimed until its move to %s succeeds (at the next start)",
+                w.job.name,
+                w.rel,
+                p.output,
+                w.job.processed if w.job.after == "move" else "its place",
+            )
         self.pending = []
         for w in running:
             self.give_back(w)
@@ -270,6 +304,7 @@ class Filer:
         """To ``failed/`` with ``NAME.error.txt`` (one line per value); left in the inbox if even that fails."""
         job = w.job
         self.attempts.pop((job.name, w.rel), None)
+        self.bad.pop((job.name, w.rel), None)
         try:
             dst = files.move_noreplace(w.claim, job.failed / w.rel, root=job.failed)
             note = {
@@ -282,7 +317,7 @@ class Filer:
             }
             # one line per value, however long (a user greps these records)
             text = yaml.safe_dump(note, sort_keys=False, width=float("inf"))
-            atomic_write(dst.with_name(dst.name + ".error.txt"), text.encode())
+            atomic_write(record_path(dst), text.encode())
         except FileNotFoundError:
             return
         except OSError as exc:  # cannot even file it: leave it in the inbox and try again later
@@ -298,3 +333,10 @@ class Filer:
             dst,
             extra={"event": "failed", "job": job.name, "input": str(job.inbox / w.rel), "reason": reason},
         )
+
+
+def record_path(failed: Path) -> Path:
+    """``NAME.error.txt`` beside a failed input; NAME shortened (in bytes) when the whole would be too long."""
+    end = b".error.txt"
+    name = os.fsencode(failed.name)[: fsutil.NAME_MAX - len(end)]
+    return failed.with_name(os.fsdecode(name + end))

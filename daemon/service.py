@@ -274,6 +274,9 @@ class Daemon:
             return False
         if w is None:
             return False
+        if c.job.after == "leave" and (c.job.name, c.rel, (st.st_size, st.st_mtime_ns)) in self.seen:
+            self.claimer.release(w)  # a daemon sharing the inbox cut it and put it back meanwhile
+            return False
         if stat.S_ISLNK(st.st_mode):
             self.filer.fail(w, _link_reason(c, w.claim))
             return False

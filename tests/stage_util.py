@@ -30,15 +30,20 @@ def stage_config(root: Path, **job: object) -> Config:
     return cfg
 
 
-def claimed(cfg: Config, claimer: Claimer, name: str, data: bytes) -> Work:
-    """``data`` written to the inbox as ``name``, then claimed by ``claimer`` (started for the job)."""
+def claimed(cfg: Config, claimer: Claimer, name: str, data: bytes | None) -> Work:
+    """``data`` written to the inbox as ``name`` (None: the file there), then claimed and read by ``claimer``."""
     job = cfg.jobs[0]
     path = job.inbox / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    if data is not None:
+        path.write_bytes(data)
+    else:
+        data = path.read_bytes()
     claimer.start(job)
     work = claimer.claim(_candidate(job, path), os.lstat(path))
     assert work is not None
+    work, read = claimer.read(work)
+    assert read == data
     return work
 
 

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 from _images import png16, png_header_only, srgb_profile, to_bytes
+from conftest import synthetic_headshot
 from PIL import Image
 
 from knockout.imageio import ImageError, decode, encode, output_suffix
@@ -283,3 +284,31 @@ def test_output_suffix():
     assert output_suffix(Settings()) == ".png"
     assert output_suffix(Settings(format="webp")) == ".webp"
     assert output_suffix(Settings(output="solid", format="jpg")) == ".jpg"
+
+
+def _damaged_jpegs() -> dict[str, bytes]:
+    rgb, _ = synthetic_headshot(400, 300, seed=1)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG")
+    good = buf.getvalue()
+    sos = good.index(b"\xff\xda")
+    half = good[: sos + (len(good) - sos) // 2] + b"\xff\xd9"  # half the scan data, then an end marker
+    sof = good.index(b"\xff\xc0")
+    tall = bytearray(good)  # a small JPEG whose header claims 3000x2000
+    tall[sof + 5 : sof + 9] = (2000).to_bytes(2, "big") + (3000).to_bytes(2, "big")
+    return {"half": half, "tall": bytes(tall)}
+
+
+@pytest.mark.parametrize("kind", ["half", "tall"])
+def test_a_jpeg_whose_scan_data_ends_early_is_refused(kind):
+    with pytest.raises(ImageError, match="truncated or corrupt image: the JPEG's scan data ends early"):
+        decode(_damaged_jpegs()[kind])
+
+
+def test_a_float_image_with_nan_is_refused():
+    f = np.full((20, 30), 0.5, np.float32)
+    f[3, 4] = np.nan
+    buf = io.BytesIO()
+    Image.fromarray(f, mode="F").save(buf, "TIFF")
+    with pytest.raises(ImageError, match=r"1 pixel.* NaN or infinite"):
+        decode(buf.getvalue())

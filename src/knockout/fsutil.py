@@ -154,7 +154,8 @@ def free_name(dst: Path, exists: Callable[[Path], bool] = os.path.lexists) -> Pa
     if dst.name.endswith(".error.txt"):
         stem, suffix = dst.name[: -len(".error.txt")], ".error.txt"
     for i in range(1, 100_000):
-        cand = dst.with_name(f"{stem}-{i}{suffix}")
+        tail = os.fsencode(f"-{i}{suffix}")  # a long stem is shortened so the name stays within NAME_MAX
+        cand = dst.with_name(os.fsdecode(os.fsencode(stem)[: NAME_MAX - len(tail)] + tail))
         if not exists(cand):
             return cand
     raise FileExistsError(errno.EEXIST, "no free name", str(dst))

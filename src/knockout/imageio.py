@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -90,7 +91,8 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
         raise ImageError("empty file (0 bytes)")
     _arm_bomb_guard(settings.max_pixels)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
             w, h = im.size
@@ -100,6 +102,10 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
                     "(raise max_pixels if the file is trusted)"
                 )
             im.load()
+            for w in said:  # Pillow says "truncated" or "corrupt" in a warning and carries on: a failure
+                if _DAMAGE.search(str(w.message)):
+                    raise ImageError(f"truncated or corrupt image: {_one_line(Exception(w.message))}")
+            _check_complete(im)
             icc = im.info.get("icc_profile") or None
             _apply_orientation(im)
             return _to_picture(im, icc)
@@ -116,6 +122,26 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
         raise ImageError("not enough memory to decode this image") from None
     except Exception as exc:  # Pillow's plugins raise many kinds on bad data; none may stop a batch
         raise ImageError(f"truncated or corrupt image: {_one_line(exc)}") from exc
+
+
+_DAMAGE = re.compile(r"truncat|corrupt|premature", re.IGNORECASE)
+_MISSING = 128  # what libjpeg fills in for scan data that is not there: Y = Cb = Cr = 128, grey
+
+
+def _check_complete(im: Image.Image) -> None:
+    """Refuse a JPEG whose scan data ended early, which libjpeg decodes without an error.
+
+    A JPEG cut short (with an end marker appended, or a header claiming more rows than the data
+    holds) decodes with its missing rows exactly grey 128 in every channel: its last row of
+    blocks (8 pixel rows) all 128 is taken for missing data; a photo never has that.
+    """
+    if im.format != "JPEG" or im.mode not in ("RGB", "L") or im.height < 8:
+        return
+    tail = np.asarray(im.crop((0, im.height - 8, im.width, im.height)))
+    if (tail == _MISSING).all():
+        raise ImageError(
+            "truncated or corrupt image: the JPEG's scan data ends early (its last rows are the grey of missing data)"
+        )
 
 
 def _arm_bomb_guard(limit: int) -> None:
@@ -172,6 +198,9 @@ def _to_picture(im: Image.Image, icc: bytes | None) -> Picture:
         im = Image.fromarray(a8, "L").convert("RGB")
     elif mode == "F":
         a = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(a).all():
+            bad = int(np.count_nonzero(~np.isfinite(a)))
+            raise ImageError(f"corrupt image: {bad} pixel(s) of this floating-point image are NaN or infinite")
         scale = 255.0 if a.max(initial=0) > 1.0 else 1.0
         im = Image.fromarray(np.clip(np.round(a / scale * 255), 0, 255).astype(np.uint8), "L").convert("RGB")
     elif mode == "CMYK":
