@@ -177,7 +177,8 @@ def run_status(args: argparse.Namespace) -> int:
     for name, j in st.get("jobs", {}).items():
         print(
             f"  {name}: {j['queued']} queued, {j['in_flight']} in flight, {j['processed']} processed, "
-            f"{j['failed']} failed, {j.get('skipped', 0)} skipped  ({j['inbox']} -> {j['outbox']})"
+            f"{j['failed']} failed, {j.get('skipped', 0)} skipped, {j.get('ignored', 0)} ignored  "
+            f"({j['inbox']} -> {j['outbox']})"
         )
         if j.get("last_error"):
             print(f"    last error: {j['last_error']}")

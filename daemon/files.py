@@ -79,14 +79,16 @@ def is_hidden(rel: PurePath) -> bool:
     return any(part.startswith((".", "~")) for part in rel.parts)
 
 
+def is_temporary(rel: PurePath) -> bool:
+    """Whether a name is a download's or an editor's temporary one (``*.part``, ``*.tmp``...): it will be renamed."""
+    return rel.name.lower().endswith(_TEMP_SUFFIXES)
+
+
 def is_input_name(rel: PurePath) -> bool:
     """Whether a path relative to the inbox names an input (hidden, temporary, non-image: no)."""
-    if is_hidden(rel):
+    if is_hidden(rel) or is_temporary(rel):
         return False
-    name = rel.name.lower()
-    if name.endswith(_TEMP_SUFFIXES):
-        return False
-    return PurePath(name).suffix in EXTENSIONS
+    return PurePath(rel.name.lower()).suffix in EXTENSIONS
 
 
 def is_folder_link(path: Path) -> bool:
@@ -94,8 +96,11 @@ def is_folder_link(path: Path) -> bool:
     return os.path.islink(path) and os.path.isdir(path)
 
 
-def walk_inputs(root: Path, *, recursive: bool) -> Iterator[Path]:
-    """Input files under ``root``, and links to folders (never followed); hidden names skipped."""
+def walk_inputs(root: Path, *, recursive: bool, others: bool = False) -> Iterator[Path]:
+    """Input files under ``root``, and links to folders (never followed); hidden names skipped.
+
+    With ``others``, the other names that are neither hidden nor temporary too (non-image files).
+    """
     try:
         entries = list(os.scandir(root))
     except OSError as exc:
@@ -107,8 +112,10 @@ def walk_inputs(root: Path, *, recursive: bool) -> Iterator[Path]:
         try:
             if e.is_dir(follow_symlinks=False):
                 if recursive:
-                    yield from walk_inputs(Path(e.path), recursive=True)
+                    yield from walk_inputs(Path(e.path), recursive=True, others=others)
             elif is_input_name(PurePath(e.name)) or (e.is_symlink() and e.is_dir()):
+                yield Path(e.path)
+            elif others and not is_temporary(PurePath(e.name)):
                 yield Path(e.path)
         except OSError:
             continue

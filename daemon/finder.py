@@ -21,6 +21,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserverVFS
 
+from knockout.imageio import EXTENSIONS
 from knockout.settings import SettingsError
 
 from . import files
@@ -71,9 +72,16 @@ class Finder:
         ``(job, rel, (size, mtime_ns)) -> bool``: True for an input ``after: leave`` processed already.
     """
 
-    def __init__(self, config: Config, *, already_done: Callable[[Job, PurePath, tuple[int, int]], bool]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        already_done: Callable[[Job, PurePath, tuple[int, int]], bool],
+        ignored: Callable[[Job, PurePath, str], None] | None = None,
+    ) -> None:
         self.cfg = config
         self.already_done = already_done
+        self.ignored = ignored or (lambda job, rel, reason: None)
         self.q: queue.SimpleQueue = queue.SimpleQueue()
         self.watched: dict[Path, _Watched] = {}
         self.observers: list[Any] = []
@@ -143,7 +151,11 @@ class Finder:
             if os.path.islink(job.inbox.joinpath(*rel.parts[:i])):
                 return
         if not files.is_input_name(rel):
-            if files.is_hidden(rel) or not files.is_folder_link(path):  # a link to a folder goes to failed/
+            if files.is_hidden(rel) or files.is_temporary(rel):
+                return
+            if not files.is_folder_link(path):  # a link to a folder goes to failed/; other names stay
+                if not os.path.isdir(path):
+                    self.ignored(job, rel, f"not an image name (knockout reads {', '.join(sorted(EXTENSIONS))})")
                 return
         self.watched[path] = _Watched(
             job=job,
@@ -154,7 +166,7 @@ class Finder:
         )
 
     def scan(self, job: Job, folder: Path | None = None) -> None:
-        for p in files.walk_inputs(folder or job.inbox, recursive=job.recursive):
+        for p in files.walk_inputs(folder or job.inbox, recursive=job.recursive, others=True):
             self.offer(p, job)
 
     def scan_all(self) -> None:

@@ -61,7 +61,11 @@ class Daemon:
         self.seen = Seen(config.state_dir)
         self.status = Status()
         self.claimer = Claimer()
-        self.finder = Finder(config, already_done=lambda job, rel, key: (job.name, rel, key) in self.seen)
+        self.finder = Finder(
+            config,
+            already_done=lambda job, rel, key: (job.name, rel, key) in self.seen,
+            ignored=self.status.ignored,
+        )
         self.filer = Filer(
             config,
             claimer=self.claimer,
@@ -266,11 +270,19 @@ class Daemon:
     def _start(self, c: Candidate, st: os.stat_result) -> bool:
         """Claim, read and submit one stable file; True if work was submitted."""
         assert self.runner is not None
+        if not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+            self.status.ignored(c.job, c.rel, "not a regular file (a FIFO, a socket or a device)")
+            return False
         try:
             w = self.claimer.claim(c, st)
         except files.UnsafeFolder as exc:  # nothing was moved: the file waits in the inbox
             self.status.unsafe(c.job, exc)
             self.finder.later(c, max(self.cfg.rescan or 10.0, 2.0))
+            return False
+        except OSError as exc:  # a path too long for the claims folder, a read-only inbox: said once
+            self.status.ignored(c.job, c.rel, f"cannot be claimed ({exc.strerror or exc}); it is tried again later")
+            if not self.once:
+                self.finder.later(c, max(self.cfg.rescan or 30.0, 10.0))
             return False
         if w is None:
             return False

@@ -31,6 +31,7 @@ class JobStats:
     processed: int = 0
     failed: int = 0
     skipped: int = 0
+    ignored: int = 0  # files that stay in the inbox: not image names, FIFOs, files that cannot be claimed
     last_error: str | None = None
 
 
@@ -59,6 +60,16 @@ class Status:
         s.failed += 1
         s.last_error = what
         self.dirty = True
+
+    def ignored(self, job: Job, rel: object, reason: str) -> None:
+        """A file left in the inbox for ``reason``: logged and counted once (per file and reason)."""
+        key = f"{job.name}\0{rel}\0{reason}"
+        if key in self._said:
+            return
+        self._said.add(key)
+        self.of(job).ignored += 1
+        self.dirty = True
+        log.warning("%s: %s: %s; ignored, it stays in the inbox", job.name, rel, reason)
 
     def error(self, job: Job | None, msg: str) -> None:
         """``msg`` as the last error of ``job`` (of every job if None)."""
@@ -103,6 +114,7 @@ class Status:
                 "processed": s.processed,
                 "failed": s.failed,
                 "skipped": s.skipped,
+                "ignored": s.ignored,
                 "last_error": s.last_error,
             }
         status = {

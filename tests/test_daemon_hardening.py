@@ -301,3 +301,63 @@ def test_record_values_longer_than_80_characters_stay_on_one_line(tmp_path):
     assert len(file_line) > 80 + len("file: ")
     assert yaml.safe_load(file_line)["file"] == yaml.safe_load(record.read_text())["file"]
     assert all(line.startswith(("  ", "file:", "reason:", "time:", "host:", "job:", "settings:")) for line in lines)
+
+
+def _near_path_max(inbox: Path, name: str) -> Path:
+    """A file in nested folders of ``inbox`` whose path is a few bytes short of PATH_MAX (4096)."""
+    target = 4095 - 8 - len(name) - 1
+    p = inbox
+    while len(os.fsencode(p)) < target:
+        room = target - len(os.fsencode(p)) - 1
+        p = p / ("n" * min(200, max(room, 1)))
+        p.mkdir()
+    return p / name
+
+
+def test_files_that_stay_in_the_inbox_are_reported_once_and_counted(tmp_path):
+    """Item 12: non-image files and FIFOs sat there unreported; an unclaimable file logged a traceback every 8 s."""
+    cfg = write_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "notes.txt").write_text("a note\n")
+    os.mkfifo(inbox / "pipe.jpg")
+    deep = _near_path_max(inbox, "deep.jpg")
+    deep.write_bytes(image_bytes(1))
+    (inbox / "ok.jpg").write_bytes(image_bytes(2))
+    d = DaemonProcess(cfg)
+    try:
+        wait_for(lambda: "deep.jpg: cannot be claimed" in d.text(), 60, d, "the unclaimable file")
+        wait_for((tmp_path / "outbox" / "ok.png").exists, 60, d, "ok.jpg")
+        time.sleep(6)  # three rescans: each file is still said once only
+        state = json.loads((tmp_path / ".state-config" / "status.json").read_text())["jobs"]["main"]
+        assert state["ignored"] == 3 and state["processed"] == 1, state
+        r = knockout("status", "-c", str(cfg))
+        assert "3 ignored" in r.stdout, r.stdout
+    finally:
+        d.stop()
+    log = d.text()
+    assert "Traceback" not in log, log
+    for needle in ("notes.txt: not an image name", "pipe.jpg: not a regular file", "deep.jpg: cannot be claimed"):
+        assert log.count(needle) == 1, (needle, log)
+    assert (inbox / "notes.txt").exists() and (inbox / "pipe.jpg").exists() and deep.exists()
+
+
+def test_a_tiny_image_and_a_bomb_fail_with_clear_reasons(tmp_path):
+    """Item 12: a 1x1 image was an internal error with a traceback; a bomb quoted Pillow's number, not max_pixels.
+
+    (A HEIC without the extra: tests/test_imageio.py, as the test machine has the extra.)
+    """
+    from _images import png_header_only
+
+    cfg = write_config(tmp_path, settings={"method": "threshold", "max_pixels": 1_000_000})
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1), (9, 9, 9)).save(buf, "PNG")
+    (inbox / "dot.png").write_bytes(buf.getvalue())
+    (inbox / "bomb.png").write_bytes(png_header_only(50_000, 50_000))
+    r = _once(cfg)
+    assert r.returncode == 1 and b"Traceback" not in r.stderr, r.stderr
+    reasons = {p.name: yaml.safe_load(p.read_text())["reason"] for p in (tmp_path / "failed").glob("*.error.txt")}
+    assert reasons["dot.png.error.txt"] == "too small: 1x1 pixels; knockout needs at least 2x2"
+    assert "over max_pixels = 1,000,000" in reasons["bomb.png.error.txt"]

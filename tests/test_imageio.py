@@ -312,3 +312,23 @@ def test_a_float_image_with_nan_is_refused():
     Image.fromarray(f, mode="F").save(buf, "TIFF")
     with pytest.raises(ImageError, match=r"1 pixel.* NaN or infinite"):
         decode(buf.getvalue())
+
+
+def test_a_bomb_far_over_the_limit_names_max_pixels_not_pillows_number():
+    with pytest.raises(ImageError, match=r"too many pixels: over max_pixels = 1,000 \(raise max_pixels"):
+        decode(png_header_only(50_000, 50_000), settings=Settings(max_pixels=1000))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 5), (4, 1)])
+def test_an_image_smaller_than_2x2_is_a_clear_image_error(size):
+    with pytest.raises(ImageError, match=rf"too small: {size[0]}x{size[1]} pixels; knockout needs at least 2x2"):
+        decode(to_bytes(Image.new("RGB", size), "PNG"))
+
+
+def test_a_heic_without_the_extra_says_how_to_install_it(monkeypatch):
+    from knockout import imageio
+
+    monkeypatch.setattr(imageio, "_HEIF", False)
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    with pytest.raises(ImageError, match=r"needs the heif extra: pip install 'knockout\[heif\]'"):
+        decode(heic)

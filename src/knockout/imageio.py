@@ -27,8 +27,9 @@ try:  # optional HEIC/HEIF support: pip install 'knockout[heif]'
     from pillow_heif import register_heif_opener
 
     register_heif_opener()
+    _HEIF = True
 except ImportError:  # pragma: no cover - depends on the extra
-    pass
+    _HEIF = False
 
 #: File extensions knockout treats as images (lower case, with the dot).
 EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif"})
@@ -101,10 +102,12 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
                     f"too many pixels: {w}x{h} = {w * h:,} is over max_pixels = {settings.max_pixels:,} "
                     "(raise max_pixels if the file is trusted)"
                 )
+            if w < 2 or h < 2:
+                raise ImageError(f"too small: {w}x{h} pixels; knockout needs at least 2x2")
             im.load()
-            for w in said:  # Pillow says "truncated" or "corrupt" in a warning and carries on: a failure
-                if _DAMAGE.search(str(w.message)):
-                    raise ImageError(f"truncated or corrupt image: {_one_line(Exception(w.message))}")
+            for warned in said:  # Pillow says "truncated" or "corrupt" in a warning and carries on: a failure
+                if _DAMAGE.search(str(warned.message)):
+                    raise ImageError(f"truncated or corrupt image: {_one_line(Exception(warned.message))}")
             _check_complete(im)
             icc = im.info.get("icc_profile") or None
             _apply_orientation(im)
@@ -113,11 +116,15 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
         raise
     except UnidentifiedImageError:
         kind = _sniff(data)
+        if kind == "HEIF" and not _HEIF:
+            raise ImageError("a HEIC/HEIF image, which needs the heif extra: pip install 'knockout[heif]'") from None
         if kind:
             raise ImageError(f"truncated or corrupt image: starts like a {kind} file but cannot be read") from None
         raise ImageError("not an image Pillow can read (unknown or unsupported format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"too many pixels (decompression-bomb guard): {_one_line(exc)}") from exc
+        raise ImageError(
+            f"too many pixels: over max_pixels = {settings.max_pixels:,} (raise max_pixels if the file is trusted)"
+        ) from exc
     except MemoryError:
         raise ImageError("not enough memory to decode this image") from None
     except Exception as exc:  # Pillow's plugins raise many kinds on bad data; none may stop a batch
