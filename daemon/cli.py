@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -141,14 +142,24 @@ def _state_dir(explicit: str | None) -> Path:
     try:
         return load_config(explicit).state_dir
     except ConfigError as exc:  # e.g. edited, then rejected by SIGHUP: the daemon still runs on the old one
-        text, base, name = find_config(explicit)
+        try:
+            text, base, name = find_config(explicit)
+        except ConfigError:  # gone or unreadable: the default state_dir beside where it was
+            base, name, text = Path(str(explicit)).expanduser().resolve().parent, str(explicit), ""
         try:
             raw = yaml.safe_load(text)
-            state_dir = raw.get("state_dir", ".knockout") if isinstance(raw, dict) else ".knockout"
+        except yaml.YAMLError:  # not YAML any more: its top-level state_dir line, if it has a readable one
+            line = re.search(r"^state_dir:.*$", text, flags=re.M)
+            try:
+                raw = yaml.safe_load(line.group(0)) if line else None
+            except yaml.YAMLError:
+                raw = None
+        state_dir = raw.get("state_dir", ".knockout") if isinstance(raw, dict) else ".knockout"
+        try:
             folder = resolve_path(state_dir, base, name, "state_dir")
-        except (yaml.YAMLError, ConfigError):
+        except ConfigError:
             raise exc from None
-        print(f"knockout: warning: {exc}", file=sys.stderr)
+        print(f"knockout: warning: {exc}; reading the status in {folder}", file=sys.stderr)
         return folder
 
 

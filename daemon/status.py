@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -127,5 +126,11 @@ class Status:
             "executor": executor,
             "jobs": jobs,
         }
-        with contextlib.suppress(OSError):
+        try:
             atomic_write(cfg.state_dir / "status.json", json.dumps(status, indent=1).encode())
+        except OSError as exc:  # knockout status would say "not running": say why, once
+            where = cfg.state_dir / "status.json"
+            msg = f"cannot write {where}: {exc.strerror or exc}; knockout status cannot see this daemon"
+            if msg not in self._said:
+                self._said.add(msg)
+                log.error("%s", msg)

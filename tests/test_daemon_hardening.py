@@ -361,3 +361,36 @@ def test_a_tiny_image_and_a_bomb_fail_with_clear_reasons(tmp_path):
     reasons = {p.name: yaml.safe_load(p.read_text())["reason"] for p in (tmp_path / "failed").glob("*.error.txt")}
     assert reasons["dot.png.error.txt"] == "too small: 1x1 pixels; knockout needs at least 2x2"
     assert "over max_pixels = 1,000,000" in reasons["bomb.png.error.txt"]
+
+
+def test_knockout_status_answers_when_the_config_is_broken_or_gone(tmp_path):
+    """Item 12: `knockout status` showed nothing when config.yaml was invalid YAML or gone."""
+    cfg = write_config(tmp_path, state_dir="state")
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        wait_for((tmp_path / "state" / "status.json").exists, 30, d, "the status file")
+        good = cfg.read_text()
+        cfg.write_text(good + "jobs: [inbox: {\n")  # not YAML any more
+        r = knockout("status", "-c", str(cfg))
+        assert r.returncode == 0 and "running: pid" in r.stdout, r.stdout + r.stderr
+        assert "not valid YAML" in r.stderr
+        cfg.unlink()
+        (tmp_path / ".knockout").symlink_to(tmp_path / "state")  # gone: the default state_dir beside it
+        r = knockout("status", "-c", str(cfg))
+        assert r.returncode == 0 and "running: pid" in r.stdout, r.stdout + r.stderr
+        assert "cannot read the config file" in r.stderr
+        cfg.write_text(good)
+    finally:
+        d.stop()
+
+
+def test_a_status_file_that_cannot_be_written_is_said_once(tmp_path):
+    """Item 12: `knockout status` said "not running" when the status could not be written; nothing was logged."""
+    cfg = write_config(tmp_path, state_dir="state")
+    (tmp_path / "state" / "status.json").mkdir(parents=True)  # in the way: the status cannot be written
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "a.jpg").write_bytes(image_bytes(1))
+    r = _once(cfg)
+    assert r.returncode == 0
+    assert r.stderr.decode().count("knockout status cannot see this daemon") == 1, r.stderr
