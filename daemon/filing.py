@@ -63,10 +63,22 @@ class Filer:
         The daemon's other stages: claims to release and mark, counts, the ``after: leave`` record.
     requeue : callable
         ``(path, job, seen, delay)``: a file given back to the inbox, to look at again after ``delay`` s.
+    squeeze : callable, optional
+        Called when a worker ran out of memory: the runner takes one file at a time for a while.
     """
 
-    def __init__(self, config: Config, *, claimer: Claimer, status: Status, seen: Seen, requeue: Requeue) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        claimer: Claimer,
+        status: Status,
+        seen: Seen,
+        requeue: Requeue,
+        squeeze: Callable[[], None] | None = None,
+    ) -> None:
         self.cfg = config
+        self.squeeze = squeeze or (lambda: None)
         self.claimer = claimer
         self.status = status
         self.seen = seen
@@ -91,6 +103,9 @@ class Filer:
             self._undecodable(w, o.error)
         elif isinstance(o.error, (WorkLost, OSError)):
             self.transient(w, f"{type(o.error).__name__}: {o.error}")
+        elif isinstance(o.error, MemoryError):  # a resource limit, not a bad file: later, fewer at once
+            self.squeeze()
+            self.transient(w, f"a resource limit: {o.error or 'out of memory'}; one file in flight for a while")
         elif o.error is not None:
             log.error("%s: %s: internal error", w.job.name, w.rel, exc_info=o.error)
             self.fail(w, f"internal error: {type(o.error).__name__}: {o.error}")

@@ -7,6 +7,7 @@ that changes the executor retires the old one once its last future is collected.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ class Runner:
         self.wake = wake
         self.flights: list[_Flight] = []
         self.retired: list[Executor] = []
+        self.narrow_until = 0.0
 
     def __len__(self) -> int:
         return len(self.flights)
@@ -43,7 +45,12 @@ class Runner:
     def room(self) -> int:
         """How many more files the current executor may take now (its ``max_in_flight`` less those running)."""
         busy = sum(1 for f in self.flights if f.executor is self.executor and not f.future.done())
-        return self.executor.max_in_flight - busy
+        limit = 1 if time.monotonic() < self.narrow_until else self.executor.max_in_flight
+        return limit - busy
+
+    def squeeze(self, seconds: float) -> None:
+        """One file in flight at a time for ``seconds`` (after a worker ran out of memory)."""
+        self.narrow_until = time.monotonic() + seconds
 
     def reconfigure(self, config: ExecutorConfig) -> None:
         if config != self.config:

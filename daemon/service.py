@@ -35,6 +35,7 @@ __all__ = ["Daemon"]
 log = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds: how often the loop looks at candidates when nothing happens
+SQUEEZE = 60.0  # seconds of one file in flight after a worker ran out of memory
 
 
 class Daemon:
@@ -72,6 +73,7 @@ class Daemon:
             status=self.status,
             seen=self.seen,
             requeue=lambda path, job, seen, delay: self.finder.offer(path, job, seen=seen, delay=delay),
+            squeeze=lambda: self.runner.squeeze(SQUEEZE) if self.runner else None,
         )
         self.runner: Runner | None = None
         self.stopping = False

@@ -26,7 +26,7 @@ def _jpeg() -> bytes:
     return buf.getvalue()
 
 
-def _filer(tmp_path, **job):
+def _filer(tmp_path, squeeze=None, **job):
     cfg = stage_config(tmp_path, **job)
     claimer, status, requeued = Claimer("me"), Status(), []
     filer = Filer(
@@ -35,6 +35,7 @@ def _filer(tmp_path, **job):
         status=status,
         seen=Seen(cfg.state_dir),
         requeue=lambda path, job, seen, delay: requeued.append(path),
+        squeeze=squeeze,
     )
     return cfg, claimer, status, filer, requeued
 
@@ -110,3 +111,12 @@ def test_after_leave_the_input_is_recorded_before_it_is_back(tmp_path):
     filer.handle(Outcome(w, result=process_bytes(_jpeg(), settings=job.settings)))
     assert (job.inbox / "f.jpg").exists()
     assert ("main", PurePath("f.jpg"), (st.st_size, st.st_mtime_ns)) in filer.seen
+
+
+def test_running_out_of_memory_is_retried_with_fewer_in_flight_not_failed(tmp_path):
+    squeezed = []
+    cfg, claimer, status, filer, requeued = _filer(tmp_path, squeeze=lambda: squeezed.append(1))
+    job = cfg.jobs[0]
+    w = claimed(cfg, claimer, "big.jpg", b"pretend 60 MP")
+    filer.handle(Outcome(w, error=MemoryError("not enough memory to decode this image")))
+    assert requeued == [job.inbox / "big.jpg"] and squeezed == [1] and status.of(job).failed == 0

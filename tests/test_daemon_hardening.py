@@ -394,3 +394,56 @@ def test_a_status_file_that_cannot_be_written_is_said_once(tmp_path):
     r = _once(cfg)
     assert r.returncode == 0
     assert r.stderr.decode().count("knockout status cannot see this daemon") == 1, r.stderr
+
+
+def test_a_jpeg_with_thousands_of_scans_fails_and_the_photo_beside_it_is_cut(tmp_path):
+    """Item 8 (the cap on scans): a small JPEG with thousands of scans held both workers for a minute."""
+    from test_imageio import _progressive_with_scans
+
+    cfg = write_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "scans.jpg").write_bytes(_progressive_with_scans(3000))
+    (inbox / "photo.jpg").write_bytes(image_bytes(1))
+    r = _once(cfg)
+    assert r.returncode == 1, r.stderr
+    assert [p.name for p in visible(tmp_path / "outbox")] == ["photo.png"]
+    reason = yaml.safe_load((tmp_path / "failed" / "scans.jpg.error.txt").read_text())["reason"]
+    assert reason.startswith("too many scans: "), reason
+
+
+def test_running_out_of_memory_is_a_resource_limit_retried_not_a_bad_file(tmp_path):
+    """Item 9: under a memory limit a large JPEG went straight to failed/ for good, as if it were bad."""
+    import resource
+
+    cfg = write_config(tmp_path, workers=1, retries=2)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    big = np.zeros((5000, 6000, 3), np.uint8)
+    big[:, :, 0] = np.arange(6000, dtype=np.uint32)[None, :] % 251
+    big[:, :, 1] = np.arange(5000, dtype=np.uint32)[:, None] % 241
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, "JPEG", quality=80)
+    del big
+    (inbox / "big.jpg").write_bytes(buf.getvalue())
+    limit = 1024 * 2**20  # address space for the daemon and each of its workers
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    log = tmp_path / "run.log"
+    with open(log, "wb") as fh:
+        r = subprocess.run(
+            [sys.executable, "-m", "knockout.cli", "watch", "-c", str(cfg), "--once"],
+            cwd=tmp_path,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+            check=False,
+            preexec_fn=limited,
+        )
+    text = log.read_text(errors="replace")
+    assert r.returncode == 1, text
+    assert "a resource limit" in text and "retry 1/2" in text, text
+    reason = yaml.safe_load((tmp_path / "failed" / "big.jpg.error.txt").read_text())["reason"]
+    assert "a resource limit" in reason and "gave up after 3 attempts" in reason, reason

@@ -332,3 +332,27 @@ def test_a_heic_without_the_extra_says_how_to_install_it(monkeypatch):
     heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
     with pytest.raises(ImageError, match=r"needs the heif extra: pip install 'knockout\[heif\]'"):
         decode(heic)
+
+
+def _progressive_with_scans(n: int) -> bytes:
+    rgb, _ = synthetic_headshot(400, 300, seed=2)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    scan = data[data.rindex(b"\xff\xda") : -2]  # the last scan, up to the end marker
+    return data[:-2] + scan * n + b"\xff\xd9"
+
+
+def test_a_jpeg_with_thousands_of_scans_is_refused_before_decoding():
+    assert decode(_progressive_with_scans(20)).rgb.shape == (400, 300, 3)  # a few extra scans are fine
+    with pytest.raises(ImageError, match=r"too many scans: \d+ in one JPEG \(at most 100\)"):
+        decode(_progressive_with_scans(3000))
+
+
+def test_running_out_of_memory_is_a_memory_error_not_a_bad_file(monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(Image, "open", no_memory)
+    with pytest.raises(MemoryError, match="a resource limit, not a bad file"):
+        decode(to_bytes(Image.new("RGB", (4, 4)), "PNG"))

@@ -83,7 +83,9 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
     Raises
     ------
     ImageError
-        With a one-line reason: empty, not an image, truncated or corrupt, too many pixels.
+        With a one-line reason: empty, not an image, truncated or corrupt, too many pixels or scans.
+    MemoryError
+        When decoding runs out of memory (a resource limit, not the file's fault).
     """
     settings = settings or Settings()
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -91,6 +93,7 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
     if not data:
         raise ImageError("empty file (0 bytes)")
     _arm_bomb_guard(settings.max_pixels)
+    _check_scans(data)
     try:
         with warnings.catch_warnings(record=True) as said:
             warnings.simplefilter("always")
@@ -125,8 +128,8 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
         raise ImageError(
             f"too many pixels: over max_pixels = {settings.max_pixels:,} (raise max_pixels if the file is trusted)"
         ) from exc
-    except MemoryError:
-        raise ImageError("not enough memory to decode this image") from None
+    except MemoryError:  # not the file's fault: a resource limit (the daemon retries it later)
+        raise MemoryError("not enough memory to decode this image (a resource limit, not a bad file)") from None
     except Exception as exc:  # Pillow's plugins raise many kinds on bad data; none may stop a batch
         raise ImageError(f"truncated or corrupt image: {_one_line(exc)}") from exc
 
@@ -149,6 +152,17 @@ def _check_complete(im: Image.Image) -> None:
         raise ImageError(
             "truncated or corrupt image: the JPEG's scan data ends early (its last rows are the grey of missing data)"
         )
+
+
+MAX_SCANS = 100  # a progressive JPEG has about 10; thousands (empty ones) take a minute to decode
+
+
+def _check_scans(data: bytes) -> None:
+    """Refuse a JPEG with more than ``MAX_SCANS`` scans before decoding it (0xFFDA never occurs inside scan data)."""
+    if bytes(data[:2]) == b"\xff\xd8":
+        n = bytes(data).count(b"\xff\xda")
+        if n > MAX_SCANS:
+            raise ImageError(f"too many scans: {n} in one JPEG (at most {MAX_SCANS}); refused before decoding")
 
 
 def _arm_bomb_guard(limit: int) -> None:
