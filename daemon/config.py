@@ -6,6 +6,7 @@ command line exits with status 2) whose message names the file, the key and what
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 from collections.abc import Mapping
@@ -38,6 +39,7 @@ TOP_KEYS = (
     "retry_backoff",
     "claim_timeout",
     "shutdown_timeout",
+    "time_limit",
     "log_level",
     "log_format",
     "state_dir",
@@ -104,6 +106,8 @@ class Config:
         for key in TOP_KEYS:
             if key in ("workers", "executor"):
                 d.update(self.executor.to_dict())
+            elif key == "time_limit":
+                d[key] = self.executor.time_limit
             elif key == "state_dir":
                 d[key] = str(self.state_dir)
             elif key == "jobs":
@@ -196,6 +200,7 @@ def parse_config(text: str, *, base: Path, name: str, dask: str | None = None) -
     errs.raise_any()
     errs.check((), _check_folders, jobs, name)
     errs.raise_any()
+    executor = dataclasses.replace(executor, time_limit=top.pop("time_limit"))
     return Config(source=name, jobs=jobs, executor=executor, state_dir=state_dir, **top)
 
 
@@ -207,6 +212,7 @@ NUMBERS = {  # key: (default, lowest, highest, integer)
     "retry_backoff": (2.0, 0.0, 3600.0, False),
     "claim_timeout": (300.0, 1.0, 86400.0 * 7, False),
     "shutdown_timeout": (30.0, 0.0, 86400.0, False),
+    "time_limit": (300.0, 0.0, 86400.0, False),
 }
 CHOICES = {"observer": ("auto", OBSERVERS), "log_level": ("info", LOG_LEVELS), "log_format": ("text", LOG_FORMATS)}
 

@@ -27,7 +27,7 @@ from knockout.imageio import ImageError, output_suffix
 from . import files
 from .claiming import Claimer
 from .config import Config, Job
-from .executor import WorkLost
+from .executor import TooSlow, WorkLost
 from .records import Outcome, Work
 from .seen import Seen
 from .status import Status
@@ -101,6 +101,8 @@ class Filer:
         w = o.work
         if isinstance(o.error, ImageError):
             self._undecodable(w, o.error)
+        elif isinstance(o.error, TooSlow):
+            self.fail(w, str(o.error))
         elif isinstance(o.error, (WorkLost, OSError)):
             self.transient(w, f"{type(o.error).__name__}: {o.error}")
         elif isinstance(o.error, MemoryError):  # a resource limit, not a bad file: later, fewer at once

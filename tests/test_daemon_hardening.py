@@ -447,3 +447,24 @@ def test_running_out_of_memory_is_a_resource_limit_retried_not_a_bad_file(tmp_pa
     assert "a resource limit" in text and "retry 1/2" in text, text
     reason = yaml.safe_load((tmp_path / "failed" / "big.jpg.error.txt").read_text())["reason"]
     assert "a resource limit" in reason and "gave up after 3 attempts" in reason, reason
+
+
+def test_a_file_over_the_time_limit_fails_and_its_neighbours_are_cut(tmp_path):
+    """Item 8 (the time limit): a file taking a minute held its worker; photos behind it waited."""
+    cfg = write_config(tmp_path, workers=1, time_limit=1.5)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    big = np.zeros((5000, 6000, 3), np.uint8)  # about 7 s to cut here; 100x the small photos' time
+    big[:, :, 0] = np.arange(6000, dtype=np.uint32)[None, :] % 251
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, "JPEG", quality=80)
+    del big
+    (inbox / "huge.jpg").write_bytes(buf.getvalue())
+    for i in range(3):
+        (inbox / f"small{i}.jpg").write_bytes(image_bytes(i))
+    r = _once(cfg)
+    assert r.returncode == 1, r.stderr
+    assert sorted(p.name for p in visible(tmp_path / "outbox")) == ["small0.png", "small1.png", "small2.png"]
+    reason = yaml.safe_load((tmp_path / "failed" / "huge.jpg.error.txt").read_text())["reason"]
+    assert reason.startswith("took longer than time_limit = 1.5 s"), reason
+    assert b"died" not in r.stderr, r.stderr  # the small ones were resubmitted, never counted as crashes
