@@ -214,7 +214,8 @@ class Daemon:
             self.filer.give_back_all(self.runner.cancel_all())
             self.runner.shutdown()
             self.claimer.close()
-            self._write_status(running=False)
+            if self.cfg.state_dir.is_dir():  # not when the daemon refused to start before making it
+                self._write_status(running=False)
             self.seen.close()
         processed, failed, skipped = self.status.totals()
         log.info("stopped: %d processed, %d failed, %d skipped", processed, failed, skipped)
