@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write, make_folders
 from ..imageio import EXTENSIONS, ImageError, output_suffix
 from ..process import Processed, process_file
 from ..report import BatchReport
@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     failed = len(problems)
     if args.outdir is not None:
         try:
-            args.outdir.mkdir(parents=True, exist_ok=True)
+            make_folders(args.outdir)
         except OSError as exc:
             _say(f"knockout: error: cannot create output folder {args.outdir}: {exc.strerror or exc}")
             return 2
