@@ -101,6 +101,13 @@ class Settings:
         Largest image accepted (Pillow's decompression-bomb guard).
     seed : int
         Random seed for KMeans and sampling, so results are reproducible.
+    face_prior : bool
+        Look for a frontal face and use where it is: the face and neck stay subject, and of the
+        tolerance plateaus the one that clears the frame beside and above the head is taken.
+    review_below : float
+        A cut-out whose confidence (0-1, see :mod:`knockout.confidence`) is below this is flagged
+        for review: the daemon files it in the job's ``review`` folder, ``knockout cut --report``
+        marks it. 0 flags nothing, 1 everything.
     """
 
     method: str = "threshold"
@@ -120,6 +127,8 @@ class Settings:
     jpeg_quality: int = 92
     max_pixels: int = 89_478_485
     seed: int = 0
+    face_prior: bool = True
+    review_below: float = 0.5
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -273,6 +282,8 @@ def _validate(s: Settings) -> None:
     put("jpeg_quality", lambda v: parse_number("jpeg_quality", v, 1, 100, integer=True))
     put("max_pixels", lambda v: parse_number("max_pixels", v, 1, 2**40, integer=True))
     put("seed", lambda v: parse_number("seed", v, 0, 2**31 - 1, integer=True))
+    put("face_prior", lambda v: parse_bool("face_prior", v))
+    put("review_below", lambda v: parse_number("review_below", v, 0.0, 1.0, integer=False))
     if problems:
         raise SettingsError("\n".join(msg for _name, msg in problems), problems)
 
