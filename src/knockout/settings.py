@@ -128,7 +128,7 @@ class Settings:
     max_pixels: int = 89_478_485
     seed: int = 0
     face_prior: bool = True
-    review_below: float = 0.5
+    review_below: float = 0.6
 
     def __post_init__(self) -> None:
         _validate(self)
