@@ -628,6 +628,8 @@ class Daemon:
                 "latency_ms": round(latency * 1000, 1),
             },
         )
+        for note in res.notes:  # e.g. only the first frame of an animated GIF was cut out
+            log.warning("%s: %s: %s", job.name, w.rel, note)
 
     def _after_success(self, job: Job, rel: PurePath, claim: Path, record: os.stat_result | None = None) -> None:
         """The input of a finished file: to processed/, deleted, or back in place with a record."""

@@ -7,10 +7,12 @@ composed output array back into file bytes in the format the settings ask for.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -29,8 +31,22 @@ try:  # optional HEIC/HEIF support: pip install 'knockout[heif]'
 except ImportError:  # pragma: no cover - depends on the extra
     pass
 
-#: File extensions knockout treats as images (lower case, with the dot).
-EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif"})
+#: File extensions knockout treats as images (lower case, with the dot): every extension Pillow
+#: reads for the photo formats below (tests/test_imageio.py checks the list against Pillow's own),
+#: and HEIC/HEIF (with pillow-heif). Written out rather than asked of Pillow, which imports all of
+#: its plug-ins to answer (0.1 s on every start).
+EXTENSIONS = frozenset(
+    {
+        *(".jpg", ".jpeg", ".jpe", ".jfif", ".mpo"),  # JPEG (MPO: a camera's multi-picture JPEG)
+        *(".png", ".apng", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"),
+        *(".avif", ".avifs", ".heic", ".heif", ".hif"),  # AVIF (Pillow >= 11.2), HEIF (pillow-heif)
+        *(".jp2", ".j2k", ".jpx", ".jpf", ".j2c", ".jpc"),  # JPEG 2000
+        *(".ppm", ".pgm", ".pbm", ".pnm", ".pfm", ".tga", ".qoi", ".psd", ".pcx", ".sgi", ".rgb", ".bw"),
+    }
+)
+#: The Pillow formats whose extensions :data:`EXTENSIONS` holds.
+PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "AVIF", "JPEG2000", "PPM", "TGA")
+PHOTO_FORMATS += ("QOI", "PSD", "PCX", "SGI")
 
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -57,11 +73,23 @@ class Picture:
         The source's own alpha channel, if it had one (including palette transparency).
     icc_profile : bytes or None
         The source's ICC profile when it describes RGB pixels, carried to the output.
+    exif : bytes or None
+        The source's EXIF (TIFF-structured, without the ``Exif\\0\\0`` header): artist,
+        copyright, dates, camera, GPS...; its orientation removed (the pixels are upright) and
+        the tags that describe the old pixel layout, the maker note and thumbnail dropped.
+    dpi : tuple of 2 float or None
+        The source's resolution in pixels per inch (PNG pHYs, JPEG JFIF density, TIFF, EXIF).
+    frames : int
+        Frames or pages in the source (animated GIF/WebP/PNG, multi-page TIFF); only the first
+        is read.
     """
 
     rgb: np.ndarray
     alpha: np.ndarray | None = None
     icc_profile: bytes | None = None
+    exif: bytes | None = None
+    dpi: tuple[float, float] | None = None
+    frames: int = 1
 
 
 def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
@@ -101,8 +129,11 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
                 )
             im.load()
             icc = im.info.get("icc_profile") or None
+            frames = max(1, int(getattr(im, "n_frames", 1) or 1))
             _apply_orientation(im)
-            return _to_picture(im, icc)
+            exif, dpi = _metadata(im)
+            pic = _to_picture(im, icc)
+            return dataclasses.replace(pic, exif=exif, dpi=dpi, frames=frames)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -149,6 +180,49 @@ def _apply_orientation(im: Image.Image) -> None:
         ImageOps.exif_transpose(im, in_place=True)
     except Exception as exc:  # a broken EXIF block must not lose the image
         log.warning("ignoring unreadable EXIF orientation: %s", _one_line(exc))
+
+
+# IFD0 tags carried to outputs (the rest describe the source's pixel layout); sub-IFD tags dropped
+_IFD0_KEEP = frozenset(
+    {0x010E, 0x010F, 0x0110, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, 0x013B, 0x013C, 0x8298, 0x4746, 0x4749}
+    | {0x9C9B, 0x9C9C, 0x9C9D, 0x9C9E, 0x9C9F}  # Windows title, comment, author, keywords, subject
+    | {0x8769, 0x8825}  # the Exif and GPS sub-IFDs
+)
+_EXIF_IFD_DROP = frozenset({0x927C, 0xA002, 0xA003, 0xA005})  # maker note, pixel size, interop pointer
+
+
+def _metadata(im: Image.Image) -> tuple[bytes | None, tuple[float, float] | None]:
+    """(EXIF to carry, DPI) of an opened, upright image; a broken EXIF block is dropped with a warning."""
+    dpi = None
+    raw = im.info.get("dpi")
+    try:
+        if raw and float(raw[0]) > 0 and float(raw[1]) > 0:
+            dpi = (round(float(raw[0]), 2), round(float(raw[1]), 2))
+    except (TypeError, ValueError, IndexError):
+        dpi = None
+    try:
+        src = im.getexif()
+        if not src:
+            return None, dpi
+        out = Image.Exif()
+        for tag, value in src.items():
+            if tag in _IFD0_KEEP and tag not in (0x8769, 0x8825):
+                out[tag] = value
+        for pointer in (0x8769, 0x8825):
+            if pointer in src:
+                sub = {k: v for k, v in src.get_ifd(pointer).items() if k not in _EXIF_IFD_DROP}
+                if sub:
+                    out.get_ifd(pointer).update(sub)
+        if dpi is None and 0x011A in out and 0x011B in out and out.get(0x0128, 2) in (2, 3):
+            per = 2.54 if out.get(0x0128, 2) == 3 else 1.0
+            dpi = (round(float(out[0x011A]) * per, 2), round(float(out[0x011B]) * per, 2))
+        if not out:
+            return None, dpi
+        data = out.tobytes()
+        return (data[6:] if data.startswith(b"Exif\x00\x00") else data), dpi
+    except Exception as exc:  # a broken EXIF block must not lose the image
+        log.warning("dropping unreadable EXIF: %s", _one_line(exc))
+        return None, dpi
 
 
 def _one_line(exc: BaseException) -> str:
@@ -204,12 +278,33 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes
     return im.convert("RGB"), None
 
 
+def _with_resolution(exif: bytes | None, dpi: tuple[float, float] | None) -> bytes | None:
+    """``exif`` with its X/YResolution set to ``dpi`` (made when there was no EXIF but a DPI)."""
+    if not dpi:
+        return exif
+    out = Image.Exif()
+    if exif:
+        out.load(exif)
+    from PIL.TiffImagePlugin import IFDRational
+
+    out[0x011A], out[0x011B], out[0x0128] = IFDRational(dpi[0]), IFDRational(dpi[1]), 2  # 2: inches
+    data = out.tobytes()
+    return data[6:] if data.startswith(b"Exif\x00\x00") else data
+
+
 def output_suffix(settings: Settings) -> str:
     """The file extension (with dot) of outputs made with ``settings``."""
     return {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}[settings.format]
 
 
-def encode(pixels: np.ndarray, *, settings: Settings, icc_profile: bytes | None = None) -> bytes:
+def encode(
+    pixels: np.ndarray,
+    *,
+    settings: Settings,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+    dpi: tuple[float, float] | None = None,
+) -> bytes:
     """Encode an output array to file bytes.
 
     Parameters
@@ -223,6 +318,11 @@ def encode(pixels: np.ndarray, *, settings: Settings, icc_profile: bytes | None 
         as does every level when python-isal is not installed.
     icc_profile : bytes, optional
         An RGB ICC profile, embedded in colour outputs (never in a grey mask).
+    exif : bytes, optional
+        EXIF to embed (as :attr:`Picture.exif`): PNG eXIf, WebP EXIF, JPEG APP1.
+    dpi : tuple of 2 float, optional
+        Resolution in pixels per inch: PNG pHYs, JPEG JFIF density, and in the EXIF (the only
+        place WebP keeps it).
 
     Returns
     -------
@@ -239,11 +339,16 @@ def encode(pixels: np.ndarray, *, settings: Settings, icc_profile: bytes | None 
         raise ValueError(f"encode expects a uint8 numpy array, got {getattr(pixels, 'dtype', type(pixels))}")
     if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
         raise ValueError(f"encode expects shape (H, W), (H, W, 3) or (H, W, 4), got {pixels.shape}")
+    exif = _with_resolution(exif, dpi)
     if settings.format == "png" and settings.png_compression in _png.LEVELS and _png.available() and pixels.size:
-        return _png.encode_png(pixels, level=settings.png_compression, icc_profile=icc_profile)
+        return _png.encode_png(pixels, level=settings.png_compression, icc_profile=icc_profile, exif=exif, dpi=dpi)
     im = Image.fromarray(np.ascontiguousarray(pixels))
     buf = io.BytesIO()
-    extra = {"icc_profile": icc_profile} if icc_profile and im.mode != "L" else {}
+    extra: dict[str, Any] = {"icc_profile": icc_profile} if icc_profile and im.mode != "L" else {}
+    if exif:
+        extra["exif"] = b"Exif\x00\x00" + exif if settings.format == "jpeg" else exif
+    if dpi and settings.format != "webp":
+        extra["dpi"] = dpi
     if settings.format == "png":
         im.save(buf, "PNG", compress_level=settings.png_compression, **extra)
     elif settings.format == "webp":

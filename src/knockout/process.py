@@ -24,6 +24,8 @@ class Processed:
     method: str
     tolerance: float
     milliseconds: float
+    #: things the user should know about this file, one line each (the first frame of an animation)
+    notes: tuple[str, ...] = ()
 
 
 def process_bytes(data: bytes, *, settings: Settings) -> Processed:
@@ -38,10 +40,12 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
     pic = decode(data, settings=settings)
     h, w = pic.rgb.shape[:2]
     icc = pic.icc_profile
+    meta = {} if settings.strip else {"exif": pic.exif, "dpi": pic.dpi}
+    notes = (f"has {pic.frames} frames or pages; only the first is cut out",) if pic.frames > 1 else ()
     res = cut_out(pic.rgb, settings=settings, source_alpha=pic.alpha)
     pixels, tolerance = res.pixels, res.segmentation.tolerance
     del pic, res  # the input, matte and masks are not needed to encode: keep the peak memory low
-    out = encode(pixels, settings=settings, icc_profile=icc)
+    out = encode(pixels, settings=settings, icc_profile=icc, **meta)
     return Processed(
         data=out,
         suffix=output_suffix(settings),
@@ -50,6 +54,7 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
         method=settings.preset or settings.method,
         tolerance=tolerance,
         milliseconds=(time.perf_counter() - t0) * 1000,
+        notes=notes,
     )
 
 

@@ -39,11 +39,19 @@ def _parse_color(key: str, value: Any) -> tuple[int, int, int]:
         if m:
             h = m.group(1)
             return (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16))
+        from PIL import ImageColor  # names ('white'), '#fff', 'rgb(...)', 'hsl(...)': as Pillow reads them
+
+        try:
+            r, g, b = ImageColor.getcolor(value.strip(), "RGB")
+            return (int(r), int(g), int(b))
+        except ValueError:
+            pass
     elif isinstance(value, (list, tuple)) and len(value) == 3:
         if all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value):
             return (int(value[0]), int(value[1]), int(value[2]))
     raise SettingsError(
-        f"{key}: {value!r} is not a colour; use '#rrggbb' (for example '#ffffff') or a list of three integers 0-255"
+        f"{key}: {value!r} is not a colour; use a name ('white'), '#rgb', '#rrggbb' (for example '#ffffff') "
+        "or a list of three integers 0-255"
     )
 
 
@@ -81,7 +89,8 @@ class Settings:
     format : {'png', 'webp', 'jpeg'}
         Output file format; ``jpeg`` only for ``output: solid`` or ``mask``.
     background : tuple of int
-        Colour for ``output: solid``, as ``'#rrggbb'`` in config files.
+        Colour for ``output: solid``: in config files and options a name (``white``), ``'#rgb'``,
+        ``'#rrggbb'`` or ``rgb(r, g, b)`` (as Pillow's ``ImageColor`` reads them), or three integers.
     crop : bool
         Crop the output to the subject's bounding box plus ``margin``.
     margin : int
@@ -96,6 +105,13 @@ class Settings:
         Largest image accepted (Pillow's decompression-bomb guard).
     seed : int
         Random seed for KMeans and sampling, so results are reproducible.
+    strip : bool
+        Drop the input's metadata (EXIF, DPI) from the output; the default carries it over
+        (EXIF with its orientation reset, as the pixels are turned upright). The ICC profile is
+        always kept: it says what the colours mean.
+    depth : {8, 16}
+        Bits per channel of the output. 16 (PNG only) keeps a 16-bit input's colours at full
+        precision; an 8-bit input is widened. The default 8 writes 8 bits whatever the input.
     """
 
     method: str = "threshold"
@@ -115,6 +131,8 @@ class Settings:
     jpeg_quality: int = 92
     max_pixels: int = 89_478_485
     seed: int = 0
+    strip: bool = False
+    depth: int = 8
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -248,3 +266,10 @@ def _validate(s: Settings) -> None:
     _set(s, "jpeg_quality", _number("jpeg_quality", s.jpeg_quality, 1, 100, integer=True))
     _set(s, "max_pixels", _number("max_pixels", s.max_pixels, 1, 2**40, integer=True))
     _set(s, "seed", _number("seed", s.seed, 0, 2**31 - 1, integer=True))
+    _set(s, "strip", _bool("strip", s.strip))
+    depth = _number("depth", s.depth, 8, 16, integer=True)
+    if depth not in (8, 16):
+        raise SettingsError(f"depth: {s.depth!r} is not allowed; use 8 or 16 (bits per channel)")
+    if depth == 16 and s.format != "png":
+        raise SettingsError(f"depth: 16 needs format: png (got format: {s.format}); use depth: 8 with {s.format}")
+    _set(s, "depth", depth)
