@@ -283,3 +283,106 @@ def test_output_suffix():
     assert output_suffix(Settings()) == ".png"
     assert output_suffix(Settings(format="webp")) == ".webp"
     assert output_suffix(Settings(output="solid", format="jpg")) == ".jpg"
+
+
+# -- metadata photographers put in their files (issue 15) -----------------------------------
+def _knockout(*args: str):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("knockout")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "knockout"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+_TAGS = {0x013B: "Ann Artist", 0x8298: "(c) 2024 Ann Artist", 0x0132: "2024:05:01 10:00:00", 0x010F: "Canon"}
+_TAGS[0x0110] = "EOS R5"
+
+
+def _camera_jpeg(path, *, orientation: int = 6) -> None:
+    from conftest import synthetic_headshot
+
+    img, _ = synthetic_headshot(72, 54)
+    exif = Image.Exif()
+    for tag, value in _TAGS.items():
+        exif[tag] = value
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:01 09:59:58"  # DateTimeOriginal
+    exif.get_ifd(0x8769)[0x927C] = b"maker note bytes"
+    stored = Image.fromarray(img).transpose(Image.Transpose.ROTATE_90)  # stored sideways
+    stored.save(path, "JPEG", quality=95, exif=exif, dpi=(300, 300), icc_profile=srgb_profile())
+
+
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("out.png", []),  # the fast PNG writer
+        ("out9.png", ["--png-compression", "9"]),  # Pillow's PNG writer
+        ("out.webp", []),
+        ("out.jpg", ["--output", "solid"]),
+    ],
+)
+def test_exif_and_dpi_are_carried_to_the_output(tmp_path, name, extra):
+    src = tmp_path / "camera.jpg"
+    _camera_jpeg(src)
+    r = _knockout("cut", str(src), str(tmp_path / name), *extra)
+    assert r.returncode == 0, r.stderr
+    out = Image.open(tmp_path / name)
+    assert out.size == (54, 72)  # turned upright ...
+    exif = out.getexif()
+    assert exif.get(0x0112, 1) == 1  # ... so the orientation says so
+    assert {tag: exif.get(tag) for tag in _TAGS} == _TAGS
+    assert exif.get_ifd(0x8769).get(0x9003) == "2024:05:01 09:59:58"
+    assert 0x927C not in exif.get_ifd(0x8769)  # no maker note (its offsets point into the old file)
+    assert float(exif[0x011A]) == pytest.approx(300) and exif[0x0128] == 2
+    if out.format != "WEBP":  # WebP keeps its resolution in the EXIF only
+        assert out.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+    assert out.info.get("icc_profile") == srgb_profile()
+
+
+def test_strip_drops_exif_and_dpi_but_keeps_the_profile(tmp_path):
+    src = tmp_path / "camera.jpg"
+    _camera_jpeg(src)
+    for name in ("a.png", "a.webp"):
+        r = _knockout("cut", str(src), str(tmp_path / name), "--strip")
+        assert r.returncode == 0, r.stderr
+        out = Image.open(tmp_path / name)
+        assert out.size == (54, 72) and not out.getexif() and "dpi" not in out.info
+        assert out.info.get("icc_profile") == srgb_profile()
+
+
+def test_png_and_tiff_metadata_in(tmp_path):
+    from conftest import synthetic_headshot
+
+    img, _ = synthetic_headshot(48, 36)
+    exif = Image.Exif()
+    exif[0x013B] = "Ann Artist"
+    Image.fromarray(img).save(tmp_path / "a.png", dpi=(150, 150), exif=exif)
+    Image.fromarray(img).save(tmp_path / "b.tif", dpi=(240, 240), exif=exif)
+    for name in ("a.png", "b.tif"):
+        r = _knockout("cut", str(tmp_path / name), "-o", str(tmp_path / "out"))
+        assert r.returncode == 0, r.stderr
+    a = Image.open(tmp_path / "out" / "a.png")
+    assert a.info["dpi"] == pytest.approx((150, 150), abs=0.05) and a.getexif()[0x013B] == "Ann Artist"
+    b = Image.open(tmp_path / "out" / "b.png")
+    assert b.info["dpi"] == pytest.approx((240, 240), abs=0.05) and b.getexif()[0x013B] == "Ann Artist"
+    assert 0x0111 not in b.getexif() and 0x0100 not in b.getexif()  # no TIFF strip offsets or width
+
+
+def test_extensions_cover_what_pillow_reads_for_photo_formats():
+    from knockout.imageio import EXTENSIONS, PHOTO_FORMATS
+
+    Image.init()
+    readable = {ext for ext, fmt in Image.registered_extensions().items() if fmt in PHOTO_FORMATS}
+    assert readable - EXTENSIONS == set()
+    assert {".jfif", ".avif", ".jp2", ".heic"} <= EXTENSIONS
+
+
+def test_the_daemon_takes_the_same_extensions():
+    from pathlib import PurePath
+
+    from knockout.daemon.files import is_input_name
+
+    assert is_input_name(PurePath("a.jfif")) and is_input_name(PurePath("sub/B.AVIF"))
+    assert not is_input_name(PurePath("notes.txt"))

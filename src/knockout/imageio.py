@@ -41,7 +41,8 @@ EXTENSIONS = frozenset(
         *(".png", ".apng", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"),
         *(".avif", ".avifs", ".heic", ".heif", ".hif"),  # AVIF (Pillow >= 11.2), HEIF (pillow-heif)
         *(".jp2", ".j2k", ".jpx", ".jpf", ".j2c", ".jpc"),  # JPEG 2000
-        *(".ppm", ".pgm", ".pbm", ".pnm", ".pfm", ".tga", ".qoi", ".psd", ".pcx", ".sgi", ".rgb", ".bw"),
+        *(".ppm", ".pgm", ".pbm", ".pnm", ".pfm", ".qoi", ".psd", ".pcx"),
+        *(".tga", ".icb", ".vda", ".vst", ".sgi", ".rgb", ".rgba", ".bw"),  # Targa, SGI
     }
 )
 #: The Pillow formats whose extensions :data:`EXTENSIONS` holds.
