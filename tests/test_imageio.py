@@ -386,3 +386,81 @@ def test_the_daemon_takes_the_same_extensions():
 
     assert is_input_name(PurePath("a.jfif")) and is_input_name(PurePath("sub/B.AVIF"))
     assert not is_input_name(PurePath("notes.txt"))
+
+
+def _png_header(data: bytes) -> tuple[int, int]:
+    return data[24], data[25]  # IHDR bit depth and colour type
+
+
+def test_depth_16_keeps_a_16_bit_input_without_banding(tmp_path):
+    imagecodecs = pytest.importorskip("imagecodecs")  # a test dependency: the 16-bit PNG/TIFF reader
+    from conftest import synthetic_headshot
+
+    img, mask = synthetic_headshot(72, 54, noise=0)
+    ramp = np.linspace(0, 250, 72)[:, None, None]  # a gradient finer than 8 bits can hold
+    deep = np.clip(img * 257.0 + ramp, 0, 65535).astype(np.uint16)
+    (tmp_path / "deep.png").write_bytes(png16(deep))
+    r = _knockout("cut", str(tmp_path / "deep.png"), str(tmp_path / "d16.png"), "--depth", "16")
+    assert r.returncode == 0, r.stderr
+    data = (tmp_path / "d16.png").read_bytes()
+    assert _png_header(data) == (16, 6)  # 16-bit RGBA
+    out = imagecodecs.png_decode(data)
+    assert out.dtype == np.uint16 and out.shape == (72, 54, 4)
+    inside = out[..., 3] == 65535
+    assert inside[mask].mean() > 0.9
+    np.testing.assert_array_equal(out[..., :3][inside & mask], deep[inside & mask])  # the source's 16 bits
+    shirt = out[60:, 27, 2][inside[60:, 27]]
+    assert len(np.unique(shirt)) > len(np.unique(shirt >> 8))  # finer steps than 8 bits: no banding
+    # the default stays 8-bit; 16 bits need PNG
+    assert _knockout("cut", str(tmp_path / "deep.png"), str(tmp_path / "d8.png")).returncode == 0
+    assert _png_header((tmp_path / "d8.png").read_bytes()) == (8, 6)
+    r = _knockout("cut", str(tmp_path / "deep.png"), str(tmp_path / "d.webp"), "--depth", "16")
+    assert r.returncode == 2 and "depth: 16 needs format: png" in r.stderr
+    # solid and mask outputs at 16 bits too
+    r = _knockout("cut", str(tmp_path / "deep.png"), str(tmp_path / "s16.png"), "--depth", "16", "--output", "solid")
+    assert r.returncode == 0 and _png_header((tmp_path / "s16.png").read_bytes()) == (16, 2)
+    r = _knockout("cut", str(tmp_path / "deep.png"), str(tmp_path / "m16.png"), "--depth", "16", "--output", "mask")
+    assert r.returncode == 0 and _png_header((tmp_path / "m16.png").read_bytes()) == (16, 0)
+
+
+def test_depth_16_from_an_8_bit_input_widens_it():
+    from conftest import synthetic_headshot
+
+    from knockout.process import process_bytes
+
+    img, _ = synthetic_headshot(48, 36)
+    res = process_bytes(to_bytes(Image.fromarray(img), "PNG"), settings=Settings(depth=16))
+    assert _png_header(res.data) == (16, 6)
+    eight = np.asarray(
+        Image.open(io.BytesIO(process_bytes(to_bytes(Image.fromarray(img), "PNG"), settings=Settings()).data))
+    )
+    wide = np.frombuffer(zlib_pixels(res.data), ">u2").reshape(48, 36, 4)
+    np.testing.assert_array_equal(wide, eight.astype(np.uint16) * 257)
+
+
+def zlib_pixels(png: bytes) -> bytes:
+    """The unfiltered pixel bytes of a PNG written by knockout's own writer (filter Up on every row)."""
+    import struct
+    import zlib
+
+    pos, idat, width, height, bpp = 8, b"", 0, 0, 0
+    while pos < len(png):
+        n, kind = struct.unpack(">I4s", png[pos : pos + 8])
+        body = png[pos + 8 : pos + 8 + n]
+        if kind == b"IHDR":
+            width, height = struct.unpack(">II", body[:8])
+            bpp = body[8] // 8 * {0: 1, 2: 3, 6: 4}[body[9]]
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, 1 + width * bpp)
+    assert (rows[:, 0] == 2).all()
+    return np.cumsum(rows[:, 1:], axis=0, dtype=np.uint8).tobytes()
+
+
+def test_depth_16_reads_16_bit_tiff():
+    imagecodecs = pytest.importorskip("imagecodecs")
+    a = np.random.default_rng(0).integers(0, 65536, (20, 30, 3)).astype(np.uint16)
+    pic = decode(imagecodecs.tiff_encode(a), settings=Settings(depth=16))
+    np.testing.assert_array_equal(pic.deep, a)
+    assert pic.rgb.shape == (20, 30, 3) and decode(imagecodecs.tiff_encode(a)).deep is None  # depth 8: not read

@@ -57,6 +57,7 @@ def encode_png(
     strips: int = 0,
     exif: bytes | None = None,
     dpi: tuple[float, float] | None = None,
+    software: str | None = None,
 ) -> bytes:
     """Encode an 8-bit or 16-bit array as PNG bytes.
 
@@ -75,6 +76,8 @@ def encode_png(
         EXIF (TIFF-structured, no ``Exif\\0\\0`` header) embedded as an eXIf chunk.
     dpi : tuple of 2 float, optional
         Resolution in pixels per inch, embedded as a pHYs chunk (pixels per metre).
+    software : str, optional
+        The writer's name, in a ``Software`` tEXt chunk.
 
     Returns
     -------
@@ -123,6 +126,8 @@ def encode_png(
         parts += _chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1))  # unit 1: metre
     if exif:
         parts += _chunk(b"eXIf", exif)
+    if software:
+        parts += _chunk(b"tEXt", b"Software\x00" + software.encode("latin-1"))
     for stream in streams:  # the zlib stream may be split across IDAT chunks: one per strip
         parts += _chunk(b"IDAT", stream)
     parts += _chunk(b"IEND", b"")

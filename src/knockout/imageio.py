@@ -49,6 +49,8 @@ EXTENSIONS = frozenset(
 PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "AVIF", "JPEG2000", "PPM", "TGA")
 PHOTO_FORMATS += ("QOI", "PSD", "PCX", "SGI")
 
+#: Written into PNG (a Software text) and JPEG (a comment) outputs, so a later run knows its own outputs.
+SOFTWARE = "knockout"
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _WEBP_MAX_SIDE = 16383
@@ -83,6 +85,12 @@ class Picture:
     frames : int
         Frames or pages in the source (animated GIF/WebP/PNG, multi-page TIFF); only the first
         is read.
+    deep : ndarray of uint16, shape (H, W, 3), or None
+        With ``depth: 16``, a 16-bit source's colours at full precision, upright (16-bit grey
+        through Pillow; 16-bit RGB/RGBA PNG and TIFF through imagecodecs, which Pillow reads at
+        8 bits only). None for 8-bit sources and with ``depth: 8``.
+    notes : tuple of str
+        What the user should be told about this file (the first frame used, 16 bits not read).
     """
 
     rgb: np.ndarray
@@ -91,6 +99,8 @@ class Picture:
     exif: bytes | None = None
     dpi: tuple[float, float] | None = None
     frames: int = 1
+    deep: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
 
 
 def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
@@ -131,10 +141,16 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
             im.load()
             icc = im.info.get("icc_profile") or None
             frames = max(1, int(getattr(im, "n_frames", 1) or 1))
+            orientation = _orientation(im)
             _apply_orientation(im)
             exif, dpi = _metadata(im)
+            deep, notes = _deep(data, im, orientation) if settings.depth == 16 else (None, ())
+            if frames > 1:
+                notes = (f"has {frames} frames or pages; only the first is cut out", *notes)
             pic = _to_picture(im, icc)
-            return dataclasses.replace(pic, exif=exif, dpi=dpi, frames=frames)
+            if deep is not None and deep.shape[:2] != pic.rgb.shape[:2]:
+                deep, notes = None, (*notes, "its 16-bit pixels do not match the image; read at 8 bits")
+            return dataclasses.replace(pic, exif=exif, dpi=dpi, frames=frames, deep=deep, notes=notes)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -226,6 +242,50 @@ def _metadata(im: Image.Image) -> tuple[bytes | None, tuple[float, float] | None
         return None, dpi
 
 
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(0x0112, 1)
+        return int(value) if value in range(1, 9) else 1
+    except Exception:
+        return 1
+
+
+# EXIF orientation -> the numpy view that turns the stored pixels upright (as ImageOps.exif_transpose)
+_UPRIGHT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 1)[:, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _deep(data: bytes, im: Image.Image, orientation: int) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """(the 16-bit colours of a 16-bit source, upright, or None; notes) for ``depth: 16``."""
+    if im.mode in _WIDE_GREY_MODES:  # Pillow keeps 16-bit grey (already upright)
+        grey = np.clip(np.asarray(im), 0, 65535).astype(np.uint16)
+        return np.repeat(grey[..., None], 3, axis=2), ()
+    sixteen = (im.format == "PNG" and len(data) > 24 and data[24] == 16) or (
+        im.format == "TIFF" and 16 in tuple(getattr(im, "tag_v2", {}).get(258, ()) or ())
+    )
+    if not sixteen or im.mode not in ("RGB", "RGBA"):
+        return None, ()
+    try:
+        import imagecodecs
+    except ImportError:
+        return None, ("is 16-bit but read at 8 bits: pip install imagecodecs (or 'knockout[deep]') for --depth 16",)
+    try:
+        arr = imagecodecs.png_decode(data) if im.format == "PNG" else imagecodecs.tiff_decode(data)
+    except Exception as exc:  # Pillow read it: keep its 8 bits rather than lose the file
+        return None, (f"its 16-bit pixels cannot be read ({_one_line(exc)}); read at 8 bits",)
+    if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] < 3:
+        return None, ()
+    arr = arr[..., :3]
+    return np.ascontiguousarray(_UPRIGHT.get(orientation, lambda a: a)(arr)), ()
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
@@ -310,8 +370,8 @@ def encode(
 
     Parameters
     ----------
-    pixels : ndarray of uint8, shape (H, W), (H, W, 3) or (H, W, 4)
-        A mask (8-bit grey), an RGB image or an RGBA cut-out.
+    pixels : ndarray of uint8 (or uint16 with ``depth: 16``), shape (H, W), (H, W, 3) or (H, W, 4)
+        A mask (grey), an RGB image or an RGBA cut-out.
     settings : Settings
         ``format`` (png, lossless webp, jpeg), ``png_compression`` and ``jpeg_quality``.
         PNG at ``png_compression`` 1-3 (the default is 1) goes through the fast writer in
@@ -336,13 +396,19 @@ def encode(
     ImageError
         If the format cannot hold an image this large (WebP: 16383 px per side).
     """
+    if isinstance(pixels, np.ndarray) and pixels.dtype == np.uint16 and settings.depth == 16:
+        # 16 bits: only PNG holds them, and Pillow cannot write 16-bit colour PNG: the own writer
+        level = min(max(settings.png_compression, _png.LEVELS[0]), _png.LEVELS[-1])
+        exif = _with_resolution(exif, dpi)
+        return _png.encode_png(pixels, level=level, icc_profile=icc_profile, exif=exif, dpi=dpi, software=SOFTWARE)
     if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
         raise ValueError(f"encode expects a uint8 numpy array, got {getattr(pixels, 'dtype', type(pixels))}")
     if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
         raise ValueError(f"encode expects shape (H, W), (H, W, 3) or (H, W, 4), got {pixels.shape}")
     exif = _with_resolution(exif, dpi)
     if settings.format == "png" and settings.png_compression in _png.LEVELS and _png.available() and pixels.size:
-        return _png.encode_png(pixels, level=settings.png_compression, icc_profile=icc_profile, exif=exif, dpi=dpi)
+        level = settings.png_compression
+        return _png.encode_png(pixels, level=level, icc_profile=icc_profile, exif=exif, dpi=dpi, software=SOFTWARE)
     im = Image.fromarray(np.ascontiguousarray(pixels))
     buf = io.BytesIO()
     extra: dict[str, Any] = {"icc_profile": icc_profile} if icc_profile and im.mode != "L" else {}
@@ -351,7 +417,11 @@ def encode(
     if dpi and settings.format != "webp":
         extra["dpi"] = dpi
     if settings.format == "png":
-        im.save(buf, "PNG", compress_level=settings.png_compression, **extra)
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_text("Software", SOFTWARE)
+        im.save(buf, "PNG", compress_level=settings.png_compression, pnginfo=info, **extra)
     elif settings.format == "webp":
         if max(im.size) > _WEBP_MAX_SIDE:
             raise ImageError(
@@ -362,5 +432,5 @@ def encode(
     else:
         if im.mode == "RGBA":
             raise ValueError("format jpeg cannot hold an alpha channel; use png or webp, or output solid or mask")
-        im.save(buf, "JPEG", quality=settings.jpeg_quality, **extra)
+        im.save(buf, "JPEG", quality=settings.jpeg_quality, comment=SOFTWARE.encode(), **extra)
     return buf.getvalue()

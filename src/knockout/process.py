@@ -41,10 +41,16 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
     h, w = pic.rgb.shape[:2]
     icc = pic.icc_profile
     meta = {} if settings.strip else {"exif": pic.exif, "dpi": pic.dpi}
-    notes = (f"has {pic.frames} frames or pages; only the first is cut out",) if pic.frames > 1 else ()
-    res = cut_out(pic.rgb, settings=settings, source_alpha=pic.alpha)
-    pixels, tolerance = res.pixels, res.segmentation.tolerance
-    del pic, res  # the input, matte and masks are not needed to encode: keep the peak memory low
+    notes = pic.notes
+    if settings.depth == 16:
+        from ._deep import cut_out_16
+
+        pixels, tolerance = cut_out_16(pic, settings=settings)
+    else:
+        res = cut_out(pic.rgb, settings=settings, source_alpha=pic.alpha)
+        pixels, tolerance = res.pixels, res.segmentation.tolerance
+        del res
+    del pic  # the input, matte and masks are not needed to encode: keep the peak memory low
     out = encode(pixels, settings=settings, icc_profile=icc, **meta)
     return Processed(
         data=out,

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path, PurePath
 
 from ..fsutil import atomic_write
-from ..imageio import EXTENSIONS, ImageError, output_suffix
+from ..imageio import EXTENSIONS, SOFTWARE, ImageError, output_suffix
 from ..process import Processed, process_bytes
 from ..settings import Settings, SettingsError
 
@@ -34,7 +34,7 @@ EPILOG = """\
 Outputs: without -o, NAME-cutout.png beside each input (NAME-mask.png, NAME-solid.jpg for
 --output mask / solid); with -o, OUTDIR/NAME.png, sub-folders of a folder (-r) or of a glob's
 fixed part mirrored. Two paths IN OUT name the output when OUT ends in .png, .webp, .jpg or is
--, and is new or an earlier cut-out or mask (else both are inputs); its extension gives the format
+-, and is new or an earlier output of knockout (else both are inputs); its extension gives the format
 unless --format. - reads standard input or writes standard
 output (format from --format, PNG by default). An input is never overwritten, and an existing
 output is kept unless --overwrite. Exit status: 0 all succeeded, 1 some inputs failed, 2 usage
@@ -344,7 +344,7 @@ def _named_output(args: argparse.Namespace) -> tuple[list[str], Path | None]:
 
 
 def _is_cutout(path: Path) -> bool:
-    """Whether an existing file looks like an earlier output (a cut-out with alpha, or a grey mask), not a photo.
+    """Whether an existing file is an earlier output (marked by knockout, or with alpha, or grey), not a photo.
 
     ``knockout cut a.png b.png`` cuts out two photos; run again, ``knockout cut in.jpg out.png``
     finds its own out.png and keeps it (or replaces it with --overwrite) instead of cutting it out.
@@ -353,7 +353,8 @@ def _is_cutout(path: Path) -> bool:
 
     try:
         with Image.open(path) as im:
-            return im.mode in ("RGBA", "LA", "PA", "L") or (im.mode == "P" and "transparency" in im.info)
+            marked = im.info.get("Software") == SOFTWARE or im.info.get("comment") == SOFTWARE.encode()
+            return marked or im.mode in ("RGBA", "LA", "PA", "L") or (im.mode == "P" and "transparency" in im.info)
     except Exception:
         return False
 
