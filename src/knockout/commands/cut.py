@@ -338,6 +338,9 @@ def _named_output(args: argparse.Namespace) -> tuple[list[str], Path | None]:
         if args.outdir is not None and out is None:
             raise SettingsError("standard input has no name to use in -o DIR; name the output: knockout cut - OUT.png")
         out = out or STDIO
+        if sys.stdin.isatty():
+            why = "- reads standard input, a terminal here; pipe an image in: cat a.jpg | knockout cut - -o -"
+            raise SettingsError(why)
     if out == STDIO and sys.stdout.isatty():
         raise SettingsError("not writing image bytes to a terminal; redirect standard output (> a.png) or name a file")
     return paths, out
