@@ -8,6 +8,8 @@ and an edge pixel whose colour decontamination changed gets the same change, so 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .compose import _crop
@@ -18,8 +20,8 @@ from .settings import Settings
 __all__ = ["cut_out_16"]
 
 
-def cut_out_16(pic: Picture, *, settings: Settings) -> tuple[np.ndarray, float]:
-    """The output of ``pic`` at 16 bits per channel, and the tolerance used.
+def cut_out_16(pic: Picture, *, settings: Settings) -> tuple[np.ndarray, float, Any]:
+    """The output of ``pic`` at 16 bits per channel, the tolerance used and the segmentation's assessment.
 
     Parameters
     ----------
@@ -34,6 +36,7 @@ def cut_out_16(pic: Picture, *, settings: Settings) -> tuple[np.ndarray, float]:
     pixels : ndarray of uint16
         (H', W', 4) for ``rgba``, (H', W') for ``mask``, (H', W', 3) for ``solid``.
     tolerance : float
+    assessment : the segmentation's ``assessment`` (confidence), or None
     """
     deep = pic.deep if pic.deep is not None else pic.rgb.astype(np.uint16) * np.uint16(257)
     res = cut_out(pic.rgb, settings=settings.replace(output="rgba", crop=False), source_alpha=pic.alpha)
@@ -44,10 +47,10 @@ def cut_out_16(pic: Picture, *, settings: Settings) -> tuple[np.ndarray, float]:
     if settings.crop:
         colors, alpha = _crop(colors, alpha, settings.margin)
     if settings.output == "mask":
-        return np.ascontiguousarray(alpha), res.segmentation.tolerance
+        return np.ascontiguousarray(alpha), res.segmentation.tolerance, res.segmentation.assessment
     if settings.output == "solid":
         a = alpha[..., None].astype(np.float32) / np.float32(65535)
         bg = np.asarray(settings.background, np.float32) * np.float32(257)
         out = np.rint(colors * a + bg * (1 - a)).astype(np.uint16)
-        return out, res.segmentation.tolerance
-    return np.dstack([colors, alpha]), res.segmentation.tolerance
+        return out, res.segmentation.tolerance, res.segmentation.assessment
+    return np.dstack([colors, alpha]), res.segmentation.tolerance, res.segmentation.assessment

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -55,9 +56,9 @@ def encode_png(
     level: int = 1,
     icc_profile: bytes | None = None,
     strips: int = 0,
+    text: Mapping[str, str] | None = None,
     exif: bytes | None = None,
     dpi: tuple[float, float] | None = None,
-    software: str | None = None,
 ) -> bytes:
     """Encode an 8-bit or 16-bit array as PNG bytes.
 
@@ -72,12 +73,12 @@ def encode_png(
     strips : int
         Number of horizontal strips deflated in parallel threads; 0 (default) picks one per
         available CPU (at most 4) for big images and a single strip for small ones.
+    text : mapping of str to str, optional
+        Latin-1 key/value pairs written as tEXt chunks (for example the cut-out's confidence).
     exif : bytes, optional
         EXIF (TIFF-structured, no ``Exif\\0\\0`` header) embedded as an eXIf chunk.
     dpi : tuple of 2 float, optional
         Resolution in pixels per inch, embedded as a pHYs chunk (pixels per metre).
-    software : str, optional
-        The writer's name, in a ``Software`` tEXt chunk.
 
     Returns
     -------
@@ -126,8 +127,8 @@ def encode_png(
         parts += _chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1))  # unit 1: metre
     if exif:
         parts += _chunk(b"eXIf", exif)
-    if software:
-        parts += _chunk(b"tEXt", b"Software\x00" + software.encode("latin-1"))
+    for key, value in (text or {}).items():
+        parts += _chunk(b"tEXt", key.encode("latin-1") + b"\x00" + value.encode("latin-1", "replace"))
     for stream in streams:  # the zlib stream may be split across IDAT chunks: one per strip
         parts += _chunk(b"IDAT", stream)
     parts += _chunk(b"IEND", b"")

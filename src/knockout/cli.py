@@ -61,6 +61,8 @@ _HELP = {
     "jpeg_quality": "JPEG quality 1-100",
     "max_pixels": "largest image accepted, in pixels",
     "seed": "random seed",
+    "face_prior": "find a frontal face and keep the face and neck as subject",
+    "review_below": "flag a cut-out for review when its confidence (0-1) is below this",
     "strip": "drop the input's EXIF and DPI from the output (the ICC profile is kept)",
     "depth": "bits per channel of the output; 16 (PNG) keeps a 16-bit input's precision",
 }

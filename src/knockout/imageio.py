@@ -11,11 +11,12 @@ import dataclasses
 import io
 import logging
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from . import _png
 from .settings import Settings
@@ -363,6 +364,7 @@ def encode(
     *,
     settings: Settings,
     icc_profile: bytes | None = None,
+    text: Mapping[str, str] | None = None,
     exif: bytes | None = None,
     dpi: tuple[float, float] | None = None,
 ) -> bytes:
@@ -379,6 +381,9 @@ def encode(
         as does every level when python-isal is not installed.
     icc_profile : bytes, optional
         An RGB ICC profile, embedded in colour outputs (never in a grey mask).
+    text : mapping of str to str, optional
+        PNG text chunks (tEXt), such as ``{"knockout:confidence": "0.93"}``; other formats ignore it.
+        PNG outputs also get ``Software: knockout`` (JPEG a comment), so a later run knows them.
     exif : bytes, optional
         EXIF to embed (as :attr:`Picture.exif`): PNG eXIf, WebP EXIF, JPEG APP1.
     dpi : tuple of 2 float, optional
@@ -399,16 +404,17 @@ def encode(
     if isinstance(pixels, np.ndarray) and pixels.dtype == np.uint16 and settings.depth == 16:
         # 16 bits: only PNG holds them, and Pillow cannot write 16-bit colour PNG: the own writer
         level = min(max(settings.png_compression, _png.LEVELS[0]), _png.LEVELS[-1])
-        exif = _with_resolution(exif, dpi)
-        return _png.encode_png(pixels, level=level, icc_profile=icc_profile, exif=exif, dpi=dpi, software=SOFTWARE)
+        exif, text = _with_resolution(exif, dpi), {"Software": SOFTWARE, **(text or {})}
+        return _png.encode_png(pixels, level=level, icc_profile=icc_profile, text=text, exif=exif, dpi=dpi)
     if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
         raise ValueError(f"encode expects a uint8 numpy array, got {getattr(pixels, 'dtype', type(pixels))}")
     if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
         raise ValueError(f"encode expects shape (H, W), (H, W, 3) or (H, W, 4), got {pixels.shape}")
     exif = _with_resolution(exif, dpi)
+    text = {"Software": SOFTWARE, **(text or {})}
     if settings.format == "png" and settings.png_compression in _png.LEVELS and _png.available() and pixels.size:
         level = settings.png_compression
-        return _png.encode_png(pixels, level=level, icc_profile=icc_profile, exif=exif, dpi=dpi, software=SOFTWARE)
+        return _png.encode_png(pixels, level=level, icc_profile=icc_profile, text=text, exif=exif, dpi=dpi)
     im = Image.fromarray(np.ascontiguousarray(pixels))
     buf = io.BytesIO()
     extra: dict[str, Any] = {"icc_profile": icc_profile} if icc_profile and im.mode != "L" else {}
@@ -417,10 +423,9 @@ def encode(
     if dpi and settings.format != "webp":
         extra["dpi"] = dpi
     if settings.format == "png":
-        from PIL.PngImagePlugin import PngInfo
-
-        info = PngInfo()
-        info.add_text("Software", SOFTWARE)
+        info = PngImagePlugin.PngInfo()
+        for key, value in text.items():
+            info.add_text(key, value)
         im.save(buf, "PNG", compress_level=settings.png_compression, pnginfo=info, **extra)
     elif settings.format == "webp":
         if max(im.size) > _WEBP_MAX_SIDE:

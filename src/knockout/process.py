@@ -24,6 +24,9 @@ class Processed:
     method: str
     tolerance: float
     milliseconds: float
+    confidence: float | None = None
+    reasons: tuple[str, ...] = ()
+    review: bool = False
     #: things the user should know about this file, one line each (the first frame of an animation)
     notes: tuple[str, ...] = ()
 
@@ -45,13 +48,16 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
     if settings.depth == 16:
         from ._deep import cut_out_16
 
-        pixels, tolerance = cut_out_16(pic, settings=settings)
+        pixels, tolerance, judged = cut_out_16(pic, settings=settings)
     else:
         res = cut_out(pic.rgb, settings=settings, source_alpha=pic.alpha)
-        pixels, tolerance = res.pixels, res.segmentation.tolerance
+        pixels, tolerance, judged = res.pixels, res.segmentation.tolerance, res.segmentation.assessment
         del res
     del pic  # the input, matte and masks are not needed to encode: keep the peak memory low
-    out = encode(pixels, settings=settings, icc_profile=icc, **meta)
+    text = None
+    if judged is not None:
+        text = {"knockout:confidence": f"{judged.confidence:.3f}", "knockout:reasons": " ".join(judged.reasons)}
+    out = encode(pixels, settings=settings, icc_profile=icc, text=text, **meta)
     return Processed(
         data=out,
         suffix=output_suffix(settings),
@@ -60,6 +66,9 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
         method=settings.preset or settings.method,
         tolerance=tolerance,
         milliseconds=(time.perf_counter() - t0) * 1000,
+        confidence=None if judged is None else judged.confidence,
+        reasons=() if judged is None else judged.reasons,
+        review=judged is not None and judged.confidence < settings.review_below,
         notes=notes,
     )
 
