@@ -354,21 +354,29 @@ def test_in_out_names_the_output_and_its_extension_the_format(tmp_path):
     assert Image.open(tmp_path / "out.png").mode == "RGBA" and not (tmp_path / "in-cutout.png").exists()
     assert _cli("cut", str(src), str(tmp_path / "out.webp")).returncode == 0
     assert Image.open(tmp_path / "out.webp").format == "WEBP"
-    # run again: its own earlier cut-out is the output, kept unless --overwrite (not cut out as an input)
-    (tmp_path / "out.png").write_bytes(to_bytes(Image.new("RGBA", (4, 4)), "PNG"))
-    r = _cli("cut", str(src), str(tmp_path / "out.png"))
-    assert _summary(r.stderr) == (0, 0, 1) and Image.open(tmp_path / "out.png").size == (4, 4)
-    assert _cli("cut", str(src), str(tmp_path / "out.png"), "--overwrite").returncode == 0
-    assert Image.open(tmp_path / "out.png").size == (54, 72) and not (tmp_path / "out-cutout.png").exists()
+    # run again: its own earlier output (marked by knockout) is the output, kept unless --overwrite
+    for name, extra in (("out.png", []), ("out.webp", []), ("solid.jpg", ["--output", "solid"])):
+        before = (tmp_path / name).read_bytes() if (tmp_path / name).exists() else None
+        r = _cli("cut", str(src), str(tmp_path / name), *extra)
+        if before is not None:
+            assert _summary(r.stderr) == (0, 0, 1) and (tmp_path / name).read_bytes() == before
+        r = _cli("cut", str(src), str(tmp_path / name), *extra, "--overwrite")
+        assert _summary(r.stderr) == (1, 0, 0), r.stderr
+    assert not list(tmp_path.glob("*-cutout.*")) and not list(tmp_path.glob("*-solid.*"))
     # a JPEG name needs a JPEG-able output; a --format that contradicts the name is refused
     r = _cli("cut", str(src), str(tmp_path / "out.jpg"))
     assert r.returncode == 2 and "jpeg cannot hold an alpha channel" in r.stderr
     r = _cli("cut", str(src), str(tmp_path / "o.png"), "--format", "webp")
     assert r.returncode == 2 and "the name says png but --format is webp" in r.stderr
-    # two existing photos are still two inputs
+    # two existing photos are still two inputs, with or without alpha, grey or colour
     _headshot_file(tmp_path / "b.png", seed=1)
     assert _summary(_cli("cut", str(src), str(tmp_path / "b.png")).stderr) == (2, 0, 0)
     assert Image.open(tmp_path / "b-cutout.png").mode == "RGBA"
+    Image.open(src).convert("L").save(tmp_path / "grey.png")
+    Image.open(src).convert("RGBA").save(tmp_path / "rgba.png")
+    for photo in ("grey.png", "rgba.png"):
+        assert _summary(_cli("cut", str(src), str(tmp_path / photo), "--overwrite").stderr) == (2, 0, 0)
+        assert Image.open(tmp_path / photo).size == (54, 72)  # the photo itself untouched
 
 
 def test_dash_reads_standard_input_and_writes_standard_output(tmp_path):

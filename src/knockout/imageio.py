@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from . import _png
 from .settings import Settings
 
-__all__ = ["ImageError", "Picture", "decode", "encode", "EXTENSIONS", "output_suffix"]
+__all__ = ["ImageError", "Picture", "decode", "encode", "EXTENSIONS", "is_own_output", "output_suffix"]
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,30 @@ EXTENSIONS = frozenset(
 PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "AVIF", "JPEG2000", "PPM", "TGA")
 PHOTO_FORMATS += ("QOI", "PSD", "PCX", "SGI")
 
-#: Written into PNG (a Software text) and JPEG (a comment) outputs, so a later run knows its own outputs.
+#: Written into PNG (a Software text), JPEG (a comment) and WebP (XMP CreatorTool) outputs, so a
+#: later run knows its own outputs (:func:`is_own_output`).
 SOFTWARE = "knockout"
+_XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:CreatorTool="knockout"/></rdf:RDF></x:xmpmeta>'
+)
+
+
+def is_own_output(path: str | os.PathLike) -> bool:
+    """Whether the file at ``path`` was written by knockout (its mark in PNG, JPEG or WebP); False if unreadable."""
+    try:
+        with Image.open(path) as im:
+            info = im.info
+            xmp = info.get("xmp") or b""
+            return (
+                info.get("Software") == SOFTWARE
+                or info.get("comment") == SOFTWARE.encode()
+                or b'xmp:CreatorTool="knockout"' in (xmp if isinstance(xmp, bytes) else xmp.encode())
+            )
+    except Exception:
+        return False
+
+
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _WEBP_MAX_SIDE = 16383
@@ -433,7 +456,7 @@ def encode(
                 f"WebP holds at most {_WEBP_MAX_SIDE} pixels per side, this output is {im.width}x{im.height}; "
                 "use format: png"
             )
-        im.save(buf, "WEBP", lossless=True, quality=0, method=0, exact=True, **extra)
+        im.save(buf, "WEBP", lossless=True, quality=0, method=0, exact=True, xmp=_XMP, **extra)
     else:
         if im.mode == "RGBA":
             raise ValueError("format jpeg cannot hold an alpha channel; use png or webp, or output solid or mask")

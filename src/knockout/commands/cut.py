@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path, PurePath
 
 from ..fsutil import atomic_write
-from ..imageio import EXTENSIONS, SOFTWARE, ImageError, output_suffix
+from ..imageio import EXTENSIONS, ImageError, is_own_output, output_suffix
 from ..process import Processed, process_bytes
 from ..report import BatchReport
 from ..settings import Settings, SettingsError
@@ -372,7 +372,7 @@ def _named_output(args: argparse.Namespace) -> tuple[list[str], Path | None]:
     elif len(paths) == 2 and args.outdir is None and (paths[0] == "-" or Path(paths[0]).is_file()):
         second = Path(paths[1])
         if paths[1] == "-" or (
-            second.suffix.lower() in _OUTPUT_SUFFIXES and (not second.exists() or _is_cutout(second))
+            second.suffix.lower() in _OUTPUT_SUFFIXES and (not second.exists() or is_own_output(second))
         ):
             paths, out = paths[:1], second
     if "-" in paths:
@@ -387,22 +387,6 @@ def _named_output(args: argparse.Namespace) -> tuple[list[str], Path | None]:
     if out == STDIO and sys.stdout.isatty():
         raise SettingsError("not writing image bytes to a terminal; redirect standard output (> a.png) or name a file")
     return paths, out
-
-
-def _is_cutout(path: Path) -> bool:
-    """Whether an existing file is an earlier output (marked by knockout, or with alpha, or grey), not a photo.
-
-    ``knockout cut a.png b.png`` cuts out two photos; run again, ``knockout cut in.jpg out.png``
-    finds its own out.png and keeps it (or replaces it with --overwrite) instead of cutting it out.
-    """
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            marked = im.info.get("Software") == SOFTWARE or im.info.get("comment") == SOFTWARE.encode()
-            return marked or im.mode in ("RGBA", "LA", "PA", "L") or (im.mode == "P" and "transparency" in im.info)
-    except Exception:
-        return False
 
 
 def _format_from_name(out: Path, settings: Settings, *, given: str | None) -> Settings:
