@@ -464,3 +464,21 @@ def test_depth_16_reads_16_bit_tiff():
     pic = decode(imagecodecs.tiff_encode(a), settings=Settings(depth=16))
     np.testing.assert_array_equal(pic.deep, a)
     assert pic.rgb.shape == (20, 30, 3) and decode(imagecodecs.tiff_encode(a)).deep is None  # depth 8: not read
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 7, 8])
+def test_depth_16_turns_a_16_bit_input_upright_like_the_8_bit_copy(orientation):
+    pytest.importorskip("imagecodecs")
+    import struct
+    import zlib
+
+    a = np.random.default_rng(orientation).integers(0, 65536, (20, 30, 3)).astype(np.uint16)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    body = exif.tobytes()[6:]  # no Exif\0\0 header in a PNG eXIf chunk
+    chunk = struct.pack(">I", len(body)) + b"eXIf" + body + struct.pack(">I", zlib.crc32(b"eXIf" + body))
+    plain = png16(a)
+    data = plain[:33] + chunk + plain[33:]  # after the signature and IHDR
+    pic = decode(data, settings=Settings(depth=16))
+    assert pic.deep.shape == pic.rgb.shape == ((20, 30, 3) if orientation == 3 else (30, 20, 3))
+    np.testing.assert_array_equal(pic.deep >> 8, pic.rgb)  # the 16 bits are the 8-bit copy's, turned alike
