@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path, PurePath
 
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write, make_folders
 from ..imageio import EXTENSIONS, ImageError, is_own_output, output_suffix
 from ..process import Processed, process_bytes
 from ..report import BatchReport
@@ -279,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
     failed = len(problems)
     if args.outdir is not None and named is None:
         try:
-            args.outdir.mkdir(parents=True, exist_ok=True)
+            make_folders(args.outdir)
         except OSError as exc:
             _say(f"knockout: error: cannot create output folder {args.outdir}: {exc.strerror or exc}")
             return 2
@@ -462,7 +462,8 @@ def _plan(
             skipped += 1
             continue
         try:
-            dst.parent.mkdir(parents=True, exist_ok=True)
+            # mirrored sub-folders of -o: real folders only, never through a link out of it
+            make_folders(dst.parent, root=args.outdir if args.outdir not in (None, STDIO) else None)
         except OSError as exc:
             _say(f"knockout: error: {src}: cannot create folder {dst.parent}: {exc.strerror or exc}")
             refused += 1
