@@ -231,6 +231,8 @@ class Filer:
                 "review": res.review,
             },
         )
+        for note in res.notes:  # e.g. only the first frame of an animated GIF was cut out
+            log.warning("%s: %s: %s", job.name, w.rel, note)
 
     def after_success(self, job: Job, rel: PurePath, claim: Path, record: os.stat_result | None = None) -> None:
         """The input of a finished file: to processed/, deleted, or back in place with a record."""
