@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 
-from knockout.imageio import EXTENSIONS
+from knockout._formats import EXTENSIONS
 
 __all__ = [
     "Claims",

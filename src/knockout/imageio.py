@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import _png
+from ._formats import EXTENSIONS, output_suffix
 from .settings import Settings
 
 __all__ = ["ImageError", "Picture", "decode", "encode", "EXTENSIONS", "output_suffix"]
@@ -28,9 +29,6 @@ try:  # optional HEIC/HEIF support: pip install 'knockout[heif]'
     register_heif_opener()
 except ImportError:  # pragma: no cover - depends on the extra
     pass
-
-#: File extensions knockout treats as images (lower case, with the dot).
-EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif"})
 
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -202,11 +200,6 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes
         except Exception as exc:  # a broken profile must not lose the image
             log.warning("cannot use the embedded CMYK profile (%s); converting without it", _one_line(exc))
     return im.convert("RGB"), None
-
-
-def output_suffix(settings: Settings) -> str:
-    """The file extension (with dot) of outputs made with ``settings``."""
-    return {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}[settings.format]
 
 
 def encode(pixels: np.ndarray, *, settings: Settings, icc_profile: bytes | None = None) -> bytes:

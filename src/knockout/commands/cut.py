@@ -7,18 +7,18 @@ import dataclasses
 import glob
 import logging
 import multiprocessing
-import os
 import sys
 import time
 import traceback
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..fsutil import atomic_write
-from ..imageio import EXTENSIONS, ImageError, output_suffix
-from ..process import Processed, process_file
+from .._formats import EXTENSIONS, output_suffix
 from ..settings import Settings, SettingsError
+
+if TYPE_CHECKING:  # the image modules (numpy, Pillow, SciPy) are imported when a file is cut
+    from ..process import Processed
 
 __all__ = ["register", "expand_inputs", "output_path"]
 
@@ -142,6 +142,10 @@ def _work(src: Path, dst: Path, settings: Settings, *, debug: bool = False) -> R
     are cheap to send back from worker processes. With ``debug`` the error carries the
     traceback after its first line.
     """
+    from ..fsutil import atomic_write
+    from ..imageio import ImageError
+    from ..process import process_file
+
     try:
         res = process_file(src, settings=settings)
     except ImageError as exc:
@@ -165,13 +169,26 @@ def _error(message: str, debug: bool) -> str:
 def _run_local(
     jobs: list[tuple[Path, Path]], settings: Settings, workers: int, *, debug: bool = False
 ) -> Iterator[Result]:
-    """Run ``jobs`` here, in ``workers`` processes; yields results as they finish."""
+    """Run ``jobs`` here, in ``workers`` processes; yields results as they finish.
+
+    One file, or one worker, runs in this process (no pool). A pool's workers are started
+    once, each with its share of the CPUs as its thread budget, and warm up before the first file.
+    """
     if workers <= 1 or len(jobs) <= 1:
         for src, dst in jobs:
             yield _work(src, dst, settings, debug=debug)
         return
-    ctx = _pool_context()
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx)
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from .._cpus import usable_cpus
+
+    n = min(workers, len(jobs))
+    pool = ProcessPoolExecutor(
+        max_workers=n,
+        mp_context=_pool_context(),
+        initializer=_start_worker,
+        initargs=(max(1, usable_cpus() // n), settings),
+    )
     finished = False
     try:
         futures = {pool.submit(_work, src, dst, settings, debug=debug): (src, dst) for src, dst in jobs}
@@ -185,6 +202,15 @@ def _run_local(
     finally:
         # on Ctrl-C, drop the queued files at once instead of cutting them all out first
         pool.shutdown(wait=finished, cancel_futures=not finished)
+
+
+def _start_worker(threads: int, settings: Settings) -> None:
+    """A pool worker: its thread budget, then a tiny cut-out so that every lazy import is done."""
+    from .._cpus import limit_threads
+    from ..process import warm_up
+
+    limit_threads(threads)
+    warm_up(settings)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -237,7 +263,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
         results: Iterator[Result] = run_batch(jobs, settings, address=args.dask)
     else:
-        workers = (os.cpu_count() or 1) if args.jobs == 0 else args.jobs
+        from .._cpus import usable_cpus
+
+        workers = usable_cpus() if args.jobs == 0 else args.jobs
         results = _run_local(jobs, settings, workers, debug=debug)
     seen = 0
     try:
