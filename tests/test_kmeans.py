@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from knockout._kmeans import assign, kmeans, thread_pools
+from knockout._kmeans import KMeans, assign, kmeans, thread_pools
 
 
 def _blobs(seed: int = 0, n: int = 300, spread: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
@@ -106,3 +106,17 @@ def test_thread_pools_limit_blas():
     with pools.limit(limits=1, user_api="blas"):
         assert all(p["num_threads"] == 1 for p in thread_pools().info() if p["user_api"] == "blas")
     assert thread_pools() is pools  # cached while no module is imported
+
+
+def test_scikit_learn_call_shape():
+    pts, truth = _blobs()
+    km = KMeans(n_clusters=4, n_init=1, random_state=2).fit(pts)
+    assert _same_partition(km.labels_, truth) and km.cluster_centers_.shape == (4, 3)
+    assert np.array_equal(km.predict(pts), km.labels_)
+    again = KMeans(n_clusters=4, n_init=1, init=km.cluster_centers_, random_state=5).fit(pts)
+    assert np.array_equal(again.labels_, km.labels_) and again.n_iter_ == 1
+    assert np.array_equal(KMeans(4, random_state=2).fit_predict(pts), km.labels_)
+    with pytest.raises(ValueError, match="n_init"):
+        KMeans(4, n_init=10)
+    with pytest.raises(ValueError, match="init must be"):
+        KMeans(4, init="random")
