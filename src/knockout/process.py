@@ -9,8 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .compose import compose
 from .cutout import cut_out
 from .imageio import decode, encode, output_suffix
+from .matte import matte
+from .segment import segment
 from .settings import Settings
 
 __all__ = ["Processed", "process_bytes", "process_file", "warm_up"]
@@ -41,11 +44,17 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
     """
     t0 = time.perf_counter()
     pic = decode(data, settings=settings)
-    h, w = pic.rgb.shape[:2]
-    icc = pic.icc_profile
-    res = cut_out(pic.rgb, settings=settings, source_alpha=pic.alpha)
-    pixels, tolerance = res.pixels, res.segmentation.tolerance
-    del pic, res  # the input, matte and masks are not needed to encode: keep the peak memory low
+    rgb, source_alpha, icc = pic.rgb, pic.alpha, pic.icc_profile
+    del pic
+    h, w = rgb.shape[:2]
+    # cut_out's steps, each input dropped once used: at 12 MP the image and the full-size mask
+    # (48 MB) are gone before the output (48 MB) is built, and the matte before it is encoded
+    seg = segment(rgb, settings=settings)
+    alpha, colors = matte(rgb, seg, settings=settings)
+    tolerance = seg.tolerance
+    del rgb, seg
+    pixels = compose(colors, alpha, settings=settings, source_alpha=source_alpha)
+    del colors, alpha, source_alpha
     out = encode(pixels, settings=settings, icc_profile=icc)
     return Processed(
         data=out,
