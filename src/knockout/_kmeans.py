@@ -48,7 +48,7 @@ def kmeans(
     n_clusters: int,
     *,
     init: np.ndarray | None = None,
-    seed: int | np.random.Generator = 0,
+    seed: int | np.random.RandomState = 0,
     max_iter: int = 300,
     tol: float = 1e-4,
 ) -> KMeansResult:
@@ -62,8 +62,9 @@ def kmeans(
         k, at least 1.
     init : ndarray of float, shape (k, D), optional
         Starting centres (e.g. the previous pass's); k-means++ seeding when None.
-    seed : int or numpy Generator, keyword-only
-        The k-means++ seeding's randomness: the same seed gives the same result.
+    seed : int or numpy RandomState, keyword-only
+        The k-means++ seeding's randomness: the same seed gives the same result, and the
+        same draws as ``sklearn.cluster.KMeans(random_state=seed)`` makes.
     max_iter : int, keyword-only
         At most this many Lloyd iterations.
     tol : float, keyword-only
@@ -81,19 +82,24 @@ def kmeans(
         If ``points`` is not a finite 2-D array with at least ``n_clusters`` rows, or ``init``
         does not have shape (``n_clusters``, D).
     """
-    x = np.asarray(points, dtype=np.float64)
+    given = np.asarray(points)
+    # float32 points are centred and seeded in float32, as scikit-learn does; Lloyd runs in float64
+    dtype = given.dtype if given.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    x = given.astype(dtype)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"points must be a non-empty (N, D) array, got shape {np.shape(points)}")
     if not isinstance(n_clusters, (int, np.integer)) or not 1 <= n_clusters <= len(x):
         raise ValueError(f"n_clusters must be an integer from 1 to the number of points ({len(x)}), got {n_clusters}")
     if not np.isfinite(x).all():
         raise ValueError("points must be finite (no NaN or infinity); drop or fill those rows first")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
     mean = x.mean(axis=0)
-    x = x - mean  # centred, as scikit-learn does, for precise squared distances
+    x -= mean  # centred, as scikit-learn does, for precise squared distances
     if init is None:
         centers = _kmeans_plus_plus(x, int(n_clusters), rng)
+        x = x.astype(np.float64)
     else:
+        x = x.astype(np.float64)
         centers = np.array(init, dtype=np.float64) - mean
         if centers.shape != (n_clusters, x.shape[1]):
             raise ValueError(f"init must have shape ({n_clusters}, {x.shape[1]}), got {np.shape(init)}")
@@ -106,7 +112,7 @@ def kmeans(
         if shift <= limit:
             break
     labels = _nearest(x, centers)
-    return KMeansResult(labels, centers + mean, it)
+    return KMeansResult(labels, centers + mean.astype(np.float64), it)
 
 
 class KMeans:
@@ -190,24 +196,34 @@ def _means(x: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> np.ndarray
     return out
 
 
-def _kmeans_plus_plus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Greedy k-means++: each new centre is the best of 2 + log(k) candidates drawn by squared distance."""
+def _kmeans_plus_plus(x: np.ndarray, k: int, rng: np.random.RandomState) -> np.ndarray:
+    """Greedy k-means++: each new centre is the best of 2 + log(k) candidates drawn by squared distance.
+
+    The draws are scikit-learn's, in its order (a uniform first centre, then ``uniform`` per
+    candidate), so the same seed starts from the same centres.
+    """
     n = len(x)
     trials = 2 + int(math.log(k))
     centers = np.empty((k, x.shape[1]))
-    x_sq = np.einsum("ij,ij->i", x, x)
-    x_t = np.ascontiguousarray(x.T)
-    first = rng.integers(n)
+    ones = np.ones(n, x.dtype)
+    x64 = x.astype(np.float64)
+    x_sq = np.einsum("ij,ij->i", x64, x64)
+    x_t = np.ascontiguousarray(x64.T)
+
+    def sq_dist(rows: np.ndarray) -> np.ndarray:  # (len(rows), N), in the points' dtype
+        d = x_sq[rows, None] - 2.0 * (x64[rows] @ x_t) + x_sq
+        return np.maximum(d, 0.0).astype(x.dtype)
+
+    first = rng.choice(n, p=ones / ones.sum())
     centers[0] = x[first]
-    closest = np.maximum(x_sq - 2.0 * (x[first] @ x_t) + x_sq[first], 0.0)
-    potential = closest.sum()
+    closest = sq_dist(np.array([first]))[0]
+    potential = closest @ ones
     for c in range(1, k):
-        picks = np.searchsorted(np.cumsum(closest), rng.random(trials) * potential)
+        picks = np.searchsorted(np.cumsum(ones * closest), rng.uniform(size=trials) * potential)
         picks = np.minimum(picks, n - 1)
-        to_picks = x_sq[picks, None] - 2.0 * (x[picks] @ x_t) + x_sq  # (trials, N) squared distances
-        np.maximum(to_picks, 0.0, out=to_picks)
-        np.minimum(to_picks, closest, out=to_picks)
-        pots = to_picks.sum(axis=1)
+        to_picks = sq_dist(picks)
+        np.minimum(closest, to_picks, out=to_picks)
+        pots = to_picks @ ones
         best = int(np.argmin(pots))
         closest, potential = to_picks[best], pots[best]
         centers[c] = x[picks[best]]
