@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._kmeans import thread_pools
 from .compose import compose
 from .cutout import cut_out
 from .imageio import decode, encode, output_suffix
@@ -49,12 +50,16 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
     h, w = rgb.shape[:2]
     # cut_out's steps, each input dropped once used: at 12 MP the image and the full-size mask
     # (48 MB) are gone before the output (48 MB) is built, and the matte before it is encoded
-    seg = segment(rgb, settings=settings)
-    alpha, colors = matte(rgb, seg, settings=settings)
-    tolerance = seg.tolerance
-    del rgb, seg
-    pixels = compose(colors, alpha, settings=settings, source_alpha=source_alpha)
-    del colors, alpha, source_alpha
+    # one BLAS thread: the matte's vector operations on a headshot are too small to share, and
+    # OpenBLAS's idle threads spin: 2.5x the CPU time and 2x the wall time at 600x800 on a busy
+    # 2-core machine, no gain at 12 MP (bench/RESULTS.md); knockout's own thread pools still run
+    with thread_pools().limit(limits=1, user_api="blas"):
+        seg = segment(rgb, settings=settings)
+        alpha, colors = matte(rgb, seg, settings=settings)
+        tolerance = seg.tolerance
+        del rgb, seg
+        pixels = compose(colors, alpha, settings=settings, source_alpha=source_alpha)
+        del colors, alpha, source_alpha
     out = encode(pixels, settings=settings, icc_profile=icc)
     return Processed(
         data=out,
