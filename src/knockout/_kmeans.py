@@ -83,7 +83,7 @@ def kmeans(
         does not have shape (``n_clusters``, D).
     """
     given = np.asarray(points)
-    # float32 points are centred and seeded in float32, as scikit-learn does; Lloyd runs in float64
+    # float32 points are clustered in float32, as scikit-learn does (means summed in float64)
     dtype = given.dtype if given.dtype in (np.float32, np.float64) else np.dtype(np.float64)
     x = given.astype(dtype)
     if x.ndim != 2 or x.shape[0] == 0:
@@ -97,16 +97,15 @@ def kmeans(
     x -= mean  # centred, as scikit-learn does, for precise squared distances
     if init is None:
         centers = _kmeans_plus_plus(x, int(n_clusters), rng)
-        x = x.astype(np.float64)
     else:
-        x = x.astype(np.float64)
         centers = np.array(init, dtype=np.float64) - mean
         if centers.shape != (n_clusters, x.shape[1]):
             raise ValueError(f"init must have shape ({n_clusters}, {x.shape[1]}), got {np.shape(init)}")
     limit = tol * float(x.var(axis=0).mean())
+    columns = np.ascontiguousarray(x.T, dtype=np.float64)  # the sums' weights, once
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned
-        new = _means(x, _nearest(x, centers), centers)
+        new = _means(x, columns, _nearest(x, centers), centers)
         shift = float(((new - centers) ** 2).sum())
         centers = new
         if shift <= limit:
@@ -166,21 +165,25 @@ def _nearest(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
 
     In blocks of rows that stay in the CPU cache: 4x faster than one (N, k) array at N = 120,000.
     """
-    step = -2.0 * centers.T
-    c_sq = (centers**2).sum(axis=1)
+    dtype = x.dtype if x.dtype == np.float32 else np.dtype(np.float64)
+    step = (-2.0 * centers.T).astype(dtype)
+    c_sq = (centers**2).sum(axis=1).astype(dtype)
     labels = np.empty(len(x), np.intp)
     for i in range(0, len(x), _BLOCK):
-        d = np.asarray(x[i : i + _BLOCK], dtype=np.float64) @ step
+        d = np.asarray(x[i : i + _BLOCK], dtype=dtype) @ step
         d += c_sq
         labels[i : i + _BLOCK] = d.argmin(axis=1)
     return labels
 
 
-def _means(x: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """The mean of each cluster; an empty cluster takes the point farthest from its centre."""
-    k, dims = centers.shape
+def _means(x: np.ndarray, columns: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """The mean of each cluster; an empty cluster takes the point farthest from its centre.
+
+    ``columns`` is ``x.T`` in float64, contiguous (``bincount`` weights).
+    """
+    k = len(centers)
     counts = np.bincount(labels, minlength=k).astype(np.float64)
-    sums = np.stack([np.bincount(labels, weights=x[:, j], minlength=k) for j in range(dims)], axis=1)
+    sums = np.stack([np.bincount(labels, weights=col, minlength=k) for col in columns], axis=1)
     empty = np.flatnonzero(counts == 0)
     if empty.size:  # rare: scikit-learn's rule, the points farthest from their centres
         dist = ((x - centers[labels]) ** 2).sum(axis=1)
