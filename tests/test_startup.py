@@ -81,3 +81,16 @@ def test_default_cut_never_imports_sklearn(tmp_path):
     assert (tmp_path / "out" / "a.png").is_file()
     assert "numpy" in loaded  # the cut did run
     assert "sklearn" not in loaded
+
+
+def test_one_file_cut_imports_no_progress_bar(tmp_path):
+    rgb, _ = synthetic_headshot(120, 90)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    code = (
+        "import contextlib, io\nfrom knockout.cli import main\n"
+        "with contextlib.redirect_stderr(io.StringIO()) as err:\n    assert main(['cut', 'a.png']) == 0\n"
+        "assert '1 cut out, 0 failed' in err.getvalue(), err.getvalue()\n"
+    )
+    loaded = _loaded(code, tmp_path)
+    assert (tmp_path / "a-cutout.png").is_file()
+    assert "tqdm" not in loaded
