@@ -61,6 +61,8 @@ _HELP = {
     "jpeg_quality": "JPEG quality 1-100",
     "max_pixels": "largest image accepted, in pixels",
     "seed": "random seed",
+    "face_prior": "find a frontal face and keep the face and neck as subject",
+    "review_below": "flag a cut-out for review when its confidence (0-1) is below this",
 }
 
 

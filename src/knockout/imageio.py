@@ -10,10 +10,11 @@ from __future__ import annotations
 import io
 import logging
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from . import _png
 from ._formats import EXTENSIONS, output_suffix
@@ -202,7 +203,13 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes
     return im.convert("RGB"), None
 
 
-def encode(pixels: np.ndarray, *, settings: Settings, icc_profile: bytes | None = None) -> bytes:
+def encode(
+    pixels: np.ndarray,
+    *,
+    settings: Settings,
+    icc_profile: bytes | None = None,
+    text: Mapping[str, str] | None = None,
+) -> bytes:
     """Encode an output array to file bytes.
 
     Parameters
@@ -216,6 +223,8 @@ def encode(pixels: np.ndarray, *, settings: Settings, icc_profile: bytes | None 
         as does every level when python-isal is not installed.
     icc_profile : bytes, optional
         An RGB ICC profile, embedded in colour outputs (never in a grey mask).
+    text : mapping of str to str, optional
+        PNG text chunks (tEXt), such as ``{"knockout:confidence": "0.93"}``; other formats ignore it.
 
     Returns
     -------
@@ -233,11 +242,16 @@ def encode(pixels: np.ndarray, *, settings: Settings, icc_profile: bytes | None 
     if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
         raise ValueError(f"encode expects shape (H, W), (H, W, 3) or (H, W, 4), got {pixels.shape}")
     if settings.format == "png" and settings.png_compression in _png.LEVELS and _png.available() and pixels.size:
-        return _png.encode_png(pixels, level=settings.png_compression, icc_profile=icc_profile)
+        return _png.encode_png(pixels, level=settings.png_compression, icc_profile=icc_profile, text=text)
     im = Image.fromarray(np.ascontiguousarray(pixels))
     buf = io.BytesIO()
     extra = {"icc_profile": icc_profile} if icc_profile and im.mode != "L" else {}
     if settings.format == "png":
+        if text:
+            info = PngImagePlugin.PngInfo()
+            for key, value in text.items():
+                info.add_text(key, value)
+            extra["pnginfo"] = info
         im.save(buf, "PNG", compress_level=settings.png_compression, **extra)
     elif settings.format == "webp":
         if max(im.size) > _WEBP_MAX_SIDE:

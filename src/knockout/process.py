@@ -33,6 +33,9 @@ class Processed:
     method: str
     tolerance: float
     milliseconds: float
+    confidence: float | None = None
+    reasons: tuple[str, ...] = ()
+    review: bool = False
 
 
 def process_bytes(data: bytes, *, settings: Settings) -> Processed:
@@ -49,18 +52,21 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
     del pic
     h, w = rgb.shape[:2]
     # cut_out's steps, each input dropped once used: at 12 MP the image and the full-size mask
-    # (48 MB) are gone before the output (48 MB) is built, and the matte before it is encoded
-    # one BLAS thread: the matte's vector operations on a headshot are too small to share, and
+    # (48 MB) are gone before the output (48 MB) is built, and the matte before it is encoded.
+    # One BLAS thread: the matte's vector operations on a headshot are too small to share, and
     # OpenBLAS's idle threads spin: 2.5x the CPU time and 2x the wall time at 600x800 on a busy
     # 2-core machine, no gain at 12 MP (bench/RESULTS.md); knockout's own thread pools still run
     with thread_pools().limit(limits=1, user_api="blas"):
         seg = segment(rgb, settings=settings)
         alpha, colors = matte(rgb, seg, settings=settings)
-        tolerance = seg.tolerance
+        tolerance, judged = seg.tolerance, seg.assessment
         del rgb, seg
         pixels = compose(colors, alpha, settings=settings, source_alpha=source_alpha)
         del colors, alpha, source_alpha
-    out = encode(pixels, settings=settings, icc_profile=icc)
+    text = None
+    if judged is not None:
+        text = {"knockout:confidence": f"{judged.confidence:.3f}", "knockout:reasons": " ".join(judged.reasons)}
+    out = encode(pixels, settings=settings, icc_profile=icc, text=text)
     return Processed(
         data=out,
         suffix=output_suffix(settings),
@@ -69,6 +75,9 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
         method=settings.preset or settings.method,
         tolerance=tolerance,
         milliseconds=(time.perf_counter() - t0) * 1000,
+        confidence=None if judged is None else judged.confidence,
+        reasons=() if judged is None else judged.reasons,
+        review=judged is not None and judged.confidence < settings.review_below,
     )
 
 

@@ -14,6 +14,8 @@ from threadpoolctl import ThreadpoolController
 
 from ._color import rgb_to_lab
 from ._cpus import usable_cpus
+from .confidence import Assessment, assess
+from .prior import Face, find_face
 from .settings import Settings
 
 __all__ = ["Segmentation", "segment"]
@@ -27,6 +29,7 @@ _BOX_SAMPLES = 3  # a reduction box-averages at least this many samples per side
 _EIGHT = np.ones((3, 3), bool)
 _K = 2  # half-width of the window (in tolerance steps) over which area change is measured
 _FLAT = 0.005  # area change (fraction of the image) still counted as flat
+_CLEARED = 0.05  # a plateau that clears this much more of the frame beside the head is preferred
 _SMOOTH = 1.0  # texture (Lab deviation) above the smoothest backdrop candidate's still counted as backdrop
 
 
@@ -44,12 +47,18 @@ class Segmentation:
         The colour distance (CIE delta E, or the recipe's RGB distance for presets) used.
     work_mask : ndarray of bool, shape (h, w)
         The mask at the working resolution (equal to ``mask`` when no downscaling).
+    assessment : Assessment or None
+        How sure the segmentation is (:func:`knockout.confidence.assess`); None for the presets.
+    face : Face or None
+        The face found in the working image (its coordinates), if any.
     """
 
     mask: np.ndarray
     backdrop: np.ndarray
     tolerance: float
     work_mask: np.ndarray
+    assessment: Assessment | None = None
+    face: Face | None = None
 
 
 def segment(image: np.ndarray, *, settings: Settings | None = None) -> Segmentation:
@@ -100,8 +109,14 @@ def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
     h, w = lab.shape[:2]
     seeds = _border_seeds((h, w))
     texture = _texture(lab)
-    seeds &= _backdrop_seeds(lab, seeds, texture, settings)
+    face = find_face(small) if settings.face_prior else None
+    seeds &= _backdrop_seeds(lab, seeds, texture, settings, above=None if face is None else face.above((h, w)))
     anchor = _anchor((h, w))
+    if face is not None:  # the face and the body below it replace the bottom centre as the anchor
+        anchor = face.body((h, w))
+        prior = (face.sure_subject((h, w)), face.likely_backdrop((h, w)))
+    else:
+        prior = None
     rng = np.random.default_rng(settings.seed)
     region = seeds
     centers = None  # the kmeans clusters of the previous pass, the next pass's starting point
@@ -119,15 +134,22 @@ def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
         if settings.tolerance == "auto":
             # a colour distance is continuous, so its longest plateau is the subject's outline; the
             # kmeans cost is a few cluster levels, flat between them, so its first plateau is taken
-            tol = _auto_tolerance(barrier, seeds, anchor, longest=settings.effective_method != "kmeans")
+            tol = _auto_tolerance(barrier, seeds, anchor, longest=settings.effective_method != "kmeans", prior=prior)
         else:
             tol = float(settings.tolerance)
         region = ndi.binary_erosion(barrier <= tol, iterations=2) | seeds
+        if i == 0:
+            first_pass = barrier > tol
     work = _clean(barrier > tol, settings)
+    others = [first_pass]
+    if settings.tolerance == "auto":  # the other plateau rule's choice
+        alt = _auto_tolerance(barrier, seeds, anchor, longest=settings.effective_method == "kmeans", prior=prior)
+        others.append(barrier > alt)
     mask = _upscale_mask(work, image.shape[:2])
     backdrop = _backdrop_colors(small, region, rng)
-    log.debug("segment: tolerance %.1f, subject %.1f%%", tol, 100 * work.mean())
-    return Segmentation(mask=mask, backdrop=backdrop, tolerance=tol, work_mask=work)
+    judged = assess(work, barrier, tol, face=face, tolerances=_TOLERANCES, alternatives=others, lab=lab)
+    log.debug("segment: tolerance %.1f, subject %.1f%%, confidence %.2f", tol, 100 * work.mean(), judged.confidence)
+    return Segmentation(mask=mask, backdrop=backdrop, tolerance=tol, work_mask=work, assessment=judged, face=face)
 
 
 # -- input ----------------------------------------------------------------------------------
@@ -187,13 +209,17 @@ def _border_seeds(shape: tuple[int, int]) -> np.ndarray:
     return seeds
 
 
-def _backdrop_seeds(lab: np.ndarray, seeds: np.ndarray, texture: np.ndarray, settings: Settings) -> np.ndarray:
+def _backdrop_seeds(
+    lab: np.ndarray, seeds: np.ndarray, texture: np.ndarray, settings: Settings, *, above: np.ndarray | None = None
+) -> np.ndarray:
     """Reject seed pixels of a subject that touches the border.
 
     The border strip is clustered by colour; clusters seen in the top corners (where the
     subject almost never is) or covering a large share of the strip are backdrop, if they
     are smooth: among those, one whose median texture (``texture``, local Lab deviation) is
     well above the smoothest one's is hair, skin or cloth touching the border, not backdrop.
+    ``above`` (the top edge right above a face whose head reaches it): a cluster that fills it
+    but is not seen on the sides below the top edge is the head's (a cap, hair), not backdrop.
     """
     from sklearn.cluster import KMeans
 
@@ -218,6 +244,14 @@ def _backdrop_seeds(lab: np.ndarray, seeds: np.ndarray, texture: np.ndarray, set
     strip_tex = texture[seeds]  # in the order of pts, like km.labels_
     tex = np.array([np.median(strip_tex[km.labels_ == c]) if good[c] else np.inf for c in range(k)])
     good &= tex <= max(2.0 * tex.min(), tex.min() + _SMOOTH)
+    if above is not None and (above & seeds).any():
+        sides = seeds.copy()
+        sides[: max(2, round(0.1 * h))] = False
+        on_top = np.bincount(lbl[above & seeds], minlength=k) / max(1, (above & seeds).sum())
+        on_sides = np.bincount(lbl[sides], minlength=k) / max(1, sides.sum())
+        head = (on_top >= 0.25) & (on_sides < 0.05)
+        if (good & ~head).any():
+            good &= ~head
     return np.isin(lbl, np.flatnonzero(good))
 
 
@@ -380,7 +414,14 @@ def _label_threads() -> int:
     return min(usable_cpus(), 4)
 
 
-def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray, *, longest: bool = False) -> float:
+def _auto_tolerance(
+    barrier: np.ndarray,
+    seeds: np.ndarray,
+    anchor: np.ndarray,
+    *,
+    longest: bool = False,
+    prior: tuple[np.ndarray, np.ndarray] | None = None,
+) -> float:
     """Pick the tolerance per image: the first stable subject area before any leak.
 
     The subject's area as a function of the tolerance falls while the backdrop fills, then
@@ -396,8 +437,9 @@ def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray, 
     """
     n = len(_TOLERANCES)
     fg = np.array([(barrier > t).mean() for t in _TOLERANCES])
-    a = barrier[anchor]
-    leak = float(np.quantile(np.where(np.isinf(a), 1e9, a), 0.3))
+    leak = _leak(barrier, anchor)
+    if prior is not None:  # a leak reaches the face or the neck before the body, often
+        leak = min(leak, _leak(barrier, prior[0]))
     hi = min(n - 1, max(2, int(np.searchsorted(_TOLERANCES, leak / 1.2)) - 1))
     idx = np.arange(n)
     change = fg[np.maximum(idx - _K, 0)] - fg[np.minimum(idx + _K, n - 1)]
@@ -409,7 +451,31 @@ def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray, 
     flat = ok & (change <= change[ok].min() + _FLAT)
     runs = _runs(flat)
     first, last = max(runs, key=lambda r: r[1] - r[0]) if longest else runs[0]
+    if prior is not None and prior[1].any():
+        # of the plateaus, the one that clears most of the frame beside and above the head
+        cleared = 1 - _kept(barrier, prior[1])
+        mid = [(f + la + 1) // 2 for f, la in runs]
+        best = max(cleared[m] for m in mid)
+        if cleared[(first + last + 1) // 2] < best - _CLEARED:
+            near_best = [r for r, m in zip(runs, mid, strict=True) if cleared[m] >= best - _CLEARED]
+            first, last = max(near_best, key=lambda r: r[1] - r[0])
     return float(_TOLERANCES[(first + last + 1) // 2])
+
+
+def _leak(barrier: np.ndarray, zone: np.ndarray) -> float:
+    """The tolerance at which the backdrop has reached 30 % of ``zone`` (infinite if never)."""
+    if not zone.any():
+        return np.inf
+    a = barrier[zone]
+    return float(np.quantile(np.where(np.isinf(a), 1e9, a), 0.3))
+
+
+def _kept(barrier: np.ndarray, zone: np.ndarray) -> np.ndarray:
+    """For each tolerance, the share of ``zone`` left as subject (its barrier above the tolerance)."""
+    b = np.sort(barrier[zone])
+    if b.size == 0:
+        return np.ones(len(_TOLERANCES))
+    return 1 - np.searchsorted(b, _TOLERANCES, side="right") / b.size
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:

@@ -96,6 +96,13 @@ class Settings:
         Largest image accepted (Pillow's decompression-bomb guard).
     seed : int
         Random seed for KMeans and sampling, so results are reproducible.
+    face_prior : bool
+        Look for a frontal face and use where it is: the face and neck stay subject, and of the
+        tolerance plateaus the one that clears the frame beside and above the head is taken.
+    review_below : float
+        A cut-out whose confidence (0-1, see :mod:`knockout.confidence`) is below this is flagged
+        for review: the daemon files it in the job's ``review`` folder, ``knockout cut --report``
+        marks it. 0 flags nothing, 1 everything.
     """
 
     method: str = "threshold"
@@ -115,6 +122,8 @@ class Settings:
     jpeg_quality: int = 92
     max_pixels: int = 89_478_485
     seed: int = 0
+    face_prior: bool = True
+    review_below: float = 0.5
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -248,3 +257,5 @@ def _validate(s: Settings) -> None:
     _set(s, "jpeg_quality", _number("jpeg_quality", s.jpeg_quality, 1, 100, integer=True))
     _set(s, "max_pixels", _number("max_pixels", s.max_pixels, 1, 2**40, integer=True))
     _set(s, "seed", _number("seed", s.seed, 0, 2**31 - 1, integer=True))
+    _set(s, "face_prior", _bool("face_prior", s.face_prior))
+    _set(s, "review_below", _number("review_below", s.review_below, 0.0, 1.0, integer=False))
