@@ -1,6 +1,15 @@
 """Speed and memory of ``knockout cut`` against the source article's recipe, side by side in one run.
 
-What it measures (issue 2's speed bar), on a 12-megapixel photo:
+By default, every figure of issue 13's targets as whole processes (imports included), the commands
+alternated (the order reversed every other round), medians of ``--rounds`` rounds of wall time, CPU
+time and peak RSS, each measured by a small probe process: ``knockout --help`` and ``status`` against
+``python -c pass``; ``knockout cut big.jpg`` (12 MP) against the article's recipe as a script and a
+bare process that decodes the JPEG with Pillow, converts it to RGBA and writes it with
+``knockout._png``; ``knockout cut DIR -j 1`` and ``-j 2`` on ``--batch`` 600x800 portraits against
+the recipe looping over the same files in one process. ``--wired`` adds knockout runs with
+``knockout._kmeans.KMeans`` standing in for scikit-learn's (scikit-learn never imported).
+
+With ``--in-process``, also issue 2's report, on a 12-megapixel photo:
 
 (a) end to end, file to file: knockout (decode, segment, matte, compose, encode, atomic write) vs the
     article's recipe (Pillow ``getdata`` -> scikit-learn ``KMeans()`` with its defaults, fitted and
@@ -23,7 +32,7 @@ knockout's times are the best of ``--repeat`` runs after a warm-up ((b): their m
 runs end to end once, and its fit + predict ``--recipe-fits`` times in all (it takes minutes).
 Machines here are shared and noisy: compare ratios from the same run, not absolute times.
 
-Usage: python bench/speed.py [--megapixels 12] [--batch 24] [--repeat 3] [--no-recipe]
+Usage: python bench/speed.py [--rounds 3] [--wired] [--batch 24] [--no-recipe] [--in-process [--repeat 3]]
 Prints a markdown report; copy it into bench/RESULTS.md with the machine's load.
 """
 
