@@ -2,10 +2,13 @@
 
 scikit-learn's ``KMeans`` costs about 0.5 s to import (it pulls in SciPy's stats and more), which
 is most of a small image's time in a one-off ``knockout cut``; on a few thousand points in three
-dimensions a plain numpy Lloyd iteration is as fast. Same algorithm as scikit-learn with
-``n_init=1``: greedy k-means++ seeding (2 + log k trials per centre), Lloyd iterations until the
+dimensions a numpy Lloyd iteration is nearly as fast (1.6-1.9 ms against scikit-learn's ~1.3 ms on
+20,000 points, k = 8). Same algorithm as scikit-learn with ``n_init=1``, and the same random draws
+for a seed: greedy k-means++ seeding (2 + log k trials per centre), Lloyd iterations until the
 centres move less than ``tol`` times the data's mean variance, empty clusters moved to the points
-farthest from their centres, and labels from a last assignment to the final centres.
+farthest from their centres, and labels from a last assignment to the final centres. On the 262
+portraits of ``bench/kmeans_swap.py`` the segmentation's masks are the same as with scikit-learn's
+on all 262 for threshold and 255 for kmeans.
 
 :func:`thread_pools` gives the BLAS / OpenMP pools this process has loaded (threadpoolctl), to
 run the clustering single-threaded, without importing scikit-learn to find its OpenMP runtime.
