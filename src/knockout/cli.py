@@ -149,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SettingsError as exc:
-        print(f"knockout: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # every problem found, each on a line of its own
+            print(f"knockout: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("knockout: interrupted", file=sys.stderr)

@@ -115,6 +115,7 @@ def assess(
         body = face.body((h, w))
         sig["body"] = float(mask[body].mean()) if body.any() else 1.0
         sig["size"] = area * h * w / max(face.w * face.h, 1.0)
+    # each ramp: 1 where half or more of the good cut-outs are, 0.1 where most failures are
     factors = {
         "unstable": _ramp(-sig["unstable_near"], bad=-0.06, good=-0.01),
         "low-contrast": _ramp(-sig.get("mixed", 0.0), bad=-0.3, good=-0.05),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,8 +29,9 @@ try:  # optional HEIC/HEIF support: pip install 'knockout[heif]'
     from pillow_heif import register_heif_opener
 
     register_heif_opener()
+    _HEIF = True
 except ImportError:  # pragma: no cover - depends on the extra
-    pass
+    _HEIF = False
 
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -80,7 +82,9 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
     Raises
     ------
     ImageError
-        With a one-line reason: empty, not an image, truncated or corrupt, too many pixels.
+        With a one-line reason: empty, not an image, truncated or corrupt, too many pixels or scans.
+    MemoryError
+        When decoding runs out of memory (a resource limit, not the file's fault).
     """
     settings = settings or Settings()
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -88,8 +92,10 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
     if not data:
         raise ImageError("empty file (0 bytes)")
     _arm_bomb_guard(settings.max_pixels)
+    _check_scans(data)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
             w, h = im.size
@@ -98,7 +104,13 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
                     f"too many pixels: {w}x{h} = {w * h:,} is over max_pixels = {settings.max_pixels:,} "
                     "(raise max_pixels if the file is trusted)"
                 )
+            if w < 2 or h < 2:
+                raise ImageError(f"too small: {w}x{h} pixels; knockout needs at least 2x2")
             im.load()
+            for warned in said:  # Pillow says "truncated" or "corrupt" in a warning and carries on: a failure
+                if _DAMAGE.search(str(warned.message)):
+                    raise ImageError(f"truncated or corrupt image: {_one_line(Exception(warned.message))}")
+            _check_complete(im)
             icc = im.info.get("icc_profile") or None
             _apply_orientation(im)
             return _to_picture(im, icc)
@@ -106,15 +118,50 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
         raise
     except UnidentifiedImageError:
         kind = _sniff(data)
+        if kind == "HEIF" and not _HEIF:
+            raise ImageError("a HEIC/HEIF image, which needs the heif extra: pip install 'knockout[heif]'") from None
         if kind:
             raise ImageError(f"truncated or corrupt image: starts like a {kind} file but cannot be read") from None
         raise ImageError("not an image Pillow can read (unknown or unsupported format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"too many pixels (decompression-bomb guard): {_one_line(exc)}") from exc
-    except MemoryError:
-        raise ImageError("not enough memory to decode this image") from None
+        raise ImageError(
+            f"too many pixels: over max_pixels = {settings.max_pixels:,} (raise max_pixels if the file is trusted)"
+        ) from exc
+    except MemoryError:  # not the file's fault: a resource limit (the daemon retries it later)
+        raise MemoryError("not enough memory to decode this image (a resource limit, not a bad file)") from None
     except Exception as exc:  # Pillow's plugins raise many kinds on bad data; none may stop a batch
         raise ImageError(f"truncated or corrupt image: {_one_line(exc)}") from exc
+
+
+_DAMAGE = re.compile(r"truncat|corrupt|premature", re.IGNORECASE)
+_MISSING = 128  # what libjpeg fills in for scan data that is not there: Y = Cb = Cr = 128, grey
+
+
+def _check_complete(im: Image.Image) -> None:
+    """Refuse a JPEG whose scan data ended early, which libjpeg decodes without an error.
+
+    A JPEG cut short (with an end marker appended, or a header claiming more rows than the data
+    holds) decodes with its missing rows exactly grey 128 in every channel: its last row of
+    blocks (8 pixel rows) all 128 is taken for missing data; a photo never has that.
+    """
+    if im.format != "JPEG" or im.mode not in ("RGB", "L") or im.height < 8:
+        return
+    tail = np.asarray(im.crop((0, im.height - 8, im.width, im.height)))
+    if (tail == _MISSING).all():
+        raise ImageError(
+            "truncated or corrupt image: the JPEG's scan data ends early (its last rows are the grey of missing data)"
+        )
+
+
+MAX_SCANS = 100  # a progressive JPEG has about 10; thousands (empty ones) take a minute to decode
+
+
+def _check_scans(data: bytes) -> None:
+    """Refuse a JPEG with more than ``MAX_SCANS`` scans before decoding it (0xFFDA never occurs inside scan data)."""
+    if bytes(data[:2]) == b"\xff\xd8":
+        n = bytes(data).count(b"\xff\xda")
+        if n > MAX_SCANS:
+            raise ImageError(f"too many scans: {n} in one JPEG (at most {MAX_SCANS}); refused before decoding")
 
 
 def _arm_bomb_guard(limit: int) -> None:
@@ -171,6 +218,9 @@ def _to_picture(im: Image.Image, icc: bytes | None) -> Picture:
         im = Image.fromarray(a8, "L").convert("RGB")
     elif mode == "F":
         a = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(a).all():
+            bad = int(np.count_nonzero(~np.isfinite(a)))
+            raise ImageError(f"corrupt image: {bad} pixel(s) of this floating-point image are NaN or infinite")
         scale = 255.0 if a.max(initial=0) > 1.0 else 1.0
         im = Image.fromarray(np.clip(np.round(a / scale * 255), 0, 255).astype(np.uint8), "L").convert("RGB")
     elif mode == "CMYK":

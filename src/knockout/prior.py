@@ -10,12 +10,15 @@ shot) there is no prior and the segmentation works from colour alone.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 __all__ = ["Face", "find_face"]
+
+log = logging.getLogger(__name__)
 
 _MIN_CONTRAST = 0.05  # grey standard deviation (0-1) below which a face box is a flat patch, not a face
 _DETECT_WIDTH = 120  # the cascade runs on a grey copy this wide: ~20 ms, and finds headshot-sized faces
@@ -109,7 +112,10 @@ def find_face(image: np.ndarray) -> Face | None:
     size = (_DETECT_WIDTH, max(24, round(h * f)))
     grey = np.asarray(Image.fromarray(image).convert("L").resize(size, Image.Resampling.BOX), dtype=np.float64) / 255
     side = size[0]
-    dets = _cascade().detect_multi_scale(
+    cascade = _cascade()
+    if cascade is None:
+        return None
+    dets = cascade.detect_multi_scale(
         img=grey,
         scale_factor=1.25,
         step_ratio=1,
@@ -128,9 +134,13 @@ def find_face(image: np.ndarray) -> Face | None:
 
 @functools.cache
 def _cascade():
-    from skimage.data import lbp_frontal_face_cascade_filename
-    from skimage.feature._cascade import Cascade
-
+    """The cascade, loaded once per process; None (with one warning) where scikit-image is missing."""
+    try:
+        from skimage.data import lbp_frontal_face_cascade_filename
+        from skimage.feature._cascade import Cascade
+    except ImportError as exc:  # e.g. a GIMP's own Python without it: colour alone, as before
+        log.warning("no face prior: scikit-image is not importable (%s); pip install scikit-image", exc)
+        return None
     return Cascade(lbp_frontal_face_cascade_filename())
 
 

@@ -509,54 +509,10 @@ def _clean(fg: np.ndarray, settings: Settings) -> np.ndarray:
 
 
 def _upscale_mask(work: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Pillow's bilinear upscale of the 0/255 mask, thresholded at 128, computed only where it can vary.
-
-    Pillow resizes in two passes: horizontal (on the small image: cheap) then vertical. The
-    vertical pass gives each output row a weighted sum of at most two rows of the horizontal
-    result; where those rows agree the output is that row's value, so only the columns where
-    they differ are computed, with Pillow's own fixed-point weights (``_vertical_taps``).
-    Identical to thresholding ``Image.resize(..., BILINEAR)`` (tests/test_segment.py checks it).
-    """
+    """The bool mask ``work`` resized to ``shape`` (h, w) by Pillow's bilinear filter, thresholded at 128."""
     h, w = work.shape
     out_h, out_w = shape
     if (h, w) == (out_h, out_w):
         return work
     im = Image.fromarray(work.astype(np.uint8) * 255)
-    if out_h < h:  # only upscaling is sped up (segment never downscales the mask)
-        return np.asarray(im.resize((out_w, out_h), Image.Resampling.BILINEAR)) >= 128
-    # horizontal pass only (Pillow skips the vertical pass when the height is unchanged)
-    horiz = np.asarray(im.resize((out_w, h), Image.Resampling.BILINEAR)) if out_w != w else np.asarray(im)
-    lo, k0, k1 = _vertical_taps(h, out_h)
-    mask = np.take(horiz >= 128, lo, axis=0)
-    # output rows that mix rows a and a + 1, at the columns x where those two rows differ
-    pair_rows = np.flatnonzero(k1)
-    first = np.searchsorted(lo[pair_rows], np.arange(h), side="left")
-    count = np.searchsorted(lo[pair_rows], np.arange(h), side="right") - first
-    a, x = np.nonzero(horiz[:-1] != horiz[1:])
-    upper, lower = horiz[a, x].astype(np.int64), horiz[a + 1, x].astype(np.int64)
-    n = count[a]
-    which = np.repeat(np.arange(len(a)), n)
-    y = pair_rows[first[a][which] + np.arange(len(which)) - np.repeat(np.cumsum(n) - n, n)]
-    value = k0[y] * upper[which] + k1[y] * lower[which]
-    mask[y, x[which]] = value >= (128 << 22) - (1 << 21)  # Pillow: (value + 2**21) >> 22 >= 128
-    return mask
-
-
-def _vertical_taps(size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pillow's bilinear upscaling weights (libImaging/Resample.c), one output row each.
-
-    Returns the first source row with a non-zero weight and the fixed-point (22-bit) weights
-    of that row and the next (0 when the output row uses one source row only: upscaling,
-    the triangle filter of half-width 1 covers at most two rows).
-    """
-    center = (np.arange(out_size) + 0.5) * (size / out_size)
-    xmin = np.maximum((center - 1.0 + 0.5).astype(np.int64), 0)  # C's (int) truncates, as astype does
-    xmax = np.minimum((center + 1.0 + 0.5).astype(np.int64), size) - xmin
-    taps = [np.where(j < xmax, np.maximum(1.0 - np.abs(j + xmin - center + 0.5), 0.0), 0.0) for j in range(3)]
-    total = taps[0] + taps[1] + taps[2]  # summed in Pillow's order
-    fixed = np.zeros((out_size, 4), np.int64)
-    for j in range(3):
-        fixed[:, j] = (0.5 + taps[j] / total * (1 << 22)).astype(np.int64)
-    first = np.argmax(fixed > 0, axis=1)
-    rows = np.arange(out_size)
-    return xmin + first, fixed[rows, first], fixed[rows, first + 1]
+    return np.asarray(im.resize((out_w, out_h), Image.Resampling.BILINEAR)) >= 128

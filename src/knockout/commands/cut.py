@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._formats import EXTENSIONS, output_suffix
+from ..fsutil import atomic_write, make_folders
 from ..report import BatchReport
 from ..settings import Settings, SettingsError
 
@@ -150,7 +151,6 @@ def _work(src: Path, dst: Path, settings: Settings, *, debug: bool = False) -> R
     are cheap to send back from worker processes. With ``debug`` the error carries the
     traceback after its first line.
     """
-    from ..fsutil import atomic_write
     from ..imageio import ImageError
     from ..process import process_file
 
@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
     failed = len(problems)
     if args.outdir is not None:
         try:
-            args.outdir.mkdir(parents=True, exist_ok=True)
+            make_folders(args.outdir)
         except OSError as exc:
             _say(f"knockout: error: cannot create output folder {args.outdir}: {exc.strerror or exc}")
             return 2
