@@ -274,6 +274,8 @@ GOOD_FROM = 0.95  # IoU from this is a good one
 
 def _confidence_line(label: str, records: list[dict], review_below: float) -> str:
     """How well the confidence finds the failed cut-outs: AUROC, and who is flagged at ``review_below``."""
+    import numpy as np
+
     rs = [r for r in records if r["confidence"] != ""]
     if not rs:
         return ""
