@@ -1,6 +1,15 @@
 """Speed and memory of ``knockout cut`` against the source article's recipe, side by side in one run.
 
-What it measures (issue 2's speed bar), on a 12-megapixel photo:
+By default, every figure of issue 13's targets as whole processes (imports included), the commands
+alternated (the order reversed every other round), medians of ``--rounds`` rounds of wall time, CPU
+time and peak RSS, each measured by a small probe process: ``knockout --help`` and ``status`` against
+``python -c pass``; ``knockout cut big.jpg`` (12 MP) against the article's recipe as a script and a
+bare process that decodes the JPEG with Pillow, converts it to RGBA and writes it with
+``knockout._png``; ``knockout cut DIR -j 1`` and ``-j 2`` on ``--batch`` 600x800 portraits against
+the recipe looping over the same files in one process. ``--wired`` adds knockout runs with
+``knockout._kmeans.KMeans`` standing in for scikit-learn's (scikit-learn never imported).
+
+With ``--in-process``, also issue 2's report, on a 12-megapixel photo:
 
 (a) end to end, file to file: knockout (decode, segment, matte, compose, encode, atomic write) vs the
     article's recipe (Pillow ``getdata`` -> scikit-learn ``KMeans()`` with its defaults, fitted and
@@ -23,7 +32,7 @@ knockout's times are the best of ``--repeat`` runs after a warm-up ((b): their m
 runs end to end once, and its fit + predict ``--recipe-fits`` times in all (it takes minutes).
 Machines here are shared and noisy: compare ratios from the same run, not absolute times.
 
-Usage: python bench/speed.py [--megapixels 12] [--batch 24] [--repeat 3] [--no-recipe]
+Usage: python bench/speed.py [--rounds 3] [--wired] [--batch 24] [--no-recipe] [--in-process [--repeat 3]]
 Prints a markdown report; copy it into bench/RESULTS.md with the machine's load.
 """
 
@@ -188,10 +197,13 @@ def knockout_command() -> list[str]:
 
 
 _MEMORY_PROBE = r"""
-import json, resource, subprocess, sys
+import json, resource, subprocess, sys, time
+t0 = time.perf_counter()
 r = subprocess.run(sys.argv[1:], capture_output=True, text=True)
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-print(json.dumps({"rc": r.returncode, "peak_mb": peak, "stderr": r.stderr[-500:]}))
+seconds = time.perf_counter() - t0
+use = resource.getrusage(resource.RUSAGE_CHILDREN)
+peak, cpu = use.ru_maxrss / 1024, use.ru_utime + use.ru_stime
+print(json.dumps({"rc": r.returncode, "peak_mb": peak, "seconds": seconds, "cpu": cpu, "stderr": r.stderr[-500:]}))
 """
 
 _IMPORTS = "import knockout.cli, knockout.process, knockout.commands.cut, sklearn.cluster, scipy.ndimage, tqdm"
@@ -248,16 +260,228 @@ def batch_rate(paths: list[Path], outdir: Path, jobs: int) -> float:
     return len(paths) / dt
 
 
-# -- report ----------------------------------------------------------------------------------------
-def main() -> None:
+# -- whole processes (issue 13) ---------------------------------------------------------------------
+# The article's recipe as its reader runs it: a script that loops over the files in one process.
+_RECIPE_SCRIPT = r"""
+import sys
+from pathlib import Path
+import numpy as np
+from PIL import Image
+from sklearn.cluster import KMeans
+out = Path(sys.argv[-1])
+for src in sys.argv[1:-1]:
+    img = Image.open(src).convert("RGB")
+    flat = img.get_flattened_data() if hasattr(img, "get_flattened_data") else img.getdata()
+    pixels = np.array(list(flat))
+    labels = KMeans().fit(pixels).predict(pixels)
+    alpha = np.where(labels == labels[0], 0, 255).astype(np.uint8).reshape(img.height, img.width)
+    rgba = img.convert("RGBA")
+    rgba.putalpha(Image.fromarray(alpha))
+    rgba.save(out / (Path(src).stem + ".png"), "PNG")
+"""
+
+# The floor for one big file: decode the JPEG with Pillow, RGBA, the project's PNG writer.
+_BARE_SCRIPT = r"""
+import sys
+import numpy as np
+from PIL import Image
+from knockout._png import encode_png
+with open(sys.argv[2], "wb") as f:
+    f.write(encode_png(np.asarray(Image.open(sys.argv[1]).convert("RGBA")), level=1))
+"""
+
+# knockout's command line as it will run once segment.py clusters with knockout._kmeans: a stand-in
+# sklearn.cluster whose KMeans is knockout._kmeans.KMeans (scikit-learn itself is never imported).
+_WIRED_SCRIPT = r"""
+import sys, types
+import knockout._kmeans
+fake = types.ModuleType("sklearn")
+fake.cluster = types.ModuleType("sklearn.cluster")
+fake.cluster.KMeans = knockout._kmeans.KMeans
+sys.modules["sklearn"], sys.modules["sklearn.cluster"] = fake, fake.cluster
+from knockout.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in MB) of ``cmd`` as a fresh process, measured by a small
+    probe process (Linux keeps ru_maxrss across fork + exec, so this large process cannot start it)."""
+    r = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, *cmd], capture_output=True, text=True, cwd=cwd, check=False
+    )
+    res = json.loads(r.stdout)
+    if res["rc"] not in (0, 1) or "Traceback" in res["stderr"]:
+        raise RuntimeError(f"{' '.join(cmd[:4])}... failed: {res['stderr']}")
+    return res["seconds"], res["cpu"], res["peak_mb"]
+
+
+def whole_process_report(args: argparse.Namespace) -> int:
+    """Every figure of issue 13's targets as whole processes, commands alternated, medians."""
+    lines: list[str] = []
+
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    k = knockout_command()
+    py = [sys.executable]
+    wired = [*py, "-c", _WIRED_SCRIPT]
+    with tempfile.TemporaryDirectory(prefix="knockout-speed-") as tmp_name:
+        tmp = Path(tmp_name)
+        photo, what = make_photo(tmp, args.megapixels)
+        paths, batch_what = make_batch(tmp / "batch", args.batch)
+        folder = paths[0].parent
+        (tmp / "status").mkdir()
+        for d in ("r1", "rb", "big", "bare", "o1", "o2", "w1", "w2", "wb"):
+            (tmp / d).mkdir()
+        cmds: dict[str, tuple[list[str], Path | None]] = {
+            "python -c pass": ([*py, "-c", "pass"], None),
+            "knockout --help": ([*k, "--help"], None),
+            "knockout status": ([*k, "status"], tmp / "status"),
+            "knockout cut big.jpg": ([*k, "cut", str(photo), "-o", str(tmp / "big"), "--overwrite", "-q"], None),
+            "bare decode + RGBA + PNG writer": (
+                [*py, "-c", _BARE_SCRIPT, str(photo), str(tmp / "bare" / "b.png")],
+                None,
+            ),
+            "knockout cut DIR -j 1": ([*k, "cut", str(folder), "-o", str(tmp / "o1"), "--overwrite", "-q"], None),
+            "knockout cut DIR -j 2": (
+                [*k, "cut", str(folder), "-o", str(tmp / "o2"), "--overwrite", "-q", "-j", "2"],
+                None,
+            ),
+        }
+        if args.wired:
+            cmds |= {
+                "wired: knockout cut big.jpg": (
+                    [*wired, "cut", str(photo), "-o", str(tmp / "wb"), "--overwrite", "-q"],
+                    None,
+                ),
+                "wired: knockout cut DIR -j 1": (
+                    [*wired, "cut", str(folder), "-o", str(tmp / "w1"), "--overwrite", "-q"],
+                    None,
+                ),
+                "wired: knockout cut DIR -j 2": (
+                    [*wired, "cut", str(folder), "-o", str(tmp / "w2"), "--overwrite", "-q", "-j", "2"],
+                    None,
+                ),
+            }
+        if not args.no_recipe:
+            cmds["recipe big.jpg"] = ([*py, "-c", _RECIPE_SCRIPT, str(photo), str(tmp / "rb")], None)
+            cmds["recipe DIR"] = ([*py, "-c", _RECIPE_SCRIPT, *map(str, paths), str(tmp / "r1")], None)
+        times: dict[str, list[float]] = {name: [] for name in cmds}
+        cpus: dict[str, list[float]] = {name: [] for name in cmds}
+        peaks: dict[str, list[float]] = {name: [] for name in cmds}
+        loads = [os.getloadavg()[0]]
+        for r in range(args.rounds):
+            order = list(cmds) if r % 2 == 0 else list(cmds)[::-1]
+            for name in order:
+                if name.startswith("recipe") and r >= args.recipe_rounds:
+                    continue
+                reps = (
+                    5
+                    if name in ("python -c pass", "knockout --help", "knockout status")
+                    or "wired: knockout --" in name
+                    or "wired: knockout status" in name
+                    else 1
+                )
+                for _ in range(reps):
+                    dt, cpu, peak = _timed(*cmds[name])
+                    times[name].append(dt)
+                    cpus[name].append(cpu)
+                    peaks[name].append(peak)
+            loads.append(os.getloadavg()[0])
+            print(f"round {r + 1}/{args.rounds} done, load {loads[-1]:.1f}", file=sys.stderr)
+    med = {n: float(np.median(v)) for n, v in times.items() if v}
+    peak = {n: float(np.median(v)) for n, v in peaks.items() if v}
+    cpu = {n: float(np.median(v)) for n, v in cpus.items() if v}
+    say(f"Photo: {what}. Batch: {batch_what}.")
+    say(
+        f"Machine: {usable_cpus_here()} cores, load average (1 min) {', '.join(f'{x:.1f}' for x in loads)} "
+        f"(start, after each of {args.rounds} rounds); commands alternated (reversed every other round), "
+        f"medians of {args.rounds} rounds (5 runs a round for the start-up commands; the recipe "
+        f"{min(args.recipe_rounds, args.rounds)} rounds)."
+    )
+    say()
+    say("| target | measured | target | holds |")
+    say("|---|---:|---:|:---:|")
+
+    def row(label: str, value: float, fmt: str, target: str, ok: bool) -> None:
+        say(f"| {label} | {format(value, fmt)} | {target} | {'yes' if ok else 'NO'} |")
+
+    for prefix in ("", "wired: ") if args.wired else ("",):
+        tag = " (wired)" if prefix else ""
+        j1, j2, big = (
+            med.get(f"{prefix}knockout cut DIR -j 1"),
+            med.get(f"{prefix}knockout cut DIR -j 2"),
+            med.get(f"{prefix}knockout cut big.jpg"),
+        )
+        if "recipe DIR" in med:
+            row(
+                f"{args.batch} files: recipe / `cut -j 1`{tag}",
+                med["recipe DIR"] / j1,
+                ".1f",
+                ">= 8x",
+                med["recipe DIR"] / j1 >= 8,
+            )
+        row(f"{args.batch} files: `-j 1` / `-j 2`{tag}", j1 / j2, ".2f", ">= 1.7x", j1 / j2 >= 1.7)
+        if "recipe big.jpg" in med:
+            row(
+                f"12 MP: recipe / `cut big.jpg`{tag}",
+                med["recipe big.jpg"] / big,
+                ".1f",
+                ">= 25x",
+                med["recipe big.jpg"] / big >= 25,
+            )
+        bare = med["bare decode + RGBA + PNG writer"]
+        row(f"12 MP: `cut big.jpg` / bare process{tag}", big / bare, ".2f", "<= 2.0x", big / bare <= 2.0)
+        if not prefix:  # the stand-in imports numpy itself; wiring changes neither command
+            h, st = med["knockout --help"], med["knockout status"]
+            row("`knockout --help`", h, ".3f", "<= 0.2 s", h <= 0.2)
+            row("`knockout status`", st, ".3f", "<= 0.25 s", st <= 0.25)
+        pk = peak[f"{prefix}knockout cut big.jpg"]
+        row(f"peak RSS of `cut big.jpg`{tag}", pk, ".0f", "<= 280 MB", pk <= 280)
+    say()
+    say("| command (whole process) | wall, median | CPU (user + sys), median | runs | peak RSS, median |")
+    say("|---|---:|---:|---:|---:|")
+    for n, v in times.items():
+        if v:
+            say(f"| {n} | {med[n]:.3f} s | {cpu[n]:.3f} s | {len(v)} | {peak[n]:.0f} MB |")
+    say()
+    say(
+        f"`python -c pass` takes {med['python -c pass']:.3f} s here (start-up figures include it). "
+        "`-j 2`'s peak RSS is its parent's (the workers are the fork server's children). "
+        "wired: knockout with knockout._kmeans.KMeans standing in for scikit-learn's (what segment.py "
+        "will run once it uses knockout._kmeans; scikit-learn never imported)."
+    )
+    return 0
+
+
+def usable_cpus_here() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--megapixels", type=float, default=12.0)
-    ap.add_argument("--batch", type=int, default=24, help="number of 600x800 JPEGs for (e)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs of each knockout timing (best is kept)")
+    ap.add_argument("--batch", type=int, default=24, help="number of 600x800 JPEGs")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the whole-process commands (medians)")
+    ap.add_argument("--recipe-rounds", type=int, default=2, help="rounds that include the article's recipe")
+    ap.add_argument("--wired", action="store_true", help="also run knockout with knockout._kmeans swapped in")
+    ap.add_argument("--in-process", action="store_true", help="also the in-process report of issue 2, (a)-(e)")
+    ap.add_argument("--repeat", type=int, default=3, help="in-process: runs of each knockout timing (best is kept)")
     ap.add_argument("--no-recipe", action="store_true", help="skip the article's recipe (it takes minutes)")
-    ap.add_argument("--recipe-fits", type=int, default=3, help="runs of the recipe's fit+predict for (b) (median)")
+    ap.add_argument("--recipe-fits", type=int, default=3, help="in-process: runs of the recipe's fit+predict (median)")
     args = ap.parse_args()
+    whole_process_report(args)
+    if args.in_process:
+        print()
+        in_process_report(args)
+    return 0
 
+
+# -- report (issue 2: in process) ----------------------------------------------------------------------
+def in_process_report(args: argparse.Namespace) -> None:
+    """(a)-(e) above: knockout in process (best of ``--repeat``) against the recipe."""
     settings = Settings()
     kmeans = Settings(method="kmeans")
     lines: list[str] = []
@@ -394,4 +618,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -11,10 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .config import ConfigError, find_config, load_config, resolve_path
-
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
@@ -121,6 +117,9 @@ def _configure_logging(args: argparse.Namespace, level: str, fmt: str) -> None:
 
 
 def run_watch(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .config import load_config
     from .service import Daemon, reloader
 
     cfg = load_config(args.config, dask=args.dask)
@@ -139,6 +138,10 @@ def run_watch(args: argparse.Namespace) -> int:
 
 def _state_dir(explicit: str | None) -> Path:
     """The config's state_dir, read even from a config that is otherwise invalid."""
+    import yaml
+
+    from .config import ConfigError, find_config, load_config, resolve_path
+
     try:
         return load_config(explicit).state_dir
     except ConfigError as exc:  # e.g. edited, then rejected by SIGHUP: the daemon still runs on the old one

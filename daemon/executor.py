@@ -76,7 +76,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from knockout._cpus import usable_cpus
+from knockout._cpus import limit_threads, usable_cpus
 from knockout.settings import Settings, SettingsError, parse_choice, parse_number
 
 if TYPE_CHECKING:  # the daemon process itself never needs the image core (scikit-learn...)
@@ -185,15 +185,9 @@ def _init_worker(parent: int, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    # N workers x all-cores OpenMP/BLAS pools would oversubscribe the CPUs
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)  # for libraries loaded from now on (spawn)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(threads)  # for libraries the fork server already loaded
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        pass
+    # N workers x all-cores OpenMP/BLAS pools (and knockout's own labelling, compositing and PNG
+    # threads) would oversubscribe the CPUs
+    limit_threads(threads)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 

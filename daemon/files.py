@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path, PurePath
 
 from knockout import fsutil
+from knockout._formats import EXTENSIONS
 from knockout.fsutil import FOLDER_MODE, UnsafeFolder, free_name, fsync_dir, link_or_rename
-from knockout.imageio import EXTENSIONS
 
 __all__ = [
     "Claims",

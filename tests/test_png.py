@@ -140,3 +140,22 @@ def test_bad_input():
         _png.encode_png(np.zeros((0, 2, 3), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         _png.encode_png(np.zeros(5, np.uint8))
+
+
+@pytest.mark.parametrize("lengths", [(0, 5), (5, 0), (1, 1), (3000, 70_000), (65_521, 65_521), (200_000, 131_042)])
+def test_adler32_of_strips_combines_to_the_whole(lengths):
+    rng = np.random.default_rng(sum(lengths))
+    a, b = (rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in lengths)
+    assert _png._adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b)) == zlib.adler32(a + b)
+
+
+def test_big_image_is_filtered_strip_by_strip(monkeypatch):
+    a = _pixels(1500, 1400, "RGBA", seed=3)  # 8.4 MB: two strips of about 4 MB
+    sizes = []
+    filter_up = _png._filter_up
+    monkeypatch.setattr(
+        _png, "_filter_up", lambda rows, above=None: sizes.append(rows.nbytes) or filter_up(rows, above)
+    )
+    data = _png.encode_png(a)
+    assert len(sizes) == 2 and max(sizes) < a.nbytes // 2 + a.shape[1] * 4
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), a)

@@ -1,14 +1,39 @@
-"""How many CPUs this process may use (its affinity mask where the OS has one)."""
+"""How many CPUs this process may use, and a cap on its threads for worker processes."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["usable_cpus"]
+__all__ = ["limit_threads", "usable_cpus"]
+
+_cap: dict[str, int] = {}  # 'threads', set by limit_threads in a pool's worker process
 
 
 def usable_cpus() -> int:
-    """CPUs this process may run on: ``os.sched_getaffinity`` where available, else ``os.cpu_count()``."""
+    """CPUs this process may run on, capped by :func:`limit_threads`.
+
+    ``os.sched_getaffinity`` where available, else ``os.cpu_count()``. knockout's own thread
+    pools (labelling, compositing, PNG encoding) size themselves with this.
+    """
     if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
+        n = max(1, len(os.sched_getaffinity(0)))
+    else:
+        n = os.cpu_count() or 1
+    return min(n, _cap.get("threads", n))
+
+
+def limit_threads(threads: int) -> None:
+    """Run this process on at most ``threads`` threads from now on (for a pool's worker processes).
+
+    Caps :func:`usable_cpus` (knockout's own thread pools), sets ``OMP_NUM_THREADS`` and the BLAS
+    variables for libraries loaded later, and limits the BLAS / OpenMP pools already loaded
+    (threadpoolctl). N workers on N cores each running several threads only fight for the cores.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    _cap["threads"] = threads
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)

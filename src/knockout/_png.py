@@ -7,9 +7,11 @@ with zlib. Here every row gets PNG filter type 2 ("Up": the difference to the ro
 subtraction; it gave the smallest files of the filters tried on cut-outs, photos and masks), and the
 filtered rows are deflated by ISA-L (python-isal, ``isal.isal_zlib``) at its level 1-3, which is
 several times faster than zlib level 1 and compresses as well. A big image is cut into horizontal
-strips that are deflated in parallel threads (ISA-L releases the GIL); each strip is a raw deflate
-stream ended by a sync flush (the last by the final block), so their concatenation is one valid
-deflate stream, wrapped in one zlib header and one Adler-32 of all the filtered bytes.
+strips of about 4 MB, each filtered and deflated on its own in parallel threads (ISA-L releases the
+GIL), so only the strips in flight exist filtered at once (a whole filtered copy was 48 MB at
+12 MP); each strip is a raw deflate stream ended by a sync flush (the last by the final block), so
+their concatenation is one valid deflate stream, wrapped in one zlib header and one Adler-32 of all
+the filtered bytes (combined from the strips' own).
 
 The result is an ordinary PNG (IHDR, iCCP when a profile is given for colour output, IDAT, IEND)
 that any reader decodes to exactly the input pixels. Without ``isal`` installed, :func:`available`
@@ -42,6 +44,7 @@ _COLOR_TYPE = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type: grey, RGB, RGBA
 _ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KiB window, "fastest" flag; (0x78 * 256 + 0x01) % 31 == 0
 _FILTER_UP = 2
 _STRIP_BYTES = 4 << 20  # strips smaller than this are not worth a thread
+_MAX_STRIPS = 64
 _MAX_THREADS = 4
 
 
@@ -71,8 +74,9 @@ def encode_png(
     icc_profile : bytes, optional
         ICC profile embedded as an iCCP chunk (colour images only; ignored for grey).
     strips : int
-        Number of horizontal strips deflated in parallel threads; 0 (default) picks one per
-        available CPU (at most 4) for big images and a single strip for small ones.
+        Number of horizontal strips, each filtered and deflated on its own, on up to one
+        thread per available CPU (at most 4); 0 (default) cuts strips of about 4 MB (a
+        single strip for small images).
     text : mapping of str to str, optional
         Latin-1 key/value pairs written as tEXt chunks (for example the cut-out's confidence).
     exif : bytes, optional
@@ -96,25 +100,31 @@ def encode_png(
         )
     height, width = pixels.shape[:2]
     bits = 8 * pixels.dtype.itemsize
-    rows = pixels.astype(">u2", copy=False).view(np.uint8) if bits == 16 else pixels  # PNG is big-endian
-    filtered = _filter_up(rows.reshape(height, width * channels * pixels.dtype.itemsize))
+    data = pixels.astype(">u2", copy=False).view(np.uint8) if bits == 16 else pixels  # PNG is big-endian
+    rows = data.reshape(height, width * channels * pixels.dtype.itemsize)
     if strips <= 0:
-        strips = _auto_strips(filtered.nbytes)
-    pieces = [strip.data for strip in np.array_split(filtered, min(strips, height))]  # views, no copies
+        strips = _auto_strips(rows.nbytes)
+    bounds = np.linspace(0, height, min(strips, height) + 1).round().astype(int)
 
-    def deflate(i: int) -> bytes:
+    def deflate(i: int) -> tuple[bytes, int]:
+        # each strip is filtered here, so that only the strips in flight exist filtered at once
+        top, bottom = bounds[i], bounds[i + 1]
+        filtered = _filter_up(rows[top:bottom], rows[top - 1] if top else None)
         compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)  # raw deflate, no header
-        last = i == len(pieces) - 1
-        return compressor.compress(pieces[i]) + compressor.flush(isal_zlib.Z_FINISH if last else isal_zlib.Z_SYNC_FLUSH)
+        last = i == len(bounds) - 2
+        end = isal_zlib.Z_FINISH if last else isal_zlib.Z_SYNC_FLUSH
+        return compressor.compress(filtered.data) + compressor.flush(end), isal_zlib.adler32(filtered.data)
 
-    if len(pieces) == 1:
-        streams = [deflate(0)]
-        adler = isal_zlib.adler32(filtered.data)
+    threads = min(len(bounds) - 1, usable_cpus(), _MAX_THREADS)
+    if threads == 1:
+        done = [deflate(i) for i in range(len(bounds) - 1)]
     else:
-        with ThreadPoolExecutor(len(pieces)) as pool:
-            jobs = pool.map(deflate, range(len(pieces)))
-            adler = isal_zlib.adler32(filtered.data)  # overlaps with the deflating threads
-            streams = list(jobs)
+        with ThreadPoolExecutor(threads) as pool:
+            done = list(pool.map(deflate, range(len(bounds) - 1)))
+    streams = [stream for stream, _ in done]
+    adler = done[0][1]
+    for i, (_, strip_adler) in enumerate(done[1:], start=1):
+        adler = _adler32_combine(adler, strip_adler, int(bounds[i + 1] - bounds[i]) * (rows.shape[1] + 1))
     streams[0] = _ZLIB_HEADER + streams[0]
     streams[-1] += struct.pack(">I", adler & 0xFFFFFFFF)
 
@@ -135,18 +145,33 @@ def encode_png(
     return b"".join(parts)
 
 
-def _filter_up(rows: np.ndarray) -> np.ndarray:
-    """PNG filter type 2 on every row: a filter byte, then each byte minus the one above (mod 256)."""
+def _filter_up(rows: np.ndarray, above: np.ndarray | None = None) -> np.ndarray:
+    """PNG filter type 2 on every row: a filter byte, then each byte minus the one above (mod 256).
+
+    ``above`` is the row before ``rows[0]`` (None for an image's first row: zeros above it).
+    """
     out = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
     out[:, 0] = _FILTER_UP
-    out[0, 1:] = rows[0]  # the row above the first is taken as zeros
+    if above is None:
+        out[0, 1:] = rows[0]
+    else:
+        np.subtract(rows[0], above, out=out[0, 1:])
     np.subtract(rows[1:], rows[:-1], out=out[1:, 1:])
     return out
 
 
 def _auto_strips(nbytes: int) -> int:
-    cpus = usable_cpus()
-    return max(1, min(cpus, _MAX_THREADS, nbytes // _STRIP_BYTES))
+    """Strips of about _STRIP_BYTES: a few in flight at once bound the memory of the filtered rows."""
+    return int(max(1, min(_MAX_STRIPS, nbytes // _STRIP_BYTES)))
+
+
+def _adler32_combine(first: int, second: int, second_length: int) -> int:
+    """The Adler-32 of two byte strings joined, from theirs (zlib's adler32_combine)."""
+    base = 65521
+    rem = second_length % base
+    a = ((first & 0xFFFF) + (second & 0xFFFF) + base - 1) % base
+    b = (rem * (first & 0xFFFF) + (first >> 16) + (second >> 16) + base - rem) % base
+    return a | (b << 16)
 
 
 def _chunk(kind: bytes, data: bytes) -> tuple[bytes, bytes, bytes, bytes]:

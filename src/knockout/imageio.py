@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from . import _png
+from ._formats import EXTENSIONS, output_suffix
 from .settings import Settings
 
 __all__ = ["ImageError", "Picture", "decode", "encode", "EXTENSIONS", "is_own_output", "output_suffix"]
@@ -35,20 +36,6 @@ try:  # optional HEIC/HEIF support: pip install 'knockout[heif]'
 except ImportError:  # pragma: no cover - depends on the extra
     _HEIF = False
 
-#: File extensions knockout treats as images (lower case, with the dot): every extension Pillow
-#: reads for the photo formats below (tests/test_imageio.py checks the list against Pillow's own),
-#: and HEIC/HEIF (with pillow-heif). Written out rather than asked of Pillow, which imports all of
-#: its plug-ins to answer (0.1 s on every start).
-EXTENSIONS = frozenset(
-    {
-        *(".jpg", ".jpeg", ".jpe", ".jfif", ".mpo"),  # JPEG (MPO: a camera's multi-picture JPEG)
-        *(".png", ".apng", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"),
-        *(".avif", ".avifs", ".heic", ".heif", ".hif"),  # AVIF (Pillow >= 11.2), HEIF (pillow-heif)
-        *(".jp2", ".j2k", ".jpx", ".jpf", ".j2c", ".jpc"),  # JPEG 2000
-        *(".ppm", ".pgm", ".pbm", ".pnm", ".pfm", ".qoi", ".psd", ".pcx"),
-        *(".tga", ".icb", ".vda", ".vst", ".sgi", ".rgb", ".rgba", ".bw"),  # Targa, SGI
-    }
-)
 #: The Pillow formats whose extensions :data:`EXTENSIONS` holds.
 PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "AVIF", "JPEG2000", "PPM", "TGA")
 PHOTO_FORMATS += ("QOI", "PSD", "PCX", "SGI")
@@ -425,11 +412,6 @@ def _with_resolution(exif: bytes | None, dpi: tuple[float, float] | None) -> byt
     out[0x011A], out[0x011B], out[0x0128] = IFDRational(dpi[0]), IFDRational(dpi[1]), 2  # 2: inches
     data = out.tobytes()
     return data[6:] if data.startswith(b"Exif\x00\x00") else data
-
-
-def output_suffix(settings: Settings) -> str:
-    """The file extension (with dot) of outputs made with ``settings``."""
-    return {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}[settings.format]
 
 
 def encode(

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from ._kmeans import thread_pools
+from .compose import compose
 from .cutout import cut_out
 from .imageio import decode, encode, output_suffix
+from .matte import matte
+from .segment import segment
 from .settings import Settings
 
-__all__ = ["Processed", "process_bytes", "process_file"]
+__all__ = ["Processed", "process_bytes", "process_file", "warm_up"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,15 +54,26 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
     icc = pic.icc_profile
     meta = {} if settings.strip else {"exif": pic.exif, "dpi": pic.dpi}
     notes = pic.notes
-    if settings.depth == 16:
-        from ._deep import cut_out_16
+    # One BLAS thread: the matte's vector operations on a headshot are too small to share, and
+    # OpenBLAS's idle threads spin: 2.5x the CPU time and 2x the wall time at 600x800 on a busy
+    # 2-core machine, no gain at 12 MP (bench/RESULTS.md); knockout's own thread pools still run
+    with thread_pools().limit(limits=1, user_api="blas"):
+        if settings.depth == 16:
+            from ._deep import cut_out_16
 
-        pixels, tolerance, judged = cut_out_16(pic, settings=settings)
-    else:
-        res = cut_out(pic.rgb, settings=settings, source_alpha=pic.alpha)
-        pixels, tolerance, judged = res.pixels, res.segmentation.tolerance, res.segmentation.assessment
-        del res
-    del pic  # the input, matte and masks are not needed to encode: keep the peak memory low
+            pixels, tolerance, judged = cut_out_16(pic, settings=settings)
+            del pic
+        else:
+            rgb, source_alpha = pic.rgb, pic.alpha
+            del pic
+            # cut_out's steps, each input dropped once used: at 12 MP the image and the full-size
+            # mask (48 MB) are gone before the output (48 MB) is built, the matte before it is encoded
+            seg = segment(rgb, settings=settings)
+            alpha, colors = matte(rgb, seg, settings=settings)
+            tolerance, judged = seg.tolerance, seg.assessment
+            del rgb, seg
+            pixels = compose(colors, alpha, settings=settings, source_alpha=source_alpha)
+            del colors, alpha, source_alpha
     text = None
     if judged is not None:
         text = {"knockout:confidence": f"{judged.confidence:.3f}", "knockout:reasons": " ".join(judged.reasons)}
@@ -76,3 +96,19 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
 def process_file(path: Path, *, settings: Settings) -> Processed:
     """Read ``path`` and run :func:`process_bytes` on its contents."""
     return process_bytes(Path(path).read_bytes(), settings=settings)
+
+
+def warm_up(settings: Settings) -> None:
+    """Cut out a tiny synthetic headshot with ``settings`` (never raises).
+
+    Run by a pool's worker process when it starts, so the first real file does not pay for
+    the core's lazy imports and first-call set-ups.
+    """
+    yy, xx = np.mgrid[0:48, 0:40]
+    rgb = np.full((48, 40, 3), 210, np.uint8)
+    rgb[(yy - 30) ** 2 + (xx - 20) ** 2 < 150] = (60, 50, 40)
+    try:
+        pixels = cut_out(rgb, settings=settings.replace(crop=False)).pixels
+        encode(pixels, settings=settings)
+    except Exception as exc:  # warming up must never stop a worker; the real file reports its own errors
+        log.debug("warm-up failed: %s: %s", type(exc).__name__, exc)

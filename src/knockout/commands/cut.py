@@ -12,14 +12,16 @@ import sys
 import time
 import traceback
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
+from .._formats import EXTENSIONS, output_suffix
 from ..fsutil import atomic_write, make_folders
-from ..imageio import EXTENSIONS, ImageError, is_own_output, output_suffix
-from ..process import Processed, process_bytes
 from ..report import BatchReport
 from ..settings import Settings, SettingsError
+
+if TYPE_CHECKING:  # the image modules (numpy, Pillow, SciPy) are imported when a file is cut
+    from ..process import Processed
 
 __all__ = ["register", "expand_inputs", "output_path"]
 
@@ -159,6 +161,12 @@ def _fixed_parts(pattern: str) -> list[str]:
     return parts
 
 
+def _is_own_output(path: Path) -> bool:
+    from ..imageio import is_own_output  # Pillow: only when an existing file must be looked at
+
+    return is_own_output(path)
+
+
 def output_path(src: Path, settings: Settings, outdir: Path | None, *, folder: PurePath | None = None) -> Path:
     """Where the output of ``src`` goes: ``OUTDIR/FOLDER/NAME.ext``, or ``NAME-TAG.ext`` beside it.
 
@@ -184,6 +192,9 @@ def _work(src: Path, dst: Path, settings: Settings, *, debug: bool = False) -> R
     are cheap to send back from worker processes. With ``debug`` the error carries the
     traceback after its first line.
     """
+    from ..imageio import ImageError
+    from ..process import process_bytes
+
     try:
         res = process_bytes(_read(src), settings=settings)
     except ImageError as exc:
@@ -215,13 +226,26 @@ def _error(message: str, debug: bool) -> str:
 def _run_local(
     jobs: list[tuple[Path, Path]], settings: Settings, workers: int, *, debug: bool = False
 ) -> Iterator[Result]:
-    """Run ``jobs`` here, in ``workers`` processes; yields results as they finish."""
+    """Run ``jobs`` here, in ``workers`` processes; yields results as they finish.
+
+    One file, or one worker, runs in this process (no pool). A pool's workers are started
+    once, each with its share of the CPUs as its thread budget, and warm up before the first file.
+    """
     if workers <= 1 or len(jobs) <= 1:
         for src, dst in jobs:
             yield _work(src, dst, settings, debug=debug)
         return
-    ctx = _pool_context()
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx)
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from .._cpus import usable_cpus
+
+    n = min(workers, len(jobs))
+    pool = ProcessPoolExecutor(
+        max_workers=n,
+        mp_context=_pool_context(),
+        initializer=_start_worker,
+        initargs=(max(1, usable_cpus() // n), settings),
+    )
     finished = False
     try:
         futures = {pool.submit(_work, src, dst, settings, debug=debug): (src, dst) for src, dst in jobs}
@@ -235,6 +259,15 @@ def _run_local(
     finally:
         # on Ctrl-C, drop the queued files at once instead of cutting them all out first
         pool.shutdown(wait=finished, cancel_futures=not finished)
+
+
+def _start_worker(threads: int, settings: Settings) -> None:
+    """A pool worker: its thread budget, then a tiny cut-out so that every lazy import is done."""
+    from .._cpus import limit_threads
+    from ..process import warm_up
+
+    limit_threads(threads)
+    warm_up(settings)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -251,9 +284,10 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 
 def _say(message: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(message, file=sys.stderr)  # keeps a running progress bar intact
+    if "tqdm" in sys.modules:  # a progress bar may be running: keep it intact
+        sys.modules["tqdm"].tqdm.write(message, file=sys.stderr)
+    else:  # one file, or quiet: no bar, and tqdm's import (0.1 s) is not paid
+        print(message, file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -306,7 +340,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
         results: Iterator[Result] = run_batch(jobs, settings, address=args.dask)
     else:
-        workers = (os.cpu_count() or 1) if args.jobs == 0 else args.jobs
+        from .._cpus import usable_cpus
+
+        workers = usable_cpus() if args.jobs == 0 else args.jobs
         results = _run_local(jobs, settings, workers, debug=debug)
     seen = flagged = 0
     try:
@@ -372,7 +408,7 @@ def _named_output(args: argparse.Namespace) -> tuple[list[str], Path | None]:
     elif len(paths) == 2 and args.outdir is None and (paths[0] == "-" or Path(paths[0]).is_file()):
         second = Path(paths[1])
         if paths[1] == "-" or (
-            second.suffix.lower() in _OUTPUT_SUFFIXES and (not second.exists() or is_own_output(second))
+            second.suffix.lower() in _OUTPUT_SUFFIXES and (not second.exists() or _is_own_output(second))
         ):
             paths, out = paths[:1], second
     if "-" in paths:

@@ -16,11 +16,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-from PIL import Image, ImageOps
+from typing import TYPE_CHECKING
 
 from ..settings import Settings
+
+if TYPE_CHECKING:  # numpy and Pillow are imported when the command runs, not for --help
+    import numpy as np
 
 __all__ = ["Score", "find_pairs", "register", "score_image"]
 
@@ -131,6 +132,9 @@ def find_pairs(images: Path, masks: Path) -> tuple[list[tuple[Path, Path]], list
 
 
 def _read_mask(path: Path) -> np.ndarray:
+    import numpy as np
+    from PIL import Image, ImageOps
+
     from ..imageio import ImageError
 
     try:
@@ -150,6 +154,8 @@ def _read_mask(path: Path) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
+    from PIL import Image
+
     from ..fsutil import atomic_write
     from ..imageio import ImageError, decode
     from .sheet import make_sheet, method_settings
@@ -238,6 +244,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _worst_rows(names, scored, methods):
     """Cut the worst images out again (only scores are kept while scoring, to bound memory)."""
+    import numpy as np
+
     from ..cutout import cut_out
     from ..imageio import decode
 
@@ -256,6 +264,9 @@ def _worst_rows(names, scored, methods):
 
 def _small(a: np.ndarray, side: int = 400) -> np.ndarray:
     """Keep only a thumbnail-sized copy for the worst-cases sheet (memory on big folders)."""
+    import numpy as np
+    from PIL import Image
+
     h, w = a.shape[:2]
     f = side / max(h, w)
     if f >= 1:
@@ -270,6 +281,8 @@ GOOD_FROM = 0.95  # IoU from this is a good one
 
 def _confidence_line(label: str, records: list[dict], review_below: float) -> str:
     """How well the confidence finds the failed cut-outs: AUROC, and who is flagged at ``review_below``."""
+    import numpy as np
+
     rs = [r for r in records if r["confidence"] != ""]
     if not rs:
         return ""
@@ -295,6 +308,8 @@ def _confidence_line(label: str, records: list[dict], review_below: float) -> st
 
 
 def _table(records: list[dict], labels: list[str]) -> str:
+    import numpy as np
+
     lines = [
         f"{'method':18s} {'images':>6s} {'IoU mean':>8s} {'IoU p10':>8s} {'BF 2px':>7s} "
         f"{'alpha err':>9s} {'ms/img':>7s}"

@@ -13,11 +13,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from typing import TYPE_CHECKING
 
 from ..settings import PRESETS, Settings, SettingsError
+
+if TYPE_CHECKING:  # numpy and Pillow are imported when the command runs, not for --help
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["make_sheet", "register", "method_settings"]
 
@@ -103,12 +105,17 @@ def _parse_canvas(value: str) -> str | tuple[int, int, int]:
 
 
 def _fit(im: Image.Image, box: int) -> Image.Image:
+    from PIL import Image
+
     im = im.copy()
     im.thumbnail((box, box), Image.Resampling.LANCZOS, reducing_gap=3.0)
     return im
 
 
 def _canvas_tile(size: tuple[int, int], canvas: str | tuple[int, int, int]) -> Image.Image:
+    import numpy as np
+    from PIL import Image
+
     w, h = size
     if canvas == "checker":
         yy, xx = np.mgrid[0:h, 0:w]
@@ -119,6 +126,8 @@ def _canvas_tile(size: tuple[int, int], canvas: str | tuple[int, int, int]) -> I
 
 
 def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    from PIL import ImageFont
+
     try:
         return ImageFont.load_default(size=12)
     except TypeError:  # Pillow < 10.1
@@ -164,6 +173,9 @@ def make_sheet(
     ndarray of uint8, shape (H', W', 3)
         The sheet.
     """
+    import numpy as np
+    from PIL import Image, ImageDraw
+
     n = len(originals)
     if n == 0:
         raise ValueError("no pictures to draw; pass at least one original")
@@ -202,6 +214,8 @@ _SHEET_FORMATS |= {".jpg": ("JPEG", {"quality": 92}), ".jpeg": ("JPEG", {"qualit
 
 
 def run(args: argparse.Namespace) -> int:
+    from PIL import Image
+
     from ..cutout import cut_out
     from ..fsutil import atomic_write
     from ..imageio import ImageError, decode
