@@ -64,6 +64,7 @@ _CG_TOL, _CG_ITER = 1e-5, 1000  # the solve's relative residual and iteration ca
 # the foreground field (see _foreground): smoothness, its floor where the alpha is flat, the pull
 # to the local subject colour, and (on big photos) the pull to the reduced image's field
 _F_SMOOTH, _F_EPS, _F_PRIOR, _F_PULL = 1.0, 0.05, 0.01, 0.3
+_F_REACH = 3.0  # sigma (px) of the mean that carries the field out under alpha 0
 
 
 def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -387,18 +388,18 @@ def _foreground(image: np.ndarray, alpha: np.ndarray, e: _Edge) -> tuple[np.ndar
     """The subject's colour ``F`` of the edge's mixed pixels, solved as one smooth field.
 
     Minimizes, per channel, ``sum_i d_i (a_i F_i - (I_i - (1 - a_i) B_i))^2 + sum_ij w_ij (F_i - F_j)^2
-    + sum_i m_i (F_i - Fl_i)^2`` over the edge's pixels with ``a < 1``: the compositing equation
+    + sum_i m_i (F_i - Fl_i)^2`` over the pixels with ``0 < a < 1``: the compositing equation
     with the local backdrop ``B``, weighted by ``a^2`` (a faint pixel says little about its
     subject colour) and ``d = 0`` where the channel is clipped (a white or black backdrop's
     255 or 0 says nothing); 4-neighbour smoothness ``w = _F_SMOOTH * (_F_EPS + |a_i - a_j|)`` (as in
     Germer et al. 2020's multi-level foreground estimation: strongest across the alpha's
     steps, so a thin strand takes its colour from the confident subject it leaves), the
     neighbours with alpha 1 held at their own colour; and a slight pull ``m`` to the local
-    subject colour ``Fl``. The edge's pixels with alpha 0 have no data term: they get the
-    subject's edge colour extended outward. Solved by conjugate gradients. Returns coordinates
+    subject colour ``Fl``. Solved by conjugate gradients. The edge's pixels with alpha 0 then
+    get the field's local mean (weighted by ``a^2``): the subject's edge colour extended outward. Returns coordinates
     (two (M,)) and colours ((M, 3) uint8).
     """
-    mix = e.a < 1
+    mix = (e.a > 0) & (e.a < 1)
     ys, xs = e.ys[mix], e.xs[mix]
     n = len(ys)
     if not n:
@@ -442,7 +443,19 @@ def _foreground(image: np.ndarray, alpha: np.ndarray, e: _Edge) -> tuple[np.ndar
         rhs = data[:, c] * a * target[:, c] + prior * fl[:, c] + extra[:, c]
         x0 = np.clip(np.where(a > 0.3, target[:, c] / np.maximum(a, 0.3), fl[:, c]), 0, 255)
         fg[:, c], _ = splinalg.cg(lap, rhs, x0=x0, rtol=1e-4, maxiter=300, M=sparse.diags(1.0 / lap.diagonal()))
-    return ys, xs, np.rint(np.clip(fg, 0, 255)).astype(np.uint8)
+    np.clip(fg, 0, 255, out=fg)
+    clear = e.a == 0  # the edge's pixels out on the backdrop: the field's local mean, confident pixels first
+    if clear.any():
+        field = np.zeros((h, w, 3), np.float32)
+        weight = np.zeros((h, w), np.float32)
+        field[ys, xs] = fg
+        weight[ys, xs] = a * a
+        cy, cx = e.ys[clear], e.xs[clear]
+        ext, den = _LocalMean(field, weight, _F_REACH).at(cy, cx)
+        ext[~(den > 1e-6)] = 0.0
+        ys, xs = np.concatenate([ys, cy]), np.concatenate([xs, cx])
+        fg = np.concatenate([fg, ext])
+    return ys, xs, np.rint(fg).astype(np.uint8)
 
 
 def _foreground_full(image, edge, small, small_fg, f):
