@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worst", type=int, default=5)
     ap.add_argument("--csv", type=Path, help="write per-image figures here")
     ap.add_argument("--no-examples", action="store_true", help="skip the shipped examples")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for every config")
     args = ap.parse_args(argv)
     if not (args.data / "manifest.csv").exists():
         print(f"no composites at {args.data}; run bench/make_composites.py first", file=sys.stderr)
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     out_rows = []
     for name in args.configs.split(","):
         extra = {} if args.feather is None else {"feather": args.feather}
+        extra.update(kv.split("=", 1) for kv in args.set)
         s_on = settings_for(name, **extra)
         s_off = s_on.replace(decontaminate=False)
         todo = rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -80,7 +81,28 @@ class _JsonFormatter(logging.Formatter):
                 d[k] = getattr(record, k)
         if record.exc_info:
             d["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(d, ensure_ascii=False)
+        return printable(json.dumps(d, ensure_ascii=False), escape_controls=False)
+
+
+_CONTROLS = {i: f"\\x{i:02x}" for i in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t", 127: "\\x7f"}
+
+
+def printable(text: str, *, escape_controls: bool = True) -> str:
+    """``text`` safe for a log line: name bytes that are not UTF-8 as ``\\udcXX``; newlines, other controls escaped."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.translate(_CONTROLS) if escape_controls else text
+
+
+class _TextFormatter(logging.Formatter):
+    """The CLI's text format, with the message escaped: a file name cannot forge a log line."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord({**record.__dict__, "msg": printable(record.getMessage()), "args": None})
+        return printable(self.inner.format(record), escape_controls=False)
 
 
 _TEXT_FORMATTERS: dict[int, logging.Formatter | None] = {}
@@ -95,7 +117,7 @@ def _configure_logging(args: argparse.Namespace, level: str, fmt: str) -> None:
         logging.getLogger("watchdog").setLevel(logging.INFO)
     for h in root.handlers:
         text = _TEXT_FORMATTERS.setdefault(id(h), h.formatter)
-        h.setFormatter(_JsonFormatter() if fmt == "json" else text)
+        h.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter(text))
 
 
 def run_watch(args: argparse.Namespace) -> int:
@@ -120,14 +142,24 @@ def _state_dir(explicit: str | None) -> Path:
     try:
         return load_config(explicit).state_dir
     except ConfigError as exc:  # e.g. edited, then rejected by SIGHUP: the daemon still runs on the old one
-        text, base, name = find_config(explicit)
+        try:
+            text, base, name = find_config(explicit)
+        except ConfigError:  # gone or unreadable: the default state_dir beside where it was
+            base, name, text = Path(str(explicit)).expanduser().resolve().parent, str(explicit), ""
         try:
             raw = yaml.safe_load(text)
-            state_dir = raw.get("state_dir", ".knockout") if isinstance(raw, dict) else ".knockout"
+        except yaml.YAMLError:  # not YAML any more: its top-level state_dir line, if it has a readable one
+            line = re.search(r"^state_dir:.*$", text, flags=re.M)
+            try:
+                raw = yaml.safe_load(line.group(0)) if line else None
+            except yaml.YAMLError:
+                raw = None
+        state_dir = raw.get("state_dir", ".knockout") if isinstance(raw, dict) else ".knockout"
+        try:
             folder = resolve_path(state_dir, base, name, "state_dir")
-        except (yaml.YAMLError, ConfigError):
+        except ConfigError:
             raise exc from None
-        print(f"knockout: warning: {exc}", file=sys.stderr)
+        print(f"knockout: warning: {exc}; reading the status in {folder}", file=sys.stderr)
         return folder
 
 
@@ -156,7 +188,8 @@ def run_status(args: argparse.Namespace) -> int:
     for name, j in st.get("jobs", {}).items():
         print(
             f"  {name}: {j['queued']} queued, {j['in_flight']} in flight, {j['processed']} processed, "
-            f"{j['failed']} failed, {j.get('skipped', 0)} skipped  ({j['inbox']} -> {j['outbox']})"
+            f"{j['failed']} failed, {j.get('skipped', 0)} skipped, {j.get('ignored', 0)} ignored  "
+            f"({j['inbox']} -> {j['outbox']})"
         )
         if j.get("last_error"):
             print(f"    last error: {j['last_error']}")

@@ -6,6 +6,7 @@ command line exits with status 2) whose message names the file, the key and what
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from knockout.settings import Settings, SettingsError
+from knockout.settings import Settings, SettingsError, parse_bool, parse_choice, parse_number
 
 from .executor import ExecutorConfig, parse_executor
 
@@ -38,6 +39,7 @@ TOP_KEYS = (
     "retry_backoff",
     "claim_timeout",
     "shutdown_timeout",
+    "time_limit",
     "log_level",
     "log_format",
     "state_dir",
@@ -104,6 +106,8 @@ class Config:
         for key in TOP_KEYS:
             if key in ("workers", "executor"):
                 d.update(self.executor.to_dict())
+            elif key == "time_limit":
+                d[key] = self.executor.time_limit
             elif key == "state_dir":
                 d[key] = str(self.state_dir)
             elif key == "jobs":
@@ -153,69 +157,124 @@ def load_config(explicit: str | os.PathLike | None = None, *, dask: str | None =
 
 
 def parse_config(text: str, *, base: Path, name: str, dask: str | None = None) -> Config:
-    """Validate config text; relative paths resolve against ``base``."""
+    """Validate config text; relative paths resolve against ``base``.
+
+    Every problem is found before any is reported: the :class:`ConfigError` has one line per
+    problem, each naming the file, the key and (when the file has it) its line.
+    """
     try:
         raw = yaml.safe_load(text)
+        lines = _key_lines(yaml.compose(text))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{name}: not valid YAML: {' '.join(str(exc).split())}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{name}: the top level must be a mapping of keys ({', '.join(TOP_KEYS)})")
-    _unknown(raw, TOP_KEYS, name, "")
+    errs = _Problems(name, lines)
+    errs.unknown(raw, TOP_KEYS, ())
     executor_raw = raw.get("executor")
     if dask:  # --dask ADDRESS: the config's other executor keys (max_in_flight, ...) still apply
         executor_raw = {**executor_raw, "dask": dask} if isinstance(executor_raw, Mapping) else {"dask": dask}
-    executor = parse_executor(raw.get("workers", "auto"), executor_raw, where=name)
-    top = {
-        "settle": _num(raw, "settle", 1.0, 0.0, 3600.0, name=name),
-        "rescan": _num(raw, "rescan", 30.0, 0.0, 86400.0, name=name),
-        "observer": _choice(raw, "observer", "auto", OBSERVERS, name=name),
-        "poll_interval": _num(raw, "poll_interval", 2.0, 0.05, 3600.0, name=name),
-        "retries": int(_num(raw, "retries", 5, 0, 100, name=name, integer=True)),
-        "retry_backoff": _num(raw, "retry_backoff", 2.0, 0.0, 3600.0, name=name),
-        "claim_timeout": _num(raw, "claim_timeout", 300.0, 1.0, 86400.0 * 7, name=name),
-        "shutdown_timeout": _num(raw, "shutdown_timeout", 30.0, 0.0, 86400.0, name=name),
-        "log_level": _choice(raw, "log_level", "info", LOG_LEVELS, name=name),
-        "log_format": _choice(raw, "log_format", "text", LOG_FORMATS, name=name),
-    }
-    state_dir = resolve_path(raw.get("state_dir", ".knockout"), base, name, "state_dir")
+    executor = errs.check(("executor",), parse_executor, raw.get("workers", "auto"), executor_raw, where=name)
+    top: dict[str, Any] = {}
+    for key, (default, lo, hi, integer) in NUMBERS.items():
+        top[key] = errs.check((key,), parse_number, key, raw.get(key, default), lo, hi, integer=integer, terse=True)
+    for key, (default, allowed) in CHOICES.items():
+        top[key] = errs.check((key,), parse_choice, key, raw.get(key, default), allowed)
+    state_dir = errs.check(("state_dir",), resolve_path, raw.get("state_dir", ".knockout"), base, name, "state_dir")
     shared = raw.get("settings") or {}
     if not isinstance(shared, Mapping):
-        raise ConfigError(f"{name}: settings: must be a mapping of setting names to values")
-    base_settings = Settings.from_mapping(shared, where=f"{name}: settings")
+        errs.add(("settings",), "settings: must be a mapping of setting names to values")
+        shared = {}
+    base_settings = errs.settings(("settings",), shared, f"{name}: settings")
     jobs_raw = raw.get("jobs")
     if not isinstance(jobs_raw, list) or not jobs_raw:
-        raise ConfigError(
-            f"{name}: jobs: a list of one or more jobs is required, each a mapping with inbox and outbox "
-            "(for example: jobs: [{inbox: inbox, outbox: outbox}])"
+        errs.add(
+            ("jobs",),
+            "jobs: a list of one or more jobs is required, each a mapping with inbox and outbox "
+            "(for example: jobs: [{inbox: inbox, outbox: outbox}])",
         )
-    jobs = tuple(_job(j, i, base, base_settings, name) for i, j in enumerate(jobs_raw))
-    _check_folders(jobs, name)
+        jobs_raw = []
+    jobs = tuple(_job(j, i, base, base_settings or Settings(), errs) for i, j in enumerate(jobs_raw))
+    errs.raise_any()
+    errs.check((), _check_folders, jobs, name)
+    errs.raise_any()
+    executor = dataclasses.replace(executor, time_limit=top.pop("time_limit"))
     return Config(source=name, jobs=jobs, executor=executor, state_dir=state_dir, **top)
 
 
-def _unknown(d: Mapping, known: tuple[str, ...], name: str, where: str) -> None:
-    for key in d:
-        if key not in known:
-            hint = difflib.get_close_matches(str(key), known, n=1)
-            also = f" (did you mean '{hint[0]}'?)" if hint else ""
-            raise ConfigError(f"{name}: {where}unknown key '{key}'{also}; known keys: {', '.join(known)}")
+NUMBERS = {  # key: (default, lowest, highest, integer)
+    "settle": (1.0, 0.0, 3600.0, False),
+    "rescan": (30.0, 0.0, 86400.0, False),
+    "poll_interval": (2.0, 0.05, 3600.0, False),
+    "retries": (5, 0, 100, True),
+    "retry_backoff": (2.0, 0.0, 3600.0, False),
+    "claim_timeout": (300.0, 1.0, 86400.0 * 7, False),
+    "shutdown_timeout": (30.0, 0.0, 86400.0, False),
+    "time_limit": (300.0, 0.0, 86400.0, False),
+}
+CHOICES = {"observer": ("auto", OBSERVERS), "log_level": ("info", LOG_LEVELS), "log_format": ("text", LOG_FORMATS)}
 
 
-def _num(d: Mapping, key: str, default: float, lo: float, hi: float, *, name: str, integer: bool = False) -> float:
-    v = d.get(key, default)
-    kind = "an integer" if integer else "a number"
-    if isinstance(v, bool) or not isinstance(v, int if integer else (int, float)) or not lo <= v <= hi:
-        raise ConfigError(f"{name}: {key}: {v!r} is not allowed; use {kind} from {lo:g} to {hi:g}")
-    return v if integer else float(v)
+def _key_lines(node: Any, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """The 1-based line of every key (``('jobs', 0, 'settings', 'feather')``) in a composed YAML document."""
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = (*path, k.value)
+            out[key] = k.start_mark.line + 1
+            _key_lines(v, key, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            out[(*path, i)] = v.start_mark.line + 1
+            _key_lines(v, (*path, i), out)
+    return out
 
 
-def _choice(d: Mapping, key: str, default: str, allowed: tuple[str, ...], *, name: str, where: str = "") -> str:
-    v = d.get(key, default)
-    if not isinstance(v, str) or v.lower() not in allowed:
-        raise ConfigError(f"{name}: {where}{key}: {v!r} is not allowed; use one of: {', '.join(allowed)}")
-    return v.lower()
+class _Problems:
+    """Every problem of one config file, each with its key's line; raised together."""
+
+    def __init__(self, name: str, lines: dict[tuple, int]) -> None:
+        self.name = name
+        self.lines = lines
+        self.found: list[str] = []
+
+    def add(self, path: tuple, message: str) -> None:
+        for n in range(len(path), 0, -1):  # the key's own line, else its nearest parent's
+            if path[:n] in self.lines:
+                message = f"{message} (line {self.lines[path[:n]]})"
+                break
+        prefix = f"{self.name}: "
+        self.found.append(message if message.startswith(prefix) else prefix + message)
+
+    def check(self, path: tuple, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SettingsError as exc:
+            for line in str(exc).splitlines():
+                self.add(path, line)
+            return None
+
+    def settings(self, path: tuple, values: Mapping, where: str) -> Settings | None:
+        try:
+            return Settings.from_mapping(values, where=where)
+        except SettingsError as exc:
+            prefix = f"{where}: "
+            for key, msg in exc.problems:
+                self.add((*path, key) if key else path, prefix + msg)
+            return None
+
+    def unknown(self, d: Mapping, known: tuple[str, ...], path: tuple, where: str = "") -> None:
+        for key in d:
+            if key not in known:
+                hint = difflib.get_close_matches(str(key), known, n=1)
+                also = f" (did you mean '{hint[0]}'?)" if hint else ""
+                self.add((*path, key), f"{where}unknown key '{key}'{also}; known keys: {', '.join(known)}")
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise ConfigError("\n".join(self.found))
 
 
 def resolve_path(v: Any, base: Path, name: str, key: str) -> Path:
@@ -226,31 +285,41 @@ def resolve_path(v: Any, base: Path, name: str, key: str) -> Path:
     return Path(os.path.abspath(base / p))
 
 
-def _job(raw: Any, i: int, base: Path, shared: Settings, name: str) -> Job:
-    where = f"jobs[{i}]."
+def _job(raw: Any, i: int, base: Path, shared: Settings, errs: _Problems) -> Job | None:
+    where, path, name = f"jobs[{i}].", ("jobs", i), errs.name
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{name}: jobs[{i}]: must be a mapping with at least inbox and outbox")
-    _unknown(raw, JOB_KEYS, name, where)
+        errs.add(path, f"jobs[{i}]: must be a mapping with at least inbox and outbox")
+        return None
+    errs.unknown(raw, JOB_KEYS, path, where)
     for key in ("inbox", "outbox"):
         if key not in raw:
-            raise ConfigError(f"{name}: {where}{key}: missing; every job needs an inbox and an outbox folder")
-    paths = {k: resolve_path(raw.get(k, k), base, name, where + k) for k in ("inbox", "outbox", "processed", "failed")}
-    job_name = raw.get("name", Path(str(raw["inbox"])).name or f"job{i}")
+            errs.add(path, f"{where}{key}: missing; every job needs an inbox and an outbox folder")
+    paths = {
+        k: errs.check((*path, k), resolve_path, raw.get(k, k), base, name, where + k)
+        for k in ("inbox", "outbox", "processed", "failed")
+    }
+    job_name = raw.get("name", Path(str(raw.get("inbox", ""))).name or f"job{i}")
     if not isinstance(job_name, str) or not job_name.strip():
-        raise ConfigError(f"{name}: {where}name: {job_name!r} is not allowed; use a short text")
-    recursive = raw.get("recursive", True)
-    if not isinstance(recursive, bool):
-        raise ConfigError(f"{name}: {where}recursive: {recursive!r} is not allowed; use true or false")
+        errs.add((*path, "name"), f"{where}name: {job_name!r} is not allowed; use a short text")
+        job_name = f"job{i}"
+    recursive = errs.check((*path, "recursive"), parse_bool, f"{where}recursive", raw.get("recursive", True))
+    after = errs.check((*path, "after"), parse_choice, f"{where}after", raw.get("after", "move"), AFTER)
+    collision = errs.check(
+        (*path, "collision"), parse_choice, f"{where}collision", raw.get("collision", "suffix"), COLLISION
+    )
     own = raw.get("settings") or {}
     if not isinstance(own, Mapping):
-        raise ConfigError(f"{name}: {where}settings: must be a mapping of setting names to values")
+        errs.add((*path, "settings"), f"{where}settings: must be a mapping of setting names to values")
+        own = {}
     values = shared.to_dict()
     values.update(own)
-    settings = Settings.from_mapping(values, where=f"{name}: {where}settings (job '{job_name}')")
+    settings = errs.settings((*path, "settings"), values, f"{name}: {where}settings (job '{job_name}')")
+    if errs.found:
+        return None
     return Job(
         name=job_name.strip(),
-        after=_choice(raw, "after", "move", AFTER, name=name, where=where),
-        collision=_choice(raw, "collision", "suffix", COLLISION, name=name, where=where),
+        after=after,
+        collision=collision,
         recursive=recursive,
         settings=settings,
         **paths,

@@ -77,16 +77,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from knockout._cpus import usable_cpus
-from knockout.settings import Settings, SettingsError
+from knockout.settings import Settings, SettingsError, parse_choice, parse_number
 
 if TYPE_CHECKING:  # the daemon process itself never needs the image core (scikit-learn...)
     from knockout.process import Processed
 
-__all__ = ["Executor", "ExecutorConfig", "LocalExecutor", "WorkLost", "make_executor", "parse_executor"]
+__all__ = ["Executor", "ExecutorConfig", "LocalExecutor", "TooSlow", "WorkLost", "make_executor", "parse_executor"]
 
 log = logging.getLogger(__name__)
 
 ON_SCHEDULER_LOSS = ("local", "wait")
+
+
+class TooSlow(RuntimeError):
+    """One file took longer than ``time_limit``: its worker was replaced; the file is failed, not retried."""
 
 
 class WorkLost(RuntimeError):
@@ -114,6 +118,7 @@ class ExecutorConfig:
     dask: str | None = None
     max_in_flight: int | None = None
     on_scheduler_loss: str = "local"
+    time_limit: float = 300.0  # seconds one file may run in a local worker (0: no limit)
 
     def to_dict(self) -> dict[str, Any]:
         ex: Any = "local"
@@ -132,10 +137,13 @@ def parse_executor(workers: Any, executor: Any, *, where: str) -> ExecutorConfig
     """
     if workers is None or (isinstance(workers, str) and workers.lower() == "auto"):
         n = usable_cpus()
-    elif isinstance(workers, int) and not isinstance(workers, bool) and 1 <= workers <= 1024:
-        n = workers
     else:
-        raise SettingsError(f"{where}: workers: {workers!r} is not allowed; use auto or an integer from 1 to 1024")
+        try:
+            n = parse_number("workers", workers, 1, 1024, integer=True, terse=True)
+        except SettingsError:
+            raise SettingsError(
+                f"{where}: workers: {workers!r} is not allowed; use auto or an integer from 1 to 1024"
+            ) from None
     if executor is None or (isinstance(executor, str) and executor.lower() == "local"):
         return ExecutorConfig(workers=n)
     if not isinstance(executor, Mapping):
@@ -144,20 +152,30 @@ def parse_executor(workers: Any, executor: Any, *, where: str) -> ExecutorConfig
             "{dask: 'tcp://host:8786', max_in_flight: N, on_scheduler_loss: local|wait}"
         )
     known = ("dask", "max_in_flight", "on_scheduler_loss")
-    for key in executor:
-        if key not in known:
-            raise SettingsError(f"{where}: executor: unknown key '{key}'; known keys: {', '.join(known)}")
+    problems = [
+        f"{where}: executor: unknown key '{key}'; known keys: {', '.join(known)}"
+        for key in executor
+        if key not in known
+    ]
     address = executor.get("dask")
     if not isinstance(address, str) or not address.strip():
-        raise SettingsError(
+        problems.append(
             f"{where}: executor.dask: {address!r} is not allowed; use a scheduler address such as 'tcp://host:8786'"
         )
     mif = executor.get("max_in_flight")
-    if mif is not None and (isinstance(mif, bool) or not isinstance(mif, int) or not 1 <= mif <= 100_000):
-        raise SettingsError(f"{where}: executor.max_in_flight: {mif!r} is not allowed; use an integer from 1 to 100000")
     loss = executor.get("on_scheduler_loss", "local")
-    if loss not in ON_SCHEDULER_LOSS:
-        raise SettingsError(f"{where}: executor.on_scheduler_loss: {loss!r} is not allowed; use local or wait")
+    try:
+        if mif is not None:
+            mif = parse_number("executor.max_in_flight", mif, 1, 100_000, integer=True, terse=True)
+    except SettingsError as exc:
+        problems.append(f"{where}: {exc}")
+    try:
+        loss = parse_choice("executor.on_scheduler_loss", loss, ON_SCHEDULER_LOSS)
+    except SettingsError as exc:
+        problems.append(f"{where}: {exc}")
+    if problems:
+        raise SettingsError("\n".join(problems))
+    assert isinstance(address, str)
     return ExecutorConfig(workers=n, dask=address.strip(), max_in_flight=mif, on_scheduler_loss=loss)
 
 
@@ -217,9 +235,15 @@ class LocalExecutor:
         Bound on unfinished futures (default ``2 * workers``: each worker has one file queued).
     retries : int
         How many times a file is resubmitted after the pool broke under it (a worker died).
+    time_limit : float
+        Seconds one file may run (0: no limit). A file over it fails with :class:`TooSlow`: the
+        pool's workers are replaced and the other files in flight resubmitted (not counted as
+        attempts: they did nothing wrong).
     """
 
-    def __init__(self, workers: int, *, max_in_flight: int | None = None, retries: int = 2) -> None:
+    def __init__(
+        self, workers: int, *, max_in_flight: int | None = None, retries: int = 2, time_limit: float = 0.0
+    ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = workers
@@ -228,6 +252,10 @@ class LocalExecutor:
         self.threads = 1
         self.max_in_flight = max_in_flight or 2 * workers
         self.retries = retries
+        self.time_limit = time_limit
+        self._running: dict[cf.Future, list] = {}  # inner future -> [outer, started or None, pool]
+        self._too_slow: set[int] = set()  # ids of outer futures whose worker was stopped for time
+        self._stopped: set[int] = set()  # ids of pools this executor broke itself
         self._lock = threading.Lock()
         self._closed = False
         methods = multiprocessing.get_all_start_methods()
@@ -240,6 +268,28 @@ class LocalExecutor:
         self._pool = self._new_pool()
         for _ in range(workers):  # start the workers now, not when the first file arrives
             self._pool.submit(_warm_up)
+        if time_limit:
+            threading.Thread(target=self._watch_time, daemon=True).start()
+
+    def _watch_time(self) -> None:
+        """Stop the workers when a file has run longer than ``time_limit`` (they are replaced)."""
+        while not self._closed:
+            time.sleep(min(0.5, self.time_limit / 4))
+            now = time.monotonic()
+            with self._lock:
+                for inner, entry in list(self._running.items()):
+                    outer, started, pool = entry
+                    if inner.done() or not inner.running():
+                        continue
+                    if started is None:
+                        entry[1] = now
+                    elif now - started > self.time_limit and pool is self._pool:
+                        log.warning("a file ran over time_limit = %g s; replacing the workers", self.time_limit)
+                        self._too_slow.add(id(outer))
+                        self._stopped.add(id(pool))
+                        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                            proc.terminate()
+                        break
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
@@ -269,17 +319,33 @@ class LocalExecutor:
             except (BrokenProcessPool, RuntimeError):
                 self._replace(pool)
                 inner = self._pool.submit(_process, data, settings)
+            self._running[inner] = [outer, None, pool]
         inner.add_done_callback(lambda f: self._done(f, outer, (data, settings, attempt), pool))
 
     def _replace(self, broken: cf.ProcessPoolExecutor) -> None:
         # called with the lock held; only the first caller for a given broken pool replaces it
         if self._pool is broken and not self._closed:
-            log.warning("a worker process died; starting a new process pool")
+            if id(broken) not in self._stopped:
+                log.warning("a worker process died; starting a new process pool")
             broken.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
 
     def _done(self, inner: cf.Future, outer: cf.Future, job: tuple[bytes, Settings, int], pool) -> None:
         data, settings, attempt = job
+        with self._lock:
+            self._running.pop(inner, None)
+            too_slow = id(outer) in self._too_slow
+            self._too_slow.discard(id(outer))
+            stopped_by_us = id(pool) in self._stopped
+        if too_slow:
+            with self._lock:
+                self._replace(pool)
+            outer.set_exception(
+                TooSlow(
+                    f"took longer than time_limit = {self.time_limit:g} s; stopped (raise time_limit if it is expected)"
+                )
+            )
+            return
         if inner.cancelled():
             exc: BaseException | None = BrokenProcessPool("cancelled")
         else:
@@ -292,6 +358,8 @@ class LocalExecutor:
             return
         with self._lock:
             self._replace(pool)
+        if stopped_by_us:  # another file ran over time: this one is only resubmitted, not counted
+            attempt -= 1
         if attempt >= self.retries:
             outer.set_exception(WorkLost(f"worker process died {attempt + 1} times on this file"))
             return
@@ -319,7 +387,7 @@ def make_executor(config: ExecutorConfig) -> Executor:
     """
 
     def local() -> LocalExecutor:
-        return LocalExecutor(config.workers)
+        return LocalExecutor(config.workers, time_limit=config.time_limit)
 
     if not config.dask:
         return local()

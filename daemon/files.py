@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -20,9 +21,11 @@ import socket
 import stat
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path, PurePath
 
+from knockout import fsutil
+from knockout.fsutil import FOLDER_MODE, UnsafeFolder, free_name, fsync_dir, link_or_rename
 from knockout.imageio import EXTENSIONS
 
 __all__ = [
@@ -42,13 +45,6 @@ log = logging.getLogger(__name__)
 CLAIMS = ".knockout-claims"
 _TEMP_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp", ".partial", ".download", ".filepart")
 HOST = socket.gethostname()
-
-
-class UnsafeFolder(OSError):
-    """One of the daemon's own working folders is not a real folder of its own (a link, a file...).
-
-    The message is one line naming the path and what is wrong with it.
-    """
 
 
 def real_folder(path: Path) -> os.stat_result:
@@ -83,14 +79,16 @@ def is_hidden(rel: PurePath) -> bool:
     return any(part.startswith((".", "~")) for part in rel.parts)
 
 
+def is_temporary(rel: PurePath) -> bool:
+    """Whether a name is a download's or an editor's temporary one (``*.part``, ``*.tmp``...): it will be renamed."""
+    return rel.name.lower().endswith(_TEMP_SUFFIXES)
+
+
 def is_input_name(rel: PurePath) -> bool:
     """Whether a path relative to the inbox names an input (hidden, temporary, non-image: no)."""
-    if is_hidden(rel):
+    if is_hidden(rel) or is_temporary(rel):
         return False
-    name = rel.name.lower()
-    if name.endswith(_TEMP_SUFFIXES):
-        return False
-    return PurePath(name).suffix in EXTENSIONS
+    return PurePath(rel.name.lower()).suffix in EXTENSIONS
 
 
 def is_folder_link(path: Path) -> bool:
@@ -98,8 +96,11 @@ def is_folder_link(path: Path) -> bool:
     return os.path.islink(path) and os.path.isdir(path)
 
 
-def walk_inputs(root: Path, *, recursive: bool) -> Iterator[Path]:
-    """Input files under ``root``, and links to folders (never followed); hidden names skipped."""
+def walk_inputs(root: Path, *, recursive: bool, others: bool = False) -> Iterator[Path]:
+    """Input files under ``root``, and links to folders (never followed); hidden names skipped.
+
+    With ``others``, the other names that are neither hidden nor temporary too (non-image files).
+    """
     try:
         entries = list(os.scandir(root))
     except OSError as exc:
@@ -111,8 +112,10 @@ def walk_inputs(root: Path, *, recursive: bool) -> Iterator[Path]:
         try:
             if e.is_dir(follow_symlinks=False):
                 if recursive:
-                    yield from walk_inputs(Path(e.path), recursive=True)
+                    yield from walk_inputs(Path(e.path), recursive=True, others=others)
             elif is_input_name(PurePath(e.name)) or (e.is_symlink() and e.is_dir()):
+                yield Path(e.path)
+            elif others and not is_temporary(PurePath(e.name)):
                 yield Path(e.path)
         except OSError:
             continue
@@ -129,83 +132,29 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def make_folders(path: Path, mode: int = FOLDER_MODE, *, root: Path | None = None) -> None:
+    """``mkdir -p path`` (:func:`knockout.fsutil.make_folders`: with ``root``, no link below it)."""
+    fsutil.make_folders(path, mode=mode, root=root)
 
 
-def _free_name(dst: Path, exists: Callable[[Path], bool] = os.path.lexists) -> Path:
-    if not exists(dst):
-        return dst
-    stem, suffix = dst.stem, dst.suffix
-    if dst.name.endswith(".error.txt"):
-        stem, suffix = dst.name[: -len(".error.txt")], ".error.txt"
-    for i in range(1, 100_000):
-        cand = dst.with_name(f"{stem}-{i}{suffix}")
-        if not exists(cand):
-            return cand
-    raise FileExistsError(errno.EEXIST, "no free name", str(dst))
-
-
-def make_folders(path: Path, mode: int = 0o755) -> None:
-    """``mkdir -p path``; the folders it creates get ``mode`` whatever the umask (outputs stay readable)."""
-    missing = []
-    p = path
-    while not p.is_dir() and p != p.parent:
-        missing.append(p)
-        p = p.parent
-    for folder in reversed(missing):
-        try:
-            folder.mkdir(mode)
-        except FileExistsError:
-            if not folder.is_dir():
-                raise
-            continue
-        os.chmod(folder, mode)
-
-
-def _link_or_rename(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst`` without ever replacing an existing ``dst`` (FileExistsError)."""
-    try:
-        os.link(src, dst, follow_symlinks=False)
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.EACCES):
-            raise
-        # file systems without hard links (some network shares): check, then rename
-        if os.path.lexists(dst):
-            raise FileExistsError(errno.EEXIST, "exists", str(dst)) from None
-        os.rename(src, dst)
-        return
-    os.unlink(src)
-
-
-def move_noreplace(src: Path, dst: Path) -> Path:
+def move_noreplace(src: Path, dst: Path, *, root: Path | None = None) -> Path:
     """Move ``src`` to ``dst`` (or ``dst`` with ``-1``, ``-2``... if taken); returns where it went.
 
     Works across file systems (copy, fsync, then remove the source) and never overwrites.
+    With ``root`` (the folder ``dst`` lies in), no folder below ``root`` may be a link.
     """
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(dst.parent, root=root if root is not None else dst.parent)
     for _ in range(100):
-        target = _free_name(dst)
+        target = free_name(dst)
         try:
             try:
-                _link_or_rename(src, target)
+                link_or_rename(src, target)
             except OSError as exc:
                 if exc.errno != errno.EXDEV or isinstance(exc, FileExistsError):
                     raise
                 _copy_across(src, target)
                 os.unlink(src)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             return target
         except FileExistsError:
             continue
@@ -216,53 +165,30 @@ def _copy_across(src: Path, target: Path) -> None:
     if src.is_symlink():
         os.symlink(os.readlink(src), target)
         return
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = fsutil.temp_name(target, uuid.uuid4().hex[:8])
     try:
         with open(src, "rb") as fi, open(tmp, "wb") as fo:
             shutil.copyfileobj(fi, fo, 1 << 20)
             fo.flush()
             os.fsync(fo.fileno())
         shutil.copystat(src, tmp)
-        _link_or_rename(tmp, target)
+        link_or_rename(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
 
 
-def write_noreplace(path: Path, data: bytes, *, tag: str, replace: bool, mode: int = 0o644) -> Path:
-    """Write ``data`` atomically to ``path``: a hidden temporary name, fsync, then rename.
+def write_noreplace(
+    path: Path, data: bytes, *, tag: str, replace: bool, mode: int = 0o644, root: Path | None = None
+) -> Path:
+    """Write ``data`` atomically to ``path`` (:func:`knockout.fsutil.atomic_write`), making its folder.
 
     With ``replace`` an existing file is replaced; otherwise the first free ``NAME-N.ext`` is
     used. The temporary name is ``.NAME.knockout-TAG.tmp`` so crash leftovers can be found.
-    Returns the final path.
+    With ``root`` (the outbox), no folder below ``root`` may be a link. Returns the final path.
     """
-    make_folders(path.parent)
-    tmp = path.with_name(f".{path.name}.knockout-{tag}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)  # whatever the umask, outputs get normal permissions
-        if replace:
-            os.replace(tmp, path)
-            target = path
-        else:
-            for _ in range(100):
-                target = _free_name(path)
-                try:
-                    _link_or_rename(tmp, target)
-                    break
-                except FileExistsError:
-                    continue
-            else:
-                raise FileExistsError(errno.EEXIST, "no free name", str(path))
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)
-    return target
+    make_folders(path.parent, root=root if root is not None else path.parent)
+    return fsutil.atomic_write(path, data, mode=mode, replace=replace, tag=f"knockout-{tag}")
 
 
 class Claims:
@@ -344,7 +270,7 @@ class Claims:
 
     def release(self, rel: PurePath) -> Path | None:
         """Give a claimed file back to the inbox (under a free name); returns where it went."""
-        return _release(self.files / rel, self.inbox / rel)
+        return _release(self.files / rel, self.inbox / rel, self.inbox)
 
     def mark(self, rel: PurePath, output: Path) -> None:
         """Record before writing that ``rel``'s output goes to ``output``."""
@@ -354,15 +280,15 @@ class Claims:
             rec.update(existed=True, ino=st.st_ino, mtime_ns=st.st_mtime_ns)
         except FileNotFoundError:
             pass
-        p = self.marks / f"{rel}.json"
-        _make_inside(self.marks, PurePath(f"{rel}.json").parent)
+        p = mark_path(self.marks, rel)
+        _make_inside(self.marks, rel.parent)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(p)
         _write_new(p, json.dumps(rec).encode())
 
     def unmark(self, rel: PurePath) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.marks / f"{rel}.json")
+            os.unlink(mark_path(self.marks, rel))
 
     def close(self) -> None:
         """Remove this daemon's (empty) claims folder at a clean exit."""
@@ -404,9 +330,17 @@ def _make_inside(root: Path, rel: PurePath) -> None:
         real_folder(p)
 
 
-def _release(src: Path, dst: Path) -> Path | None:
+def mark_path(marks: Path, rel: PurePath) -> Path:
+    """Where the mark of ``rel`` lies: ``REL.json``, or a digest of the name when that would be too long."""
+    name = f"{rel.name}.json"
+    if len(os.fsencode(name)) > fsutil.NAME_MAX:
+        name = hashlib.sha256(os.fsencode(rel.name)).hexdigest() + ".json"
+    return marks / rel.parent / name
+
+
+def _release(src: Path, dst: Path, root: Path) -> Path | None:
     try:
-        return move_noreplace(src, dst)
+        return move_noreplace(src, dst, root=root)
     except FileNotFoundError:
         return None
 
@@ -516,7 +450,7 @@ def claimed_files(owner_dir: Path) -> Iterator[tuple[PurePath, Path, dict | None
             for n in sorted(names + links):
                 p = Path(dirpath) / n
                 rel = p.relative_to(files)
-                yield PurePath(rel), p, _mark(owner_dir / "out" / f"{rel}.json")
+                yield PurePath(rel), p, _mark(mark_path(owner_dir / "out", rel))
     adopted = owner_dir / "adopted"
     if _is_real_dir(adopted):
         for sub in sorted(adopted.iterdir()):

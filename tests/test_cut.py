@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 import subprocess
@@ -295,3 +296,34 @@ def test_orientation_and_profile_reach_the_output(tmp_path, capsys):
     assert a[1, 1] == 0 and a[-2, 27] == 255  # backdrop at the top, shoulders at the bottom
     assert out.info.get("icc_profile") == srgb_profile()
     capsys.readouterr()
+
+
+def test_report_lists_each_input_with_its_confidence_and_the_png_carries_it(tmp_path):
+    import json
+
+    from _faces import face_headshot
+
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    good, _ = face_headshot()
+    close, _ = face_headshot(backdrop=(28, 28, 30), shirt=(36, 34, 40))  # a shirt a few delta E from the backdrop
+    Image.fromarray(good).save(shoot / "good.png")
+    Image.fromarray(close).save(shoot / "close.png")
+    (shoot / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    for name in ("report.csv", "report.jsonl"):
+        r = _cli("cut", str(shoot), "-o", str(tmp_path / f"out-{name}"), "--report", str(tmp_path / name), "-q")
+        assert r.returncode == 1, r.stderr  # broken.jpg failed
+    rows = {Path(r["input"]).name: r for r in csv.DictReader(open(tmp_path / "report.csv"))}
+    assert set(rows) == {"good.png", "close.png", "broken.jpg"}
+    assert rows["good.png"]["review"] == "False" and float(rows["good.png"]["confidence"]) >= 0.5
+    assert rows["close.png"]["review"] == "True" and "unstable" in rows["close.png"]["reasons"].split()
+    assert rows["broken.jpg"]["output"] == "" and rows["broken.jpg"]["error"]
+    assert rows["good.png"]["method"] == "threshold" and float(rows["good.png"]["ms"]) > 0
+    lines = [json.loads(ln) for ln in open(tmp_path / "report.jsonl")]
+    by = {Path(x["input"]).name: x for x in lines}
+    assert by["close.png"]["review"] is True and isinstance(by["close.png"]["reasons"], list)
+    with Image.open(rows["close.png"]["output"]) as im:
+        assert float(im.text["knockout:confidence"]) == pytest.approx(float(rows["close.png"]["confidence"]), abs=1e-3)
+        assert "unstable" in im.text["knockout:reasons"]
+    r = _cli("cut", str(shoot / "good.png"), "-o", str(tmp_path / "x"), "--report", str(tmp_path / "r.txt"))
+    assert r.returncode == 2 and "r.txt" in r.stderr and ".csv" in r.stderr and "Traceback" not in r.stderr

@@ -95,3 +95,29 @@ def test_find_pairs_and_size_mismatch(tmp_path):
     img, _ = synthetic_headshot()
     with pytest.raises(ValueError, match="mask is"):
         score_image(img, np.zeros((5, 5), np.uint8), settings=Settings())
+
+
+def test_eval_says_how_well_the_confidence_finds_the_failures(tmp_path):
+    from _faces import face_headshot
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    # without the face prior, a cap filling the top edge fails (IoU 0.59, 0.58), the others do not
+    cases = {"a": {}, "b": {"seed": 3}, "cap": {"cap": (60, 40, 30)}, "cap2": {"cap": (90, 30, 30), "seed": 1}}
+    for name, kw in cases.items():
+        rgb, truth = face_headshot(**kw)
+        Image.fromarray(rgb).save(images / f"{name}.png")
+        Image.fromarray(truth.astype(np.uint8) * 255).save(masks / f"{name}.png")
+    r = subprocess.run(
+        [str(KNOCKOUT), "eval", "--images", str(images), "--masks", str(masks), "-o", str(tmp_path / "out"),
+         "--method", "threshold", "--no-face-prior"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if "confidence AUROC" in ln)
+    assert "AUROC 1.000 for IoU < 0.9 (2 of 4)" in line, line
+    assert "100 % of those flagged, 0 % of the good" in line, line
+    rows = list(csv.DictReader(open(tmp_path / "out" / "eval.csv")))
+    flagged = {r["image"] for r in rows if r["review"] == "True"}
+    assert flagged == {"cap.png", "cap2.png"}

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 from _images import png16, png_header_only, srgb_profile, to_bytes
+from conftest import synthetic_headshot
 from PIL import Image
 
 from knockout.imageio import ImageError, decode, encode, output_suffix
@@ -283,3 +284,75 @@ def test_output_suffix():
     assert output_suffix(Settings()) == ".png"
     assert output_suffix(Settings(format="webp")) == ".webp"
     assert output_suffix(Settings(output="solid", format="jpg")) == ".jpg"
+
+
+def _damaged_jpegs() -> dict[str, bytes]:
+    rgb, _ = synthetic_headshot(400, 300, seed=1)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG")
+    good = buf.getvalue()
+    sos = good.index(b"\xff\xda")
+    half = good[: sos + (len(good) - sos) // 2] + b"\xff\xd9"  # half the scan data, then an end marker
+    sof = good.index(b"\xff\xc0")
+    tall = bytearray(good)  # a small JPEG whose header claims 3000x2000
+    tall[sof + 5 : sof + 9] = (2000).to_bytes(2, "big") + (3000).to_bytes(2, "big")
+    return {"half": half, "tall": bytes(tall)}
+
+
+@pytest.mark.parametrize("kind", ["half", "tall"])
+def test_a_jpeg_whose_scan_data_ends_early_is_refused(kind):
+    with pytest.raises(ImageError, match="truncated or corrupt image: the JPEG's scan data ends early"):
+        decode(_damaged_jpegs()[kind])
+
+
+def test_a_float_image_with_nan_is_refused():
+    f = np.full((20, 30), 0.5, np.float32)
+    f[3, 4] = np.nan
+    buf = io.BytesIO()
+    Image.fromarray(f, mode="F").save(buf, "TIFF")
+    with pytest.raises(ImageError, match=r"1 pixel.* NaN or infinite"):
+        decode(buf.getvalue())
+
+
+def test_a_bomb_far_over_the_limit_names_max_pixels_not_pillows_number():
+    with pytest.raises(ImageError, match=r"too many pixels: over max_pixels = 1,000 \(raise max_pixels"):
+        decode(png_header_only(50_000, 50_000), settings=Settings(max_pixels=1000))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 5), (4, 1)])
+def test_an_image_smaller_than_2x2_is_a_clear_image_error(size):
+    with pytest.raises(ImageError, match=rf"too small: {size[0]}x{size[1]} pixels; knockout needs at least 2x2"):
+        decode(to_bytes(Image.new("RGB", size), "PNG"))
+
+
+def test_a_heic_without_the_extra_says_how_to_install_it(monkeypatch):
+    from knockout import imageio
+
+    monkeypatch.setattr(imageio, "_HEIF", False)
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    with pytest.raises(ImageError, match=r"needs the heif extra: pip install 'knockout\[heif\]'"):
+        decode(heic)
+
+
+def _progressive_with_scans(n: int) -> bytes:
+    rgb, _ = synthetic_headshot(400, 300, seed=2)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    scan = data[data.rindex(b"\xff\xda") : -2]  # the last scan, up to the end marker
+    return data[:-2] + scan * n + b"\xff\xd9"
+
+
+def test_a_jpeg_with_thousands_of_scans_is_refused_before_decoding():
+    assert decode(_progressive_with_scans(20)).rgb.shape == (400, 300, 3)  # a few extra scans are fine
+    with pytest.raises(ImageError, match=r"too many scans: \d+ in one JPEG \(at most 100\)"):
+        decode(_progressive_with_scans(3000))
+
+
+def test_running_out_of_memory_is_a_memory_error_not_a_bad_file(monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(Image, "open", no_memory)
+    with pytest.raises(MemoryError, match="a resource limit, not a bad file"):
+        decode(to_bytes(Image.new("RGB", (4, 4)), "PNG"))

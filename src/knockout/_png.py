@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -49,7 +50,14 @@ def available() -> bool:
     return isal_zlib is not None
 
 
-def encode_png(pixels: np.ndarray, *, level: int = 1, icc_profile: bytes | None = None, strips: int = 0) -> bytes:
+def encode_png(
+    pixels: np.ndarray,
+    *,
+    level: int = 1,
+    icc_profile: bytes | None = None,
+    strips: int = 0,
+    text: Mapping[str, str] | None = None,
+) -> bytes:
     """Encode an 8-bit array as PNG bytes.
 
     Parameters
@@ -63,6 +71,8 @@ def encode_png(pixels: np.ndarray, *, level: int = 1, icc_profile: bytes | None 
     strips : int
         Number of horizontal strips deflated in parallel threads; 0 (default) picks one per
         available CPU (at most 4) for big images and a single strip for small ones.
+    text : mapping of str to str, optional
+        Latin-1 key/value pairs written as tEXt chunks (for example the cut-out's confidence).
 
     Returns
     -------
@@ -102,6 +112,8 @@ def encode_png(pixels: np.ndarray, *, level: int = 1, icc_profile: bytes | None 
     parts = [_SIGNATURE, *_chunk(b"IHDR", header)]
     if icc_profile and channels != 1:
         parts += _chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile))
+    for key, value in (text or {}).items():
+        parts += _chunk(b"tEXt", key.encode("latin-1") + b"\x00" + value.encode("latin-1", "replace"))
     for stream in streams:  # the zlib stream may be split across IDAT chunks: one per strip
         parts += _chunk(b"IDAT", stream)
     parts += _chunk(b"IEND", b"")

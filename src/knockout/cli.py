@@ -61,6 +61,8 @@ _HELP = {
     "jpeg_quality": "JPEG quality 1-100",
     "max_pixels": "largest image accepted, in pixels",
     "seed": "random seed",
+    "face_prior": "find a frontal face and keep the face and neck as subject",
+    "review_below": "flag a cut-out for review when its confidence (0-1) is below this",
 }
 
 
@@ -147,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SettingsError as exc:
-        print(f"knockout: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # every problem found, each on a line of its own
+            print(f"knockout: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("knockout: interrupted", file=sys.stderr)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from . import _png
 from .settings import Settings
@@ -26,8 +28,9 @@ try:  # optional HEIC/HEIF support: pip install 'knockout[heif]'
     from pillow_heif import register_heif_opener
 
     register_heif_opener()
+    _HEIF = True
 except ImportError:  # pragma: no cover - depends on the extra
-    pass
+    _HEIF = False
 
 #: File extensions knockout treats as images (lower case, with the dot).
 EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif"})
@@ -81,7 +84,9 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
     Raises
     ------
     ImageError
-        With a one-line reason: empty, not an image, truncated or corrupt, too many pixels.
+        With a one-line reason: empty, not an image, truncated or corrupt, too many pixels or scans.
+    MemoryError
+        When decoding runs out of memory (a resource limit, not the file's fault).
     """
     settings = settings or Settings()
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -89,8 +94,10 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
     if not data:
         raise ImageError("empty file (0 bytes)")
     _arm_bomb_guard(settings.max_pixels)
+    _check_scans(data)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
             w, h = im.size
@@ -99,7 +106,13 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
                     f"too many pixels: {w}x{h} = {w * h:,} is over max_pixels = {settings.max_pixels:,} "
                     "(raise max_pixels if the file is trusted)"
                 )
+            if w < 2 or h < 2:
+                raise ImageError(f"too small: {w}x{h} pixels; knockout needs at least 2x2")
             im.load()
+            for warned in said:  # Pillow says "truncated" or "corrupt" in a warning and carries on: a failure
+                if _DAMAGE.search(str(warned.message)):
+                    raise ImageError(f"truncated or corrupt image: {_one_line(Exception(warned.message))}")
+            _check_complete(im)
             icc = im.info.get("icc_profile") or None
             _apply_orientation(im)
             return _to_picture(im, icc)
@@ -107,15 +120,50 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
         raise
     except UnidentifiedImageError:
         kind = _sniff(data)
+        if kind == "HEIF" and not _HEIF:
+            raise ImageError("a HEIC/HEIF image, which needs the heif extra: pip install 'knockout[heif]'") from None
         if kind:
             raise ImageError(f"truncated or corrupt image: starts like a {kind} file but cannot be read") from None
         raise ImageError("not an image Pillow can read (unknown or unsupported format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"too many pixels (decompression-bomb guard): {_one_line(exc)}") from exc
-    except MemoryError:
-        raise ImageError("not enough memory to decode this image") from None
+        raise ImageError(
+            f"too many pixels: over max_pixels = {settings.max_pixels:,} (raise max_pixels if the file is trusted)"
+        ) from exc
+    except MemoryError:  # not the file's fault: a resource limit (the daemon retries it later)
+        raise MemoryError("not enough memory to decode this image (a resource limit, not a bad file)") from None
     except Exception as exc:  # Pillow's plugins raise many kinds on bad data; none may stop a batch
         raise ImageError(f"truncated or corrupt image: {_one_line(exc)}") from exc
+
+
+_DAMAGE = re.compile(r"truncat|corrupt|premature", re.IGNORECASE)
+_MISSING = 128  # what libjpeg fills in for scan data that is not there: Y = Cb = Cr = 128, grey
+
+
+def _check_complete(im: Image.Image) -> None:
+    """Refuse a JPEG whose scan data ended early, which libjpeg decodes without an error.
+
+    A JPEG cut short (with an end marker appended, or a header claiming more rows than the data
+    holds) decodes with its missing rows exactly grey 128 in every channel: its last row of
+    blocks (8 pixel rows) all 128 is taken for missing data; a photo never has that.
+    """
+    if im.format != "JPEG" or im.mode not in ("RGB", "L") or im.height < 8:
+        return
+    tail = np.asarray(im.crop((0, im.height - 8, im.width, im.height)))
+    if (tail == _MISSING).all():
+        raise ImageError(
+            "truncated or corrupt image: the JPEG's scan data ends early (its last rows are the grey of missing data)"
+        )
+
+
+MAX_SCANS = 100  # a progressive JPEG has about 10; thousands (empty ones) take a minute to decode
+
+
+def _check_scans(data: bytes) -> None:
+    """Refuse a JPEG with more than ``MAX_SCANS`` scans before decoding it (0xFFDA never occurs inside scan data)."""
+    if bytes(data[:2]) == b"\xff\xd8":
+        n = bytes(data).count(b"\xff\xda")
+        if n > MAX_SCANS:
+            raise ImageError(f"too many scans: {n} in one JPEG (at most {MAX_SCANS}); refused before decoding")
 
 
 def _arm_bomb_guard(limit: int) -> None:
@@ -172,6 +220,9 @@ def _to_picture(im: Image.Image, icc: bytes | None) -> Picture:
         im = Image.fromarray(a8, "L").convert("RGB")
     elif mode == "F":
         a = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(a).all():
+            bad = int(np.count_nonzero(~np.isfinite(a)))
+            raise ImageError(f"corrupt image: {bad} pixel(s) of this floating-point image are NaN or infinite")
         scale = 255.0 if a.max(initial=0) > 1.0 else 1.0
         im = Image.fromarray(np.clip(np.round(a / scale * 255), 0, 255).astype(np.uint8), "L").convert("RGB")
     elif mode == "CMYK":
@@ -209,7 +260,13 @@ def output_suffix(settings: Settings) -> str:
     return {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}[settings.format]
 
 
-def encode(pixels: np.ndarray, *, settings: Settings, icc_profile: bytes | None = None) -> bytes:
+def encode(
+    pixels: np.ndarray,
+    *,
+    settings: Settings,
+    icc_profile: bytes | None = None,
+    text: Mapping[str, str] | None = None,
+) -> bytes:
     """Encode an output array to file bytes.
 
     Parameters
@@ -223,6 +280,8 @@ def encode(pixels: np.ndarray, *, settings: Settings, icc_profile: bytes | None 
         as does every level when python-isal is not installed.
     icc_profile : bytes, optional
         An RGB ICC profile, embedded in colour outputs (never in a grey mask).
+    text : mapping of str to str, optional
+        PNG text chunks (tEXt), such as ``{"knockout:confidence": "0.93"}``; other formats ignore it.
 
     Returns
     -------
@@ -240,11 +299,16 @@ def encode(pixels: np.ndarray, *, settings: Settings, icc_profile: bytes | None 
     if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
         raise ValueError(f"encode expects shape (H, W), (H, W, 3) or (H, W, 4), got {pixels.shape}")
     if settings.format == "png" and settings.png_compression in _png.LEVELS and _png.available() and pixels.size:
-        return _png.encode_png(pixels, level=settings.png_compression, icc_profile=icc_profile)
+        return _png.encode_png(pixels, level=settings.png_compression, icc_profile=icc_profile, text=text)
     im = Image.fromarray(np.ascontiguousarray(pixels))
     buf = io.BytesIO()
     extra = {"icc_profile": icc_profile} if icc_profile and im.mode != "L" else {}
     if settings.format == "png":
+        if text:
+            info = PngImagePlugin.PngInfo()
+            for key, value in text.items():
+                info.add_text(key, value)
+            extra["pnginfo"] = info
         im.save(buf, "PNG", compress_level=settings.png_compression, **extra)
     elif settings.format == "webp":
         if max(im.size) > _WEBP_MAX_SIDE:

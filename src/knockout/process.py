@@ -24,6 +24,9 @@ class Processed:
     method: str
     tolerance: float
     milliseconds: float
+    confidence: float | None = None
+    reasons: tuple[str, ...] = ()
+    review: bool = False
 
 
 def process_bytes(data: bytes, *, settings: Settings) -> Processed:
@@ -39,9 +42,12 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
     h, w = pic.rgb.shape[:2]
     icc = pic.icc_profile
     res = cut_out(pic.rgb, settings=settings, source_alpha=pic.alpha)
-    pixels, tolerance = res.pixels, res.segmentation.tolerance
+    pixels, tolerance, judged = res.pixels, res.segmentation.tolerance, res.segmentation.assessment
     del pic, res  # the input, matte and masks are not needed to encode: keep the peak memory low
-    out = encode(pixels, settings=settings, icc_profile=icc)
+    text = None
+    if judged is not None:
+        text = {"knockout:confidence": f"{judged.confidence:.3f}", "knockout:reasons": " ".join(judged.reasons)}
+    out = encode(pixels, settings=settings, icc_profile=icc, text=text)
     return Processed(
         data=out,
         suffix=output_suffix(settings),
@@ -50,6 +56,9 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
         method=settings.preset or settings.method,
         tolerance=tolerance,
         milliseconds=(time.perf_counter() - t0) * 1000,
+        confidence=None if judged is None else judged.confidence,
+        reasons=() if judged is None else judged.reasons,
+        review=judged is not None and judged.confidence < settings.review_below,
     )
 
 

@@ -14,6 +14,8 @@ from threadpoolctl import ThreadpoolController
 
 from ._color import rgb_to_lab
 from ._cpus import usable_cpus
+from .confidence import Assessment, assess
+from .prior import Face, find_face
 from .settings import Settings
 
 __all__ = ["Segmentation", "segment"]
@@ -27,6 +29,7 @@ _BOX_SAMPLES = 3  # a reduction box-averages at least this many samples per side
 _EIGHT = np.ones((3, 3), bool)
 _K = 2  # half-width of the window (in tolerance steps) over which area change is measured
 _FLAT = 0.005  # area change (fraction of the image) still counted as flat
+_CLEARED = 0.05  # a plateau that clears this much more of the frame beside the head is preferred
 _SMOOTH = 1.0  # texture (Lab deviation) above the smoothest backdrop candidate's still counted as backdrop
 
 
@@ -44,12 +47,18 @@ class Segmentation:
         The colour distance (CIE delta E, or the recipe's RGB distance for presets) used.
     work_mask : ndarray of bool, shape (h, w)
         The mask at the working resolution (equal to ``mask`` when no downscaling).
+    assessment : Assessment or None
+        How sure the segmentation is (:func:`knockout.confidence.assess`); None for the presets.
+    face : Face or None
+        The face found in the working image (its coordinates), if any.
     """
 
     mask: np.ndarray
     backdrop: np.ndarray
     tolerance: float
     work_mask: np.ndarray
+    assessment: Assessment | None = None
+    face: Face | None = None
 
 
 def segment(image: np.ndarray, *, settings: Settings | None = None) -> Segmentation:
@@ -100,8 +109,14 @@ def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
     h, w = lab.shape[:2]
     seeds = _border_seeds((h, w))
     texture = _texture(lab)
-    seeds &= _backdrop_seeds(lab, seeds, texture, settings)
+    face = find_face(small) if settings.face_prior else None
+    seeds &= _backdrop_seeds(lab, seeds, texture, settings, above=None if face is None else face.above((h, w)))
     anchor = _anchor((h, w))
+    if face is not None:  # the face and the body below it replace the bottom centre as the anchor
+        anchor = face.body((h, w))
+        prior = (face.sure_subject((h, w)), face.likely_backdrop((h, w)))
+    else:
+        prior = None
     rng = np.random.default_rng(settings.seed)
     region = seeds
     centers = None  # the kmeans clusters of the previous pass, the next pass's starting point
@@ -119,15 +134,22 @@ def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
         if settings.tolerance == "auto":
             # a colour distance is continuous, so its longest plateau is the subject's outline; the
             # kmeans cost is a few cluster levels, flat between them, so its first plateau is taken
-            tol = _auto_tolerance(barrier, seeds, anchor, longest=settings.effective_method != "kmeans")
+            tol = _auto_tolerance(barrier, seeds, anchor, longest=settings.effective_method != "kmeans", prior=prior)
         else:
             tol = float(settings.tolerance)
         region = ndi.binary_erosion(barrier <= tol, iterations=2) | seeds
+        if i == 0:
+            first_pass = barrier > tol
     work = _clean(barrier > tol, settings)
+    others = [first_pass]
+    if settings.tolerance == "auto":  # the other plateau rule's choice
+        alt = _auto_tolerance(barrier, seeds, anchor, longest=settings.effective_method == "kmeans", prior=prior)
+        others.append(barrier > alt)
     mask = _upscale_mask(work, image.shape[:2])
     backdrop = _backdrop_colors(small, region, rng)
-    log.debug("segment: tolerance %.1f, subject %.1f%%", tol, 100 * work.mean())
-    return Segmentation(mask=mask, backdrop=backdrop, tolerance=tol, work_mask=work)
+    judged = assess(work, barrier, tol, face=face, tolerances=_TOLERANCES, alternatives=others, lab=lab)
+    log.debug("segment: tolerance %.1f, subject %.1f%%, confidence %.2f", tol, 100 * work.mean(), judged.confidence)
+    return Segmentation(mask=mask, backdrop=backdrop, tolerance=tol, work_mask=work, assessment=judged, face=face)
 
 
 # -- input ----------------------------------------------------------------------------------
@@ -187,13 +209,17 @@ def _border_seeds(shape: tuple[int, int]) -> np.ndarray:
     return seeds
 
 
-def _backdrop_seeds(lab: np.ndarray, seeds: np.ndarray, texture: np.ndarray, settings: Settings) -> np.ndarray:
+def _backdrop_seeds(
+    lab: np.ndarray, seeds: np.ndarray, texture: np.ndarray, settings: Settings, *, above: np.ndarray | None = None
+) -> np.ndarray:
     """Reject seed pixels of a subject that touches the border.
 
     The border strip is clustered by colour; clusters seen in the top corners (where the
     subject almost never is) or covering a large share of the strip are backdrop, if they
     are smooth: among those, one whose median texture (``texture``, local Lab deviation) is
     well above the smoothest one's is hair, skin or cloth touching the border, not backdrop.
+    ``above`` (the top edge right above a face whose head reaches it): a cluster that fills it
+    but is not seen on the sides below the top edge is the head's (a cap, hair), not backdrop.
     """
     from sklearn.cluster import KMeans
 
@@ -218,6 +244,14 @@ def _backdrop_seeds(lab: np.ndarray, seeds: np.ndarray, texture: np.ndarray, set
     strip_tex = texture[seeds]  # in the order of pts, like km.labels_
     tex = np.array([np.median(strip_tex[km.labels_ == c]) if good[c] else np.inf for c in range(k)])
     good &= tex <= max(2.0 * tex.min(), tex.min() + _SMOOTH)
+    if above is not None and (above & seeds).any():
+        sides = seeds.copy()
+        sides[: max(2, round(0.1 * h))] = False
+        on_top = np.bincount(lbl[above & seeds], minlength=k) / max(1, (above & seeds).sum())
+        on_sides = np.bincount(lbl[sides], minlength=k) / max(1, sides.sum())
+        head = (on_top >= 0.25) & (on_sides < 0.05)
+        if (good & ~head).any():
+            good &= ~head
     return np.isin(lbl, np.flatnonzero(good))
 
 
@@ -380,7 +414,14 @@ def _label_threads() -> int:
     return min(usable_cpus(), 4)
 
 
-def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray, *, longest: bool = False) -> float:
+def _auto_tolerance(
+    barrier: np.ndarray,
+    seeds: np.ndarray,
+    anchor: np.ndarray,
+    *,
+    longest: bool = False,
+    prior: tuple[np.ndarray, np.ndarray] | None = None,
+) -> float:
     """Pick the tolerance per image: the first stable subject area before any leak.
 
     The subject's area as a function of the tolerance falls while the backdrop fills, then
@@ -396,8 +437,9 @@ def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray, 
     """
     n = len(_TOLERANCES)
     fg = np.array([(barrier > t).mean() for t in _TOLERANCES])
-    a = barrier[anchor]
-    leak = float(np.quantile(np.where(np.isinf(a), 1e9, a), 0.3))
+    leak = _leak(barrier, anchor)
+    if prior is not None:  # a leak reaches the face or the neck before the body, often
+        leak = min(leak, _leak(barrier, prior[0]))
     hi = min(n - 1, max(2, int(np.searchsorted(_TOLERANCES, leak / 1.2)) - 1))
     idx = np.arange(n)
     change = fg[np.maximum(idx - _K, 0)] - fg[np.minimum(idx + _K, n - 1)]
@@ -409,7 +451,31 @@ def _auto_tolerance(barrier: np.ndarray, seeds: np.ndarray, anchor: np.ndarray, 
     flat = ok & (change <= change[ok].min() + _FLAT)
     runs = _runs(flat)
     first, last = max(runs, key=lambda r: r[1] - r[0]) if longest else runs[0]
+    if prior is not None and prior[1].any():
+        # of the plateaus, the one that clears most of the frame beside and above the head
+        cleared = 1 - _kept(barrier, prior[1])
+        mid = [(f + la + 1) // 2 for f, la in runs]
+        best = max(cleared[m] for m in mid)
+        if cleared[(first + last + 1) // 2] < best - _CLEARED:
+            near_best = [r for r, m in zip(runs, mid, strict=True) if cleared[m] >= best - _CLEARED]
+            first, last = max(near_best, key=lambda r: r[1] - r[0])
     return float(_TOLERANCES[(first + last + 1) // 2])
+
+
+def _leak(barrier: np.ndarray, zone: np.ndarray) -> float:
+    """The tolerance at which the backdrop has reached 30 % of ``zone`` (infinite if never)."""
+    if not zone.any():
+        return np.inf
+    a = barrier[zone]
+    return float(np.quantile(np.where(np.isinf(a), 1e9, a), 0.3))
+
+
+def _kept(barrier: np.ndarray, zone: np.ndarray) -> np.ndarray:
+    """For each tolerance, the share of ``zone`` left as subject (its barrier above the tolerance)."""
+    b = np.sort(barrier[zone])
+    if b.size == 0:
+        return np.ones(len(_TOLERANCES))
+    return 1 - np.searchsorted(b, _TOLERANCES, side="right") / b.size
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
@@ -443,54 +509,10 @@ def _clean(fg: np.ndarray, settings: Settings) -> np.ndarray:
 
 
 def _upscale_mask(work: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Pillow's bilinear upscale of the 0/255 mask, thresholded at 128, computed only where it can vary.
-
-    Pillow resizes in two passes: horizontal (on the small image: cheap) then vertical. The
-    vertical pass gives each output row a weighted sum of at most two rows of the horizontal
-    result; where those rows agree the output is that row's value, so only the columns where
-    they differ are computed, with Pillow's own fixed-point weights (``_vertical_taps``).
-    Identical to thresholding ``Image.resize(..., BILINEAR)`` (tests/test_segment.py checks it).
-    """
+    """The bool mask ``work`` resized to ``shape`` (h, w) by Pillow's bilinear filter, thresholded at 128."""
     h, w = work.shape
     out_h, out_w = shape
     if (h, w) == (out_h, out_w):
         return work
     im = Image.fromarray(work.astype(np.uint8) * 255)
-    if out_h < h:  # only upscaling is sped up (segment never downscales the mask)
-        return np.asarray(im.resize((out_w, out_h), Image.Resampling.BILINEAR)) >= 128
-    # horizontal pass only (Pillow skips the vertical pass when the height is unchanged)
-    horiz = np.asarray(im.resize((out_w, h), Image.Resampling.BILINEAR)) if out_w != w else np.asarray(im)
-    lo, k0, k1 = _vertical_taps(h, out_h)
-    mask = np.take(horiz >= 128, lo, axis=0)
-    # output rows that mix rows a and a + 1, at the columns x where those two rows differ
-    pair_rows = np.flatnonzero(k1)
-    first = np.searchsorted(lo[pair_rows], np.arange(h), side="left")
-    count = np.searchsorted(lo[pair_rows], np.arange(h), side="right") - first
-    a, x = np.nonzero(horiz[:-1] != horiz[1:])
-    upper, lower = horiz[a, x].astype(np.int64), horiz[a + 1, x].astype(np.int64)
-    n = count[a]
-    which = np.repeat(np.arange(len(a)), n)
-    y = pair_rows[first[a][which] + np.arange(len(which)) - np.repeat(np.cumsum(n) - n, n)]
-    value = k0[y] * upper[which] + k1[y] * lower[which]
-    mask[y, x[which]] = value >= (128 << 22) - (1 << 21)  # Pillow: (value + 2**21) >> 22 >= 128
-    return mask
-
-
-def _vertical_taps(size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pillow's bilinear upscaling weights (libImaging/Resample.c), one output row each.
-
-    Returns the first source row with a non-zero weight and the fixed-point (22-bit) weights
-    of that row and the next (0 when the output row uses one source row only: upscaling,
-    the triangle filter of half-width 1 covers at most two rows).
-    """
-    center = (np.arange(out_size) + 0.5) * (size / out_size)
-    xmin = np.maximum((center - 1.0 + 0.5).astype(np.int64), 0)  # C's (int) truncates, as astype does
-    xmax = np.minimum((center + 1.0 + 0.5).astype(np.int64), size) - xmin
-    taps = [np.where(j < xmax, np.maximum(1.0 - np.abs(j + xmin - center + 0.5), 0.0), 0.0) for j in range(3)]
-    total = taps[0] + taps[1] + taps[2]  # summed in Pillow's order
-    fixed = np.zeros((out_size, 4), np.int64)
-    for j in range(3):
-        fixed[:, j] = (0.5 + taps[j] / total * (1 << 22)).astype(np.int64)
-    first = np.argmax(fixed > 0, axis=1)
-    rows = np.arange(out_size)
-    return xmin + first, fixed[rows, first], fixed[rows, first + 1]
+    return np.asarray(im.resize((out_w, out_h), Image.Resampling.BILINEAR)) >= 128

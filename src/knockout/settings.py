@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["PRESETS", "Settings", "SettingsError"]
+__all__ = ["PRESETS", "Settings", "SettingsError", "parse_bool", "parse_choice", "parse_number"]
 
 METHODS = ("kmeans", "threshold")
 OUTPUTS = ("rgba", "mask", "solid")
@@ -29,8 +29,13 @@ _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 class SettingsError(ValueError):
     """A setting has an unknown name, a wrong type or a value out of range.
 
-    The message names the key and says what is allowed.
+    The message names the key and says what is allowed, one line per problem; ``problems``
+    holds ``(key, message)`` for each (all the problems found, not only the first).
     """
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [("", message)]
 
 
 def _parse_color(key: str, value: Any) -> tuple[int, int, int]:
@@ -96,6 +101,13 @@ class Settings:
         Largest image accepted (Pillow's decompression-bomb guard).
     seed : int
         Random seed for KMeans and sampling, so results are reproducible.
+    face_prior : bool
+        Look for a frontal face and use where it is: the face and neck stay subject, and of the
+        tolerance plateaus the one that clears the frame beside and above the head is taken.
+    review_below : float
+        A cut-out whose confidence (0-1, see :mod:`knockout.confidence`) is below this is flagged
+        for review: the daemon files it in the job's ``review`` folder, ``knockout cut --report``
+        marks it. 0 flags nothing, 1 everything.
     """
 
     method: str = "threshold"
@@ -115,6 +127,8 @@ class Settings:
     jpeg_quality: int = 92
     max_pixels: int = 89_478_485
     seed: int = 0
+    face_prior: bool = True
+    review_below: float = 0.5
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -145,19 +159,25 @@ class Settings:
         values = dict(values or {})
         known = cls.keys()
         kwargs: dict[str, Any] = {}
+        problems: list[tuple[str, str]] = []
         for raw_key, value in values.items():
             key = str(raw_key).replace("-", "_")
             if key not in known:
                 hint = difflib.get_close_matches(key, known, n=1)
                 also = f" (did you mean '{hint[0]}'?)" if hint else ""
-                raise SettingsError(
-                    f"{_prefix(where)}unknown setting '{raw_key}'{also}; known settings: {', '.join(known)}"
+                problems.append(
+                    (str(raw_key), f"unknown setting '{raw_key}'{also}; known settings: {', '.join(known)}")
                 )
-            kwargs[key] = value
+            else:
+                kwargs[key] = value
         try:
-            return cls(**kwargs)
+            settings = cls(**kwargs)
         except SettingsError as exc:
-            raise SettingsError(f"{_prefix(where)}{exc}") from None
+            problems += exc.problems
+        if problems:
+            text = "\n".join(f"{_prefix(where)}{msg}" for _key, msg in problems)
+            raise SettingsError(text, problems) from None
+        return settings
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed (validated)."""
@@ -183,29 +203,44 @@ def _set(obj: Settings, name: str, value: Any) -> None:
     object.__setattr__(obj, name, value)
 
 
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+# The one type rule of every value knockout reads (settings, config.yaml's daemon keys, the
+# executor's): a number is an int or float, or a string that parses as one (command-line
+# options and quoted YAML values are text); an integer must be integral; never a bool. A
+# boolean is true/false (or yes/no, on/off, 1/0 as text). A choice is one of the allowed words.
+
+
+def parse_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """``value`` (any case) if it is one of ``allowed``, lower-cased; else :class:`SettingsError`."""
     if not isinstance(value, str) or value.lower() not in allowed:
         raise SettingsError(f"{name}: {value!r} is not allowed; use one of: {', '.join(allowed)}")
     return value.lower()
 
 
-def _number(name: str, value: Any, lo: float, hi: float, *, integer: bool) -> Any:
+def parse_number(name: str, value: Any, lo: float, hi: float, *, integer: bool, terse: bool = False) -> Any:
+    """``value`` as an int (``integer``) or float from ``lo`` to ``hi``; else :class:`SettingsError`.
+
+    ``terse`` words every problem "is not allowed; use ..." (config.yaml's daemon keys) instead
+    of saying whether the type or the range is wrong (settings).
+    """
     kind = "an integer" if integer else "a number"
-    ok_type = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, ok_type):
-        if isinstance(value, str):
-            try:
-                value = int(value) if integer else float(value)
-            except ValueError:
-                raise SettingsError(f"{name}: {value!r} is not {kind}; use {kind} from {lo} to {hi}") from None
-        else:
-            raise SettingsError(f"{name}: {value!r} is not {kind}; use {kind} from {lo} to {hi}")
-    if not (lo <= value <= hi):
-        raise SettingsError(f"{name}: {value!r} is out of range; use {kind} from {lo} to {hi}")
-    return int(value) if integer else float(value)
+    span = f"{lo:g} to {hi:g}" if terse else f"{lo} to {hi}"
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = int(value) if integer else float(value)
+        except ValueError:
+            parsed = None
+    if isinstance(parsed, bool) or not isinstance(parsed, (int,) if integer else (int, float)):
+        problem = "not allowed" if terse else f"not {kind}"
+        raise SettingsError(f"{name}: {value!r} is {problem}; use {kind} from {span}")
+    if not (lo <= parsed <= hi):
+        problem = "not allowed" if terse else "out of range"
+        raise SettingsError(f"{name}: {value!r} is {problem}; use {kind} from {span}")
+    return int(parsed) if integer else float(parsed)
 
 
-def _bool(name: str, value: Any) -> bool:
+def parse_bool(name: str, value: Any) -> bool:
+    """``value`` as a bool (true/false, or yes/no, on/off, 1/0 as text); else :class:`SettingsError`."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
@@ -214,37 +249,51 @@ def _bool(name: str, value: Any) -> bool:
 
 
 def _validate(s: Settings) -> None:
-    _set(s, "method", _choice("method", s.method, METHODS))
-    if s.preset is not None:
-        _set(s, "preset", _choice("preset", s.preset, tuple(PRESETS)))
-    _set(s, "clusters", _number("clusters", s.clusters, 2, 32, integer=True))
-    if isinstance(s.tolerance, str) and s.tolerance.lower() == "auto":
-        _set(s, "tolerance", "auto")
-    else:
+    problems: list[tuple[str, str]] = []
+
+    def put(name: str, check: Any) -> None:
         try:
-            tol = _number("tolerance", s.tolerance, 0.5, 100.0, integer=False)
-        except SettingsError:
-            raise SettingsError(
-                f"tolerance: {s.tolerance!r} is not allowed; use 'auto' or a colour distance "
-                "(CIE delta E) from 0.5 to 100"
-            ) from None
-        _set(s, "tolerance", tol)
-    _set(s, "feather", _number("feather", s.feather, 0.0, 20.0, integer=False))
-    _set(s, "decontaminate", _bool("decontaminate", s.decontaminate))
-    _set(s, "fill_holes", _bool("fill_holes", s.fill_holes))
-    _set(s, "min_island", _number("min_island", s.min_island, 0.0, 0.5, integer=False))
-    _set(s, "output", _choice("output", s.output, OUTPUTS))
-    fmt = _choice("format", "jpeg" if str(s.format).lower() == "jpg" else s.format, FORMATS)
-    _set(s, "format", fmt)
-    if fmt == "jpeg" and s.output == "rgba":
-        raise SettingsError(
-            "format: jpeg cannot hold an alpha channel; use png or webp with output: rgba, "
-            "or output: solid / mask with jpeg"
+            _set(s, name, check(getattr(s, name)))
+        except SettingsError as exc:
+            problems.append((name, str(exc)))
+
+    put("method", lambda v: parse_choice("method", v, METHODS))
+    put("preset", lambda v: None if v is None else parse_choice("preset", v, tuple(PRESETS)))
+    put("clusters", lambda v: parse_number("clusters", v, 2, 32, integer=True))
+    put("tolerance", _tolerance)
+    put("feather", lambda v: parse_number("feather", v, 0.0, 20.0, integer=False))
+    put("decontaminate", lambda v: parse_bool("decontaminate", v))
+    put("fill_holes", lambda v: parse_bool("fill_holes", v))
+    put("min_island", lambda v: parse_number("min_island", v, 0.0, 0.5, integer=False))
+    put("output", lambda v: parse_choice("output", v, OUTPUTS))
+    put("format", lambda v: parse_choice("format", "jpeg" if str(v).lower() == "jpg" else v, FORMATS))
+    if s.format == "jpeg" and s.output == "rgba":
+        problems.append(
+            (
+                "format",
+                "format: jpeg cannot hold an alpha channel; use png or webp with output: rgba, "
+                "or output: solid / mask with jpeg",
+            )
         )
-    _set(s, "background", _parse_color("background", s.background))
-    _set(s, "crop", _bool("crop", s.crop))
-    _set(s, "margin", _number("margin", s.margin, 0, 10_000, integer=True))
-    _set(s, "png_compression", _number("png_compression", s.png_compression, 0, 9, integer=True))
-    _set(s, "jpeg_quality", _number("jpeg_quality", s.jpeg_quality, 1, 100, integer=True))
-    _set(s, "max_pixels", _number("max_pixels", s.max_pixels, 1, 2**40, integer=True))
-    _set(s, "seed", _number("seed", s.seed, 0, 2**31 - 1, integer=True))
+    put("background", lambda v: _parse_color("background", v))
+    put("crop", lambda v: parse_bool("crop", v))
+    put("margin", lambda v: parse_number("margin", v, 0, 10_000, integer=True))
+    put("png_compression", lambda v: parse_number("png_compression", v, 0, 9, integer=True))
+    put("jpeg_quality", lambda v: parse_number("jpeg_quality", v, 1, 100, integer=True))
+    put("max_pixels", lambda v: parse_number("max_pixels", v, 1, 2**40, integer=True))
+    put("seed", lambda v: parse_number("seed", v, 0, 2**31 - 1, integer=True))
+    put("face_prior", lambda v: parse_bool("face_prior", v))
+    put("review_below", lambda v: parse_number("review_below", v, 0.0, 1.0, integer=False))
+    if problems:
+        raise SettingsError("\n".join(msg for _name, msg in problems), problems)
+
+
+def _tolerance(v: Any) -> str | float:
+    if isinstance(v, str) and v.lower() == "auto":
+        return "auto"
+    try:
+        return parse_number("tolerance", v, 0.5, 100.0, integer=False)
+    except SettingsError:
+        raise SettingsError(
+            f"tolerance: {v!r} is not allowed; use 'auto' or a colour distance (CIE delta E) from 0.5 to 100"
+        ) from None

@@ -15,9 +15,10 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write, make_folders
 from ..imageio import EXTENSIONS, ImageError, output_suffix
 from ..process import Processed, process_file
+from ..report import BatchReport
 from ..settings import Settings, SettingsError
 
 __all__ = ["register", "expand_inputs", "output_path"]
@@ -71,6 +72,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
     p.add_argument("-j", "--jobs", type=_jobs, default=1, help="parallel processes (default 1; 0 = all cores)")
     p.add_argument("--dask", metavar="ADDRESS", help="run on a Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="write one row per input (input, output, method, tolerance, confidence, review, reasons, ms): "
+        "CSV for FILE.csv, JSON lines for FILE.jsonl",
+    )
     add_settings_arguments(p)
     p.set_defaults(func=run)
 
@@ -220,12 +228,22 @@ def run(args: argparse.Namespace) -> int:
     failed = len(problems)
     if args.outdir is not None:
         try:
-            args.outdir.mkdir(parents=True, exist_ok=True)
+            make_folders(args.outdir)
         except OSError as exc:
             _say(f"knockout: error: cannot create output folder {args.outdir}: {exc.strerror or exc}")
             return 2
     jobs, skipped, refused = _plan(files, args, settings)
     failed += refused
+    report = None
+    if args.report is not None:
+        try:
+            report = BatchReport(args.report)
+        except ValueError as exc:
+            _say(f"knockout: error: --report {exc}")
+            return 2
+        except OSError as exc:
+            _say(f"knockout: error: --report {args.report}: {exc.strerror or exc}")
+            return 2
 
     t0 = time.perf_counter()
     done = 0
@@ -239,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         workers = (os.cpu_count() or 1) if args.jobs == 0 else args.jobs
         results = _run_local(jobs, settings, workers, debug=debug)
-    seen = 0
+    seen = flagged = 0
     try:
         for src, dst, res, err in _progress(results, total=len(jobs), enabled=not quiet):
             seen += 1
@@ -249,7 +267,10 @@ def run(args: argparse.Namespace) -> int:
             else:
                 done += 1
                 if res is not None:
+                    flagged += res.review
                     log.debug("%s -> %s (%s, %.0f ms)", src, dst, res.method, res.milliseconds)
+            if report is not None:
+                _report_row(report, src, dst, res, err)
     except SettingsError:  # e.g. the Dask scheduler does not answer at start: a usage error, exit 2
         raise
     except Exception as exc:  # the pool or the cluster went away: report, count the rest as failed
@@ -258,11 +279,33 @@ def run(args: argparse.Namespace) -> int:
         if debug:
             _say(traceback.format_exc().rstrip())
         failed += len(jobs) - seen
+    finally:
+        if report is not None:
+            report.close()
     dt = time.perf_counter() - t0
     if not quiet:
         kept = f", {skipped} skipped (output exists; --overwrite replaces)" if skipped else ""
+        if flagged:
+            where = f"; see {args.report}" if report is not None else "; --report FILE lists them"
+            _say(f"knockout: {flagged} of them to review (confidence below {settings.review_below:g}){where}")
         _say(f"knockout: {done} cut out, {failed} failed{kept} in {dt:.1f} s")
     return 1 if failed else 0
+
+
+def _report_row(report: BatchReport, src: Path, dst: Path, res: Processed | None, err: str | None) -> None:
+    if res is None:
+        report.add(input=str(src), error=(err or "").splitlines()[0] if err else None)
+        return
+    report.add(
+        input=str(src),
+        output=str(dst),
+        method=res.method,
+        tolerance=round(res.tolerance, 2),
+        confidence=res.confidence,
+        review=res.review,
+        reasons=res.reasons,
+        ms=round(res.milliseconds),
+    )
 
 
 def _plan(files: list[Path], args: argparse.Namespace, settings: Settings) -> tuple[list[tuple[Path, Path]], int, int]:

@@ -39,6 +39,8 @@ class Score:
         Time of the cut (segmentation and matte).
     pixels : ndarray of uint8, shape (H, W, 4)
         The RGBA cut-out (decontaminated colours and alpha).
+    confidence : float or None
+        knockout's own confidence in the cut-out (None for the presets).
     """
 
     iou: float
@@ -46,6 +48,7 @@ class Score:
     alpha_error: float
     milliseconds: float
     pixels: np.ndarray
+    confidence: float | None = None
 
 
 def score_image(image: np.ndarray, truth: np.ndarray, *, settings: Settings) -> Score:
@@ -71,7 +74,9 @@ def score_image(image: np.ndarray, truth: np.ndarray, *, settings: Settings) -> 
     res = cut_out(image, settings=settings)
     ms = (time.perf_counter() - t0) * 1000
     a = res.alpha
-    return Score(iou(a, truth), boundary_f(a, truth), alpha_error(a, truth), ms, res.pixels)
+    judged = res.segmentation.assessment
+    conf = None if judged is None else judged.confidence
+    return Score(iou(a, truth), boundary_f(a, truth), alpha_error(a, truth), ms, res.pixels, conf)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -182,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
                         "boundary_f": s.boundary_f,
                         "alpha_error": s.alpha_error,
                         "ms": s.milliseconds,
+                        "confidence": "" if s.confidence is None else s.confidence,
+                        "review": s.confidence is not None and s.confidence < settings.review_below,
                     }
                 )
         except ValueError as exc:
@@ -192,6 +199,10 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         return 1
     print(_table(records, [label for label, _ in methods]))
+    for label, settings in methods:
+        line = _confidence_line(label, [r for r in records if r["method"] == label], settings.review_below)
+        if line:
+            print(line)
     try:
         args.outdir.mkdir(parents=True, exist_ok=True)
         buf = io.StringIO()
@@ -244,6 +255,36 @@ def _small(a: np.ndarray, side: int = 400) -> np.ndarray:
         return a
     im = Image.fromarray(a)
     return np.asarray(im.resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.BOX))
+
+
+FAILED_BELOW = 0.90  # IoU under this is a failed cut-out, for the confidence figures
+GOOD_FROM = 0.95  # IoU from this is a good one
+
+
+def _confidence_line(label: str, records: list[dict], review_below: float) -> str:
+    """How well the confidence finds the failed cut-outs: AUROC, and who is flagged at ``review_below``."""
+    rs = [r for r in records if r["confidence"] != ""]
+    if not rs:
+        return ""
+    conf = np.array([r["confidence"] for r in rs], float)
+    iou = np.array([r["iou"] for r in rs], float)
+    bad, good = iou < FAILED_BELOW, iou >= GOOD_FROM
+    flagged = conf < review_below
+    if bad.all() or not bad.any():
+        auroc = "n/a (needs failed and other images)"
+    else:
+        from sklearn.metrics import roc_auc_score
+
+        auroc = f"{roc_auc_score(bad, -conf):.3f}"
+
+    def share(m: np.ndarray) -> str:
+        return f"{100 * flagged[m].mean():.0f} %" if m.any() else "n/a"
+
+    return (
+        f"{label}: confidence AUROC {auroc} for IoU < {FAILED_BELOW:g} ({bad.sum()} of {len(rs)}); "
+        f"at review_below {review_below:g}: {share(bad)} of those flagged, {share(good)} of the good "
+        f"(IoU >= {GOOD_FROM:g}, {good.sum()}) flagged"
+    )
 
 
 def _table(records: list[dict], labels: list[str]) -> str:

@@ -1,0 +1,134 @@
+"""Claiming: a stable candidate moved into this daemon's claims folder (one ``rename(2)``), then read.
+
+The folder mechanics (a real folder of this user's, checked before every claim, never a link
+followed) are :class:`.files.Claims`; this stage keeps one per inbox, beats the heartbeat and
+takes back the claims of daemons that died (their files back to the inbox, or finished when
+only the input's move was missing).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import uuid
+from collections.abc import Callable
+from pathlib import Path, PurePath
+
+from . import files
+from .config import Config, Job
+from .records import Candidate, Work
+
+__all__ = ["Claimer"]
+
+log = logging.getLogger(__name__)
+
+
+class Claimer:
+    """This daemon's claims in every inbox of a config.
+
+    Parameters
+    ----------
+    token : str, optional
+        The name of this daemon's claim folders (default ``HOST-PID-random``).
+    """
+
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token or f"{files.HOST}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.claims: dict[str, files.Claims] = {}
+
+    def of(self, job: Job) -> files.Claims:
+        return self.claims[str(job.inbox)]
+
+    def start(self, job: Job) -> files.Claims:
+        """Make (or check) this daemon's claims folder in the job's inbox (:class:`files.UnsafeFolder` if unsafe)."""
+        c = self.claims.get(str(job.inbox))
+        if c is None:
+            c = files.Claims(job.inbox, self.token)
+            c.start()
+            self.claims[str(job.inbox)] = c
+        return c
+
+    def heartbeat(self) -> None:
+        for c in self.claims.values():
+            c.heartbeat()
+
+    def close(self) -> None:
+        for c in self.claims.values():
+            c.close()
+
+    def claim(self, c: Candidate, st: os.stat_result) -> Work | None:
+        """Move a candidate into the claims; None when it is not a file or link, or another daemon took it.
+
+        Raises
+        ------
+        files.UnsafeFolder
+            When the claims folder is not the one this daemon made (nothing was moved).
+        """
+        if not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+            return None
+        claim = self.of(c.job).claim(c.path, c.rel)
+        if claim is None:
+            return None
+        return Work(job=c.job, rel=c.rel, claim=claim, stat=st, seen=c.seen)
+
+    @staticmethod
+    def read(w: Work) -> tuple[Work, bytes]:
+        """The claimed file's bytes (never through a link), and the work with the ``fstat`` of what was read."""
+        fd = os.open(w.claim, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read()
+            st = os.fstat(fh.fileno())
+        return Work(job=w.job, rel=w.rel, claim=w.claim, stat=st, seen=w.seen), data
+
+    def release(self, w: Work) -> Path | None:
+        """Give a claimed file back to its inbox (under a free name); where it went, None if it was gone."""
+        return self.of(w.job).release(w.rel)
+
+    # -- recovery ------------------------------------------------------------------------
+    def recover(
+        self,
+        cfg: Config,
+        job: Job,
+        *,
+        finished: Callable[[Job, PurePath, Path], None],
+        back: Callable[[Path, Job], None],
+    ) -> None:
+        """Take back the claims of dead daemons in this inbox (and their temporary outputs).
+
+        ``finished(job, rel, path)`` files an input whose output was written (only its move was
+        missing); ``back(path, job)`` is told of each file put back in the inbox.
+        """
+        claims = self.of(job)
+        claims.check()
+        for owner in list(files.dead_owners(job.inbox, self.token, cfg.claim_timeout)):
+            adopted = files.adopt(owner, claims)
+            if adopted is None:
+                continue
+            n_back = n_done = 0
+            stuck = 0
+            for rel, path, mark in list(files.claimed_files(adopted)):
+                try:
+                    if files.output_done(mark) is not None:  # only the input's move was missing
+                        finished(job, rel, path)
+                        n_done += 1
+                    else:
+                        back(files.move_noreplace(path, job.inbox / rel), job)
+                        n_back += 1
+                except OSError as exc:  # stays adopted: recovered again at the next start
+                    log.error("%s: cannot recover %s from %s: %s", job.name, rel, owner.name, exc)
+                    stuck += 1
+            tags = [adopted.name]
+            if (adopted / "adopted").is_dir():
+                tags += [p.name for p in (adopted / "adopted").iterdir()]
+            for tag in tags:
+                files.remove_temps(job.outbox, tag)
+            if not stuck:
+                files.remove_tree(adopted, claims)
+            log.warning(
+                "%s: recovered the claims of %s (stopped or dead): %d back in the inbox, %d finished",
+                job.name,
+                owner.name,
+                n_back,
+                n_done,
+            )

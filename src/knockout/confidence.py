@@ -1,0 +1,160 @@
+"""How sure a segmentation is: a confidence in [0, 1] and the short reasons behind a doubt.
+
+Each signal is one the segmentation already has, so the check costs a few milliseconds:
+
+- ``weak-edge``: the outline is where the colour distance barely rises above the tolerance
+  (the subject's edge pixels are hardly further from the backdrop than the tolerance itself);
+- ``unstable``: a little more or less tolerance would change the subject's area a lot (no
+  clear plateau: the backdrop leaks on, or stops short, nearby);
+- ``leak``: the backdrop reached into the face or neck found by the face detector;
+- ``no-face``: no frontal face was found, so nothing checks the result against a person;
+- ``border``: much of the top and upper side edges, where a headshot's backdrop is, stayed subject;
+- ``no-body``: the subject does not reach the bottom of the frame below the face, as a headshot's body does;
+- ``size``: the subject is implausibly small or large for the face (or the frame).
+
+The confidence is the product of one factor per signal, each 1 when the signal is clean and
+falling smoothly as it gets worse, so the reasons named are the factors that cost the most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .prior import Face
+
+__all__ = ["Assessment", "assess"]
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The result of :func:`assess`.
+
+    Attributes
+    ----------
+    confidence : float
+        In [0, 1]; low means the cut-out probably needs a look.
+    reasons : tuple of str
+        The signals that lowered it most (short words, see the module's docstring), worst first.
+    signals : dict of str to float
+        The raw measurements, for reports and for tuning.
+    """
+
+    confidence: float
+    reasons: tuple[str, ...]
+    signals: dict[str, float]
+
+
+def assess(
+    mask: np.ndarray,
+    barrier: np.ndarray,
+    tolerance: float,
+    *,
+    face: Face | None,
+    tolerances: np.ndarray,
+    alternatives: Sequence[np.ndarray] = (),
+    lab: np.ndarray | None = None,
+) -> Assessment:
+    """Judge a working-resolution segmentation from the signals that produced it.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (h, w)
+        The subject at working resolution, after cleaning.
+    barrier : ndarray of float32, shape (h, w)
+        The tolerance at which each pixel joins the backdrop (inf: never).
+    tolerance : float
+        The tolerance used.
+    face : Face or None
+        The face found in the working image, if any.
+    tolerances : ndarray of float, shape (N,)
+        The tolerance levels the barrier was computed on (ascending).
+    alternatives : sequence of ndarray of bool, shape (h, w)
+        Other plausible answers (the first pass, the other plateau rule's choice): the less the
+        mask agrees with them (IoU), the less sure it is.
+
+    Returns
+    -------
+    Assessment
+    """
+    h, w = mask.shape
+    if mask.shape != barrier.shape:
+        raise ValueError(f"mask {mask.shape} and barrier {barrier.shape} must have the same shape")
+    sig: dict[str, float] = {}
+    area = float(mask.mean())
+    sig["area"] = area
+    # the outline's contrast: how far above the tolerance the subject's edge pixels are
+    edge = mask & ~ndi.binary_erosion(mask, iterations=1, border_value=1)
+    b = barrier[edge]
+    b = np.minimum(np.where(np.isinf(b), tolerances[-1], b), tolerances[-1])
+    sig["edge"] = float(np.median(b) / max(tolerance, 1e-3)) if b.size else 1.0
+    # area stability around the tolerance
+    lo, hi = tolerance / 1.5, tolerance * 1.5
+    a_lo, a_hi = float((barrier > lo).mean()), float((barrier > hi).mean())
+    sig["unstable"] = (a_lo - a_hi) / max(area, 1e-3)
+    for f, name in ((1.25, "unstable_near"), (2.5, "unstable_far")):
+        sig[name] = float(((barrier > tolerance / f).mean() - (barrier > tolerance * f).mean()) / max(area, 1e-3))
+    sig["tol"] = float(tolerance)
+    sig["near"] = float((mask & (barrier < 2 * tolerance)).sum() / max(mask.sum(), 1))
+    # the border strip where a headshot's backdrop is: top edge, upper 60 % of the sides
+    bw = max(1, round(0.02 * max(h, w)))
+    strip = np.zeros((h, w), bool)
+    strip[:bw] = True
+    strip[: round(0.6 * h), :bw] = True
+    strip[: round(0.6 * h), -bw:] = True
+    sig["border"] = float(mask[strip].mean())
+    if lab is not None:
+        sig["mixed"] = _mixed_colours(lab, mask)
+    sig["agree"] = min((_iou(mask, alt) for alt in alternatives), default=1.0)
+    if face is not None:
+        sure = face.sure_subject((h, w))
+        sig["face_kept"] = float(mask[sure].mean()) if sure.any() else 1.0
+        body = face.body((h, w))
+        sig["body"] = float(mask[body].mean()) if body.any() else 1.0
+        sig["size"] = area * h * w / max(face.w * face.h, 1.0)
+    # each ramp: 1 where half or more of the good cut-outs are, 0.1 where most failures are
+    factors = {
+        "unstable": _ramp(-sig["unstable_near"], bad=-0.06, good=-0.01),
+        "low-contrast": _ramp(-sig.get("mixed", 0.0), bad=-0.3, good=-0.05),
+        "border": _ramp(-sig["border"], bad=-0.5, good=-0.15),
+        "ambiguous": _ramp(sig["agree"], bad=0.85, good=0.98),
+    }
+    if face is None:
+        factors["no-face"] = 0.8
+    else:
+        factors["leak"] = _ramp(sig["face_kept"], bad=0.7, good=0.97)
+    confidence = float(np.prod(list(factors.values())))
+    reasons = tuple(k for k, v in sorted(factors.items(), key=lambda kv: kv[1]) if v < 0.85)
+    return Assessment(confidence=round(confidence, 4), reasons=reasons, signals=sig)
+
+
+def _mixed_colours(lab: np.ndarray, mask: np.ndarray) -> float:
+    """How much the subject's and the backdrop's colours overlap: 0 separable, 1 the same.
+
+    A coarse colour histogram (8 bins a Lab channel) of each side; each pixel's bin says how
+    likely its colour is subject; the mean of ``2 min(p, 1 - p)`` over all pixels.
+    """
+    scaled = (lab + np.array([0.0, 128.0, 128.0], np.float32)) / np.array([100.0, 256.0, 256.0], np.float32)
+    q = (np.clip(scaled, 0, 0.999) * 8).astype(np.int32)
+    code = (q[..., 0] * 8 + q[..., 1]) * 8 + q[..., 2]
+    fg = np.bincount(code[mask], minlength=512).astype(np.float64)
+    bg = np.bincount(code[~mask], minlength=512).astype(np.float64)
+    fg /= max(fg.sum(), 1)
+    bg /= max(bg.sum(), 1)
+    p = fg / np.maximum(fg + bg, 1e-12)
+    pp = p[code]
+    return float(np.mean(2 * np.minimum(pp, 1 - pp)))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b) / union) if union else 1.0
+
+
+def _ramp(x: float, *, bad: float, good: float) -> float:
+    """1 at and above ``good``, 0.1 at and below ``bad``, linear between."""
+    t = (x - bad) / (good - bad)
+    return float(0.1 + 0.9 * min(1.0, max(0.0, t)))

@@ -1,0 +1,72 @@
+"""knockout.confidence: the confidence of a segmentation and the reasons for a doubt."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _faces import face_headshot
+
+from knockout import Settings, segment
+from knockout.confidence import assess
+from knockout.prior import Face
+
+TOL = np.geomspace(1.0, 80.0, 40).astype(np.float32)
+
+
+def _clear_case() -> tuple[np.ndarray, np.ndarray]:
+    """A subject far from the backdrop in colour: its barrier is high, the backdrop's 0."""
+    mask = np.zeros((100, 80), bool)
+    mask[30:, 20:60] = True
+    barrier = np.where(mask, 60.0, 0.5).astype(np.float32)
+    return mask, barrier
+
+
+def test_a_clear_cut_is_confident_and_a_face_raises_it():
+    mask, barrier = _clear_case()
+    without = assess(mask, barrier, 10.0, face=None, tolerances=TOL)
+    assert without.reasons == ("no-face",) and 0.5 < without.confidence < 1
+    face = Face(x=25, y=32, w=30, h=30)
+    with_face = assess(mask, barrier, 10.0, face=face, tolerances=TOL)
+    assert with_face.confidence == 1.0 and with_face.reasons == ()
+
+
+def test_a_leak_through_the_face_is_named():
+    mask, barrier = _clear_case()
+    face = Face(x=25, y=32, w=30, h=30)
+    leaked = mask & ~face.sure_subject(mask.shape)  # the backdrop took the face
+    a = assess(leaked, barrier, 10.0, face=face, tolerances=TOL)
+    assert "leak" in a.reasons and a.confidence < 0.3
+
+
+def test_an_unstable_plateau_and_disagreeing_answers_lower_it():
+    mask, barrier = _clear_case()
+    barrier = np.where(mask, 11.0, barrier).astype(np.float32)  # the subject joins just above the tolerance
+    other = mask.copy()
+    other[30:60] = False
+    a = assess(mask, barrier, 10.0, face=None, tolerances=TOL, alternatives=[other])
+    assert a.reasons[:2] == ("unstable", "ambiguous") or set(a.reasons[:2]) == {"unstable", "ambiguous"}
+    assert a.confidence < 0.05
+
+
+def test_mixed_colours_are_low_contrast():
+    rng = np.random.default_rng(0)
+    lab = rng.normal(50, 1, (100, 80, 3)).astype(np.float32)  # subject and backdrop the same colours
+    mask, barrier = _clear_case()
+    a = assess(mask, barrier, 10.0, face=Face(x=25, y=32, w=30, h=30), tolerances=TOL, lab=lab)
+    assert a.signals["mixed"] > 0.8 and a.reasons == ("low-contrast",)
+    lab[mask] += 40  # now they differ
+    assert assess(mask, barrier, 10.0, face=None, tolerances=TOL, lab=lab).signals["mixed"] < 0.05
+
+
+def test_shape_mismatch_is_refused():
+    with pytest.raises(ValueError, match="same shape"):
+        assess(np.zeros((4, 4), bool), np.zeros((4, 5), np.float32), 1.0, face=None, tolerances=TOL)
+
+
+def test_segment_flags_a_low_contrast_subject_and_not_a_clear_one():
+    clear, _ = face_headshot()
+    dark, _ = face_headshot(backdrop=(28, 28, 30), shirt=(36, 34, 40))
+    s = Settings()
+    good, doubtful = segment(clear, settings=s).assessment, segment(dark, settings=s).assessment
+    assert good.confidence >= s.review_below > doubtful.confidence
+    assert good.reasons == () and "unstable" in doubtful.reasons

@@ -1,0 +1,470 @@
+"""Abuse of a running daemon (issue 14): odd names, two daemons, links, damaged files, rewrites, pauses.
+
+Every test runs real `knockout watch` processes on real folders and checks the promise: each
+input cut exactly once, nothing written outside the daemon's folders, a record for every failure.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from daemon_util import DaemonProcess, done_count, image_bytes, knockout, visible, wait_for, write_config
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+
+def _once(cfg: Path, umask: int = -1) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "knockout.cli", "watch", "-c", str(cfg), "--once"],
+        cwd=cfg.parent,
+        capture_output=True,
+        timeout=300,
+        check=False,
+        umask=umask,
+    )
+
+
+def _counts(tmp_path: Path, cfg: Path) -> dict:
+    state = yaml.safe_load(cfg.read_text())["state_dir"]
+    return json.loads((tmp_path / state / "status.json").read_text())["jobs"]
+
+
+def test_a_name_that_is_not_utf8_with_after_leave_is_cut_once_and_the_loop_lives(tmp_path):
+    """Item 2: the sqlite record of a non-UTF-8 name crashed the daemon at every start."""
+    cfg = write_config(tmp_path, jobs=[{"name": "main", "inbox": "inbox", "outbox": "outbox", "after": "leave"}])
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    odd = os.fsencode(inbox) + b"/caf\xe9.jpg"
+    with open(odd, "wb") as fh:
+        fh.write(image_bytes(1))
+    (inbox / "good.jpg").write_bytes(image_bytes(2))
+    logs = []
+    for run in range(2):  # the second start finds both recorded: nothing is cut again
+        r = _once(cfg)
+        assert r.returncode == 0, r.stderr.decode(errors="replace")
+        assert b"Traceback" not in r.stderr and b"Logging error" not in r.stderr, r.stderr
+        outs = sorted(os.listdir(os.fsencode(tmp_path / "outbox")))
+        assert outs == [b"caf\xe9.png", b"good.png"], (run, outs)
+        assert sorted(n for n in os.listdir(os.fsencode(inbox)) if not n.startswith(b".")) == [
+            b"caf\xe9.jpg",
+            b"good.jpg",
+        ]
+        logs.append(r.stderr.decode())
+    assert done_count(logs[0]) == 2 and done_count(logs[1]) == 0
+    assert "caf\\udce9.jpg -> " in logs[0]  # the name's odd byte, escaped in the log
+
+
+def test_two_daemons_with_after_leave_sharing_inbox_and_state_cut_each_input_once(tmp_path):
+    """Item 3: the second daemon, started while the first was busy, cut most inputs again."""
+    jobs = [{"name": "main", "inbox": "inbox", "outbox": "outbox", "after": "leave"}]
+    a = write_config(tmp_path, "a.yaml", jobs=jobs, workers=1, state_dir=".state")
+    b = write_config(tmp_path, "b.yaml", jobs=jobs, workers=1, state_dir=".state")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    n = 24
+    one = DaemonProcess(a)
+    two = None
+    try:
+        one.wait_ready()
+        for i in reversed(range(n)):  # the first daemon queues them as they come; the second, sorted
+            (inbox / f".p{i:02d}.jpg").write_bytes(image_bytes(i, size=(800, 600)))
+            os.rename(inbox / f".p{i:02d}.jpg", inbox / f"p{i:02d}.jpg")
+            time.sleep(0.05)
+        wait_for(lambda: done_count(one.text()) >= 2, 120, one, "the first daemon to be busy")
+        two = DaemonProcess(b)
+        two.wait_ready()
+        assert done_count(one.text()) < n - 4, "the first daemon must still be busy when the second starts"
+        wait_for(lambda: done_count(one.text()) + done_count(two.text()) >= n, 180, two, "all inputs")
+        time.sleep(6)  # three rescans of both daemons: a repeat would show now
+        outs = sorted(p.name for p in visible(tmp_path / "outbox"))
+        assert outs == [f"p{i:02d}.png" for i in range(n)], outs
+        assert done_count(one.text()) + done_count(two.text()) == n
+        assert sorted(p.name for p in visible(inbox)) == [f"p{i:02d}.jpg" for i in range(n)]
+    finally:
+        one.stop()
+        if two is not None:
+            two.stop()
+
+
+def test_names_up_to_the_file_systems_limit_are_cut_or_failed_with_a_record(tmp_path):
+    """Item 4: names of 240-255 bytes failed without a record, or stayed hidden in the claims."""
+    cfg = write_config(tmp_path)
+    inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
+    inbox.mkdir()
+    outbox.mkdir()
+    good = ["a" * 246 + ".jpg", "b" * 251 + ".jpg", "d" * 251 + ".jpg"]  # 250, 255, 255 bytes
+    for i, name in enumerate(good):
+        (inbox / name).write_bytes(image_bytes(i))
+    (outbox / ("d" * 251 + ".png")).write_bytes(b"older output")  # its new output needs a NAME-1 name
+    bad = "c" * 251 + ".jpg"
+    (inbox / bad).write_bytes(b"not an image at all")
+    r = _once(cfg)
+    assert r.returncode == 1, r.stderr  # --once: 1 because one file failed
+    assert b"Traceback" not in r.stderr, r.stderr
+    outs = sorted(p.name for p in visible(outbox))
+    assert ("a" * 246 + ".png") in outs and ("b" * 251 + ".png") in outs and len(outs) == 4, outs
+    assert any(o.startswith("d") and o.endswith("-1.png") and len(o) <= 255 for o in outs), outs
+    assert (tmp_path / "failed" / bad).exists()
+    (record,) = [p for p in (tmp_path / "failed").iterdir() if p.name.endswith(".error.txt")]
+    assert yaml.safe_load(record.read_text())["file"] == str(inbox / bad)
+    assert _counts(tmp_path, cfg)["main"]["processed"] == 3 and _counts(tmp_path, cfg)["main"]["failed"] == 1
+    assert not (inbox / ".knockout-claims").exists() or not any((inbox / ".knockout-claims").rglob("*.jpg"))
+
+
+def test_knockout_cut_cuts_a_folder_holding_a_250_byte_name(tmp_path):
+    """Item 4: `knockout cut` on such a folder crashed the whole batch with a traceback."""
+    src = tmp_path / "in"
+    src.mkdir()
+    long = "e" * 246 + ".jpg"
+    (src / long).write_bytes(image_bytes(3))
+    (src / "short.jpg").write_bytes(image_bytes(4))
+    r = knockout("cut", str(src), "-o", str(tmp_path / "out"), "--method", "threshold", cwd=tmp_path)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(["e" * 246 + ".png", "short.png"])
+
+
+def test_links_inside_the_outbox_and_processed_are_never_written_through(tmp_path):
+    """Item 10: outbox/sub -> elsewhere made the daemon write cut-outs outside its folders."""
+    cfg = write_config(tmp_path)
+    inbox, outbox, processed = tmp_path / "inbox", tmp_path / "outbox", tmp_path / "processed"
+    for folder in (inbox / "sub", inbox / "sub2", outbox / "sub2", processed):
+        folder.mkdir(parents=True)
+    away, away2 = tmp_path / "elsewhere", tmp_path / "elsewhere2"
+    away.mkdir()
+    away2.mkdir()
+    os.symlink(away, outbox / "sub")
+    os.symlink(away2, processed / "sub2")
+    (inbox / "sub" / "a.jpg").write_bytes(image_bytes(1))
+    (inbox / "sub2" / "b.jpg").write_bytes(image_bytes(2))
+    r = _once(cfg)
+    assert r.returncode == 1, r.stderr
+    assert list(away.iterdir()) == [] and list(away2.iterdir()) == []
+    failed = tmp_path / "failed"
+    assert (failed / "sub" / "a.jpg").exists() and (failed / "sub2" / "b.jpg").exists()
+    assert "symbolic link" in yaml.safe_load((failed / "sub" / "a.jpg.error.txt").read_text())["reason"]
+    reason = yaml.safe_load((failed / "sub2" / "b.jpg.error.txt").read_text())["reason"]
+    assert "output written to" in reason and "symbolic link" in reason
+    assert (outbox / "sub2" / "b.png").exists()
+
+
+def _damaged() -> dict[str, bytes]:
+    from conftest import synthetic_headshot
+
+    rgb, _ = synthetic_headshot(400, 300, seed=5)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG")
+    good = buf.getvalue()
+    sos, sof = good.index(b"\xff\xda"), good.index(b"\xff\xc0")
+    tall = bytearray(good)
+    tall[sof + 5 : sof + 9] = (2000).to_bytes(2, "big") + (3000).to_bytes(2, "big")
+    f = np.full((60, 80), 0.5, np.float32)
+    f[3, 4] = np.nan
+    tif = io.BytesIO()
+    Image.fromarray(f, mode="F").save(tif, "TIFF")
+    return {
+        "half.jpg": good[: sos + (len(good) - sos) // 2] + b"\xff\xd9",
+        "tall.jpg": bytes(tall),
+        "nan.tif": tif.getvalue(),
+    }
+
+
+def test_damaged_images_are_failed_not_processed(tmp_path):
+    """Item 7: half a JPEG with an end marker, a header claiming 3000x2000, a NaN float TIFF were 'processed'."""
+    cfg = write_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name, data in _damaged().items():
+        (inbox / name).write_bytes(data)
+    r = _once(cfg)
+    assert r.returncode == 1
+    assert visible(tmp_path / "outbox") == []
+    reasons = {p.name: yaml.safe_load(p.read_text())["reason"] for p in (tmp_path / "failed").glob("*.error.txt")}
+    assert set(reasons) == {"half.jpg.error.txt", "tall.jpg.error.txt", "nan.tif.error.txt"}, reasons
+    assert "truncated or corrupt" in reasons["half.jpg.error.txt"]
+    assert "truncated or corrupt" in reasons["tall.jpg.error.txt"]
+    assert "NaN or infinite" in reasons["nan.tif.error.txt"]
+
+
+def test_a_file_rewritten_through_an_open_descriptor_after_its_claim_is_cut_again(tmp_path):
+    """Item 5: the input was filed with its new content, the output made from the old one."""
+    cfg = write_config(tmp_path, workers=1)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    first, second = image_bytes(1, size=(2400, 1800)), image_bytes(2, size=(200, 150))
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        with open(inbox / "x.jpg", "wb") as fh:
+            fh.write(first)
+            fh.flush()
+            wait_for(lambda: not (inbox / "x.jpg").exists(), 60, d, "the claim")
+            fh.seek(0)
+            fh.truncate()
+            fh.write(second)
+        wait_for((tmp_path / "processed" / "x.jpg").exists, 120, d, "x.jpg filed")
+        wait_for(lambda: len(visible(tmp_path / "outbox")) >= 1, 30, d, "the output")
+    finally:
+        d.stop()
+    assert (tmp_path / "processed" / "x.jpg").read_bytes() == second
+    (out,) = visible(tmp_path / "outbox")
+    with Image.open(out) as im:
+        assert im.size == (150, 200), "the output must be made from the content that was filed"
+
+
+def test_a_writer_pausing_longer_than_settle_is_not_failed(tmp_path):
+    """Item 6: a writer pausing ~3 s ended in failed/ as 'truncated', then finished writing there."""
+    cfg = write_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    data = image_bytes(3, size=(400, 300))
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        with open(inbox / "slow.jpg", "wb") as fh:
+            fh.write(data[: len(data) // 2])
+            fh.flush()
+            time.sleep(5)  # the writer pauses (a slow share): the daemon claims and tries it meanwhile
+            fh.write(data[len(data) // 2 :])
+        wait_for((tmp_path / "processed" / "slow.jpg").exists, 90, d, "slow.jpg processed")
+    finally:
+        d.stop()
+    assert (tmp_path / "processed" / "slow.jpg").read_bytes() == data
+    assert [p.name for p in visible(tmp_path / "outbox")] == ["slow.png"]
+    assert not (tmp_path / "failed").exists() or visible(tmp_path / "failed") == []
+
+
+def test_overwrite_never_loses_the_output_of_a_sibling_input(tmp_path):
+    """Item 11: a.jpg, a.png, a.webp with collision: overwrite kept one output and counted three."""
+    cfg = write_config(
+        tmp_path, jobs=[{"name": "main", "inbox": "inbox", "outbox": "outbox", "collision": "overwrite"}]
+    )
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i, fmt in enumerate(("JPEG", "PNG", "WEBP")):
+        (inbox / f"a.{fmt.lower().replace('jpeg', 'jpg')}").write_bytes(image_bytes(i, fmt=fmt))
+    r = _once(cfg)
+    assert r.returncode == 0, r.stderr
+    assert len(visible(tmp_path / "outbox")) == 3, visible(tmp_path / "outbox")
+    (tmp_path / "inbox" / "a.jpg").write_bytes(image_bytes(7))  # a later run: its own output is replaced
+    assert _once(cfg).returncode == 0
+    assert len(visible(tmp_path / "outbox")) == 3
+
+
+def test_a_name_with_a_newline_cannot_forge_a_log_line(tmp_path):
+    """Item 12: names with newlines forged lines in the text log."""
+    cfg = write_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    name = "evil\n12:00:00 ERROR forged.jpg"
+    (inbox / name).write_bytes(image_bytes(1))
+    r = _once(cfg)
+    assert r.returncode == 0
+    log = r.stderr.decode()
+    assert not any(line.startswith("12:00:00 ERROR forged") for line in log.splitlines()), log
+    assert "evil\\n12:00:00 ERROR forged.jpg" in log
+    assert (tmp_path / "outbox" / "evil\n12:00:00 ERROR forged.png").exists()
+
+
+def test_folders_the_daemon_makes_are_0755_under_umask_077(tmp_path):
+    """Item 12: folders the daemon made were 0700 under umask 077 (the README says 0755)."""
+    cfg = write_config(tmp_path)
+    (tmp_path / "inbox" / "shoot").mkdir(parents=True)
+    (tmp_path / "inbox" / "shoot" / "a.jpg").write_bytes(image_bytes(1))
+    (tmp_path / "inbox" / "shoot" / "bad.jpg").write_bytes(b"junk")
+    r = _once(cfg, umask=0o077)
+    assert r.returncode == 1
+    for folder in ("outbox", "processed", "failed", "outbox/shoot", "processed/shoot", "failed/shoot"):
+        assert stat.S_IMODE(os.stat(tmp_path / folder).st_mode) == 0o755, folder
+
+
+def test_record_values_longer_than_80_characters_stay_on_one_line(tmp_path):
+    """Item 13: the YAML record folded a long reason over two lines (a user greps them)."""
+    cfg = write_config(tmp_path)
+    deep = tmp_path / "inbox" / ("a folder with a rather long name " * 2).strip() / "and another one below it"
+    deep.mkdir(parents=True)
+    (deep / "a photo with a long name, not an image.jpg").write_text("this is not an image\n")
+    assert _once(cfg).returncode == 1
+    (record,) = (tmp_path / "failed").rglob("*.error.txt")
+    lines = record.read_text().splitlines()
+    (file_line,) = [line for line in lines if line.startswith("file: ")]
+    assert len(file_line) > 80 + len("file: ")
+    assert yaml.safe_load(file_line)["file"] == yaml.safe_load(record.read_text())["file"]
+    assert all(line.startswith(("  ", "file:", "reason:", "time:", "host:", "job:", "settings:")) for line in lines)
+
+
+def _near_path_max(inbox: Path, name: str) -> Path:
+    """A file in nested folders of ``inbox`` whose path is a few bytes short of PATH_MAX (4096)."""
+    target = 4095 - 8 - len(name) - 1
+    p = inbox
+    while len(os.fsencode(p)) < target:
+        room = target - len(os.fsencode(p)) - 1
+        p = p / ("n" * min(200, max(room, 1)))
+        p.mkdir()
+    return p / name
+
+
+def test_files_that_stay_in_the_inbox_are_reported_once_and_counted(tmp_path):
+    """Item 12: non-image files and FIFOs sat there unreported; an unclaimable file logged a traceback every 8 s."""
+    cfg = write_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "notes.txt").write_text("a note\n")
+    os.mkfifo(inbox / "pipe.jpg")
+    deep = _near_path_max(inbox, "deep.jpg")
+    deep.write_bytes(image_bytes(1))
+    (inbox / "ok.jpg").write_bytes(image_bytes(2))
+    d = DaemonProcess(cfg)
+    try:
+        wait_for(lambda: "deep.jpg: cannot be claimed" in d.text(), 60, d, "the unclaimable file")
+        wait_for((tmp_path / "outbox" / "ok.png").exists, 60, d, "ok.jpg")
+        time.sleep(6)  # three rescans: each file is still said once only
+        state = json.loads((tmp_path / ".state-config" / "status.json").read_text())["jobs"]["main"]
+        assert state["ignored"] == 3 and state["processed"] == 1, state
+        r = knockout("status", "-c", str(cfg))
+        assert "3 ignored" in r.stdout, r.stdout
+    finally:
+        d.stop()
+    log = d.text()
+    assert "Traceback" not in log, log
+    for needle in ("notes.txt: not an image name", "pipe.jpg: not a regular file", "deep.jpg: cannot be claimed"):
+        assert log.count(needle) == 1, (needle, log)
+    assert (inbox / "notes.txt").exists() and (inbox / "pipe.jpg").exists() and deep.exists()
+
+
+def test_a_tiny_image_and_a_bomb_fail_with_clear_reasons(tmp_path):
+    """Item 12: a 1x1 image was an internal error with a traceback; a bomb quoted Pillow's number, not max_pixels.
+
+    (A HEIC without the extra: tests/test_imageio.py, as the test machine has the extra.)
+    """
+    from _images import png_header_only
+
+    cfg = write_config(tmp_path, settings={"method": "threshold", "max_pixels": 1_000_000})
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1), (9, 9, 9)).save(buf, "PNG")
+    (inbox / "dot.png").write_bytes(buf.getvalue())
+    (inbox / "bomb.png").write_bytes(png_header_only(50_000, 50_000))
+    r = _once(cfg)
+    assert r.returncode == 1 and b"Traceback" not in r.stderr, r.stderr
+    reasons = {p.name: yaml.safe_load(p.read_text())["reason"] for p in (tmp_path / "failed").glob("*.error.txt")}
+    assert reasons["dot.png.error.txt"] == "too small: 1x1 pixels; knockout needs at least 2x2"
+    assert "over max_pixels = 1,000,000" in reasons["bomb.png.error.txt"]
+
+
+def test_knockout_status_answers_when_the_config_is_broken_or_gone(tmp_path):
+    """Item 12: `knockout status` showed nothing when config.yaml was invalid YAML or gone."""
+    cfg = write_config(tmp_path, state_dir="state")
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        wait_for((tmp_path / "state" / "status.json").exists, 30, d, "the status file")
+        good = cfg.read_text()
+        cfg.write_text(good + "jobs: [inbox: {\n")  # not YAML any more
+        r = knockout("status", "-c", str(cfg))
+        assert r.returncode == 0 and "running: pid" in r.stdout, r.stdout + r.stderr
+        assert "not valid YAML" in r.stderr
+        cfg.unlink()
+        (tmp_path / ".knockout").symlink_to(tmp_path / "state")  # gone: the default state_dir beside it
+        r = knockout("status", "-c", str(cfg))
+        assert r.returncode == 0 and "running: pid" in r.stdout, r.stdout + r.stderr
+        assert "cannot read the config file" in r.stderr
+        cfg.write_text(good)
+    finally:
+        d.stop()
+
+
+def test_a_status_file_that_cannot_be_written_is_said_once(tmp_path):
+    """Item 12: `knockout status` said "not running" when the status could not be written; nothing was logged."""
+    cfg = write_config(tmp_path, state_dir="state")
+    (tmp_path / "state" / "status.json").mkdir(parents=True)  # in the way: the status cannot be written
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "a.jpg").write_bytes(image_bytes(1))
+    r = _once(cfg)
+    assert r.returncode == 0
+    assert r.stderr.decode().count("knockout status cannot see this daemon") == 1, r.stderr
+
+
+def test_a_jpeg_with_thousands_of_scans_fails_and_the_photo_beside_it_is_cut(tmp_path):
+    """Item 8 (the cap on scans): a small JPEG with thousands of scans held both workers for a minute."""
+    from test_imageio import _progressive_with_scans
+
+    cfg = write_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "scans.jpg").write_bytes(_progressive_with_scans(3000))
+    (inbox / "photo.jpg").write_bytes(image_bytes(1))
+    r = _once(cfg)
+    assert r.returncode == 1, r.stderr
+    assert [p.name for p in visible(tmp_path / "outbox")] == ["photo.png"]
+    reason = yaml.safe_load((tmp_path / "failed" / "scans.jpg.error.txt").read_text())["reason"]
+    assert reason.startswith("too many scans: "), reason
+
+
+def test_running_out_of_memory_is_a_resource_limit_retried_not_a_bad_file(tmp_path):
+    """Item 9: under a memory limit a large JPEG went straight to failed/ for good, as if it were bad."""
+    import resource
+
+    cfg = write_config(tmp_path, workers=1, retries=2)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    big = np.zeros((5000, 6000, 3), np.uint8)
+    big[:, :, 0] = np.arange(6000, dtype=np.uint32)[None, :] % 251
+    big[:, :, 1] = np.arange(5000, dtype=np.uint32)[:, None] % 241
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, "JPEG", quality=80)
+    del big
+    (inbox / "big.jpg").write_bytes(buf.getvalue())
+    limit = 1024 * 2**20  # address space for the daemon and each of its workers
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    log = tmp_path / "run.log"
+    with open(log, "wb") as fh:
+        r = subprocess.run(
+            [sys.executable, "-m", "knockout.cli", "watch", "-c", str(cfg), "--once"],
+            cwd=tmp_path,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+            check=False,
+            preexec_fn=limited,
+        )
+    text = log.read_text(errors="replace")
+    assert r.returncode == 1, text
+    assert "a resource limit" in text and "retry 1/2" in text, text
+    reason = yaml.safe_load((tmp_path / "failed" / "big.jpg.error.txt").read_text())["reason"]
+    assert "a resource limit" in reason and "gave up after 3 attempts" in reason, reason
+
+
+def test_a_file_over_the_time_limit_fails_and_its_neighbours_are_cut(tmp_path):
+    """Item 8 (the time limit): a file taking a minute held its worker; photos behind it waited."""
+    cfg = write_config(tmp_path, workers=1, time_limit=1.5)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    big = np.zeros((5000, 6000, 3), np.uint8)  # about 7 s to cut here; 100x the small photos' time
+    big[:, :, 0] = np.arange(6000, dtype=np.uint32)[None, :] % 251
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, "JPEG", quality=80)
+    del big
+    (inbox / "huge.jpg").write_bytes(buf.getvalue())
+    for i in range(3):
+        (inbox / f"small{i}.jpg").write_bytes(image_bytes(i))
+    r = _once(cfg)
+    assert r.returncode == 1, r.stderr
+    assert sorted(p.name for p in visible(tmp_path / "outbox")) == ["small0.png", "small1.png", "small2.png"]
+    reason = yaml.safe_load((tmp_path / "failed" / "huge.jpg.error.txt").read_text())["reason"]
+    assert reason.startswith("took longer than time_limit = 1.5 s"), reason
+    assert b"died" not in r.stderr, r.stderr  # the small ones were resubmitted, never counted as crashes
