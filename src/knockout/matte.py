@@ -277,12 +277,18 @@ def _solve(img: np.ndarray, mask: np.ndarray, ys: np.ndarray, xs: np.ndarray, pr
     inside = mask[ys, xs]
     free = np.zeros((h, w), bool)
     free[ys, xs] = inside | (prior > 0)
-    free = ndi.binary_dilation(free, structure=np.ones((3, 3), bool))
+    free = _dilate(free, 1)
     pick = free[ys, xs]
     out = prior.copy()
     if pick.any():
         out[pick] = _closed_form(img, mask, ys[pick], xs[pick], prior=prior[pick], inside=inside[pick])
     return out
+
+
+def _dilate(m: np.ndarray, r: int) -> np.ndarray:
+    """``m`` dilated by a (2r + 1)-square: a maximum filter on its bytes, the same pixels as
+    ``binary_dilation`` with a 3 x 3 structure ``r`` times, in a fraction of the time."""
+    return ndi.maximum_filter(m.view(np.uint8), size=2 * r + 1).view(bool)
 
 
 def _closed_form(img, mask, ys, xs, *, prior, inside) -> np.ndarray:
@@ -293,7 +299,7 @@ def _closed_form(img, mask, ys, xs, *, prior, inside) -> np.ndarray:
     index[ys * w + xs] = np.arange(n, dtype=np.int32)
     centres = np.zeros((h, w), bool)
     centres[ys, xs] = True
-    centres = ndi.binary_dilation(centres, structure=np.ones((3, 3), bool))
+    centres = _dilate(centres, 1)
     centres[[0, -1], :] = False
     centres[:, [0, -1]] = False
     cy, cx = np.nonzero(centres)
@@ -584,6 +590,6 @@ def _gaps(img, mask, band, a, *, d_in, b_loc, backdrop, p):
     keep = np.isin(lbl, ids[ids > 0]) & low
     if not keep.any():
         return None
-    keep = ndi.binary_dilation(keep, structure=np.ones((3, 3), bool), iterations=2) & inner
+    keep = _dilate(keep, 2) & inner
     k = keep[iy, ix]
     return keep, ai[k], ifl[k], ibl[k]
