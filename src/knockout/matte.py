@@ -60,7 +60,9 @@ _EPS = 1e-4  # closed-form matting's regularisation of each window's colour cova
 # shadow or a tint on the backdrop from subject)
 _PRIOR_IN, _PRIOR_OUT = 0.01, 3.0
 _CHUNK = 20_000  # windows built at a time
-_CG_TOL, _CG_ITER = 1e-5, 1000  # the solve's relative residual and iteration cap
+# the solve's relative residual and iteration cap (1e-5 took 25 % more iterations for the same
+# figures to three decimals on 59 composites)
+_CG_TOL, _CG_ITER = 1e-4, 1000
 # the foreground field (see _foreground): smoothness, its floor where the alpha is flat, the pull
 # to the local subject colour, and (on big photos) the pull to the reduced image's field
 _F_SMOOTH, _F_EPS, _F_PRIOR, _F_PULL = 1.0, 0.05, 0.01, 0.3
