@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 class _JsonFormatter(logging.Formatter):
-    KEYS = ("event", "job", "input", "output", "method", "milliseconds", "latency_ms", "reason")
+    KEYS = ("event", "job", "input", "output", "method", "milliseconds", "latency_ms", "confidence", "review", "reason")
 
     def format(self, record: logging.LogRecord) -> str:
         d: dict[str, Any] = {
@@ -188,7 +188,8 @@ def run_status(args: argparse.Namespace) -> int:
     for name, j in st.get("jobs", {}).items():
         print(
             f"  {name}: {j['queued']} queued, {j['in_flight']} in flight, {j['processed']} processed, "
-            f"{j['failed']} failed, {j.get('skipped', 0)} skipped, {j.get('ignored', 0)} ignored  "
+            f"{j['failed']} failed, {j.get('review', 0)} to review, {j.get('skipped', 0)} skipped, "
+            f"{j.get('ignored', 0)} ignored  "
             f"({j['inbox']} -> {j['outbox']})"
         )
         if j.get("last_error"):

@@ -46,7 +46,18 @@ TOP_KEYS = (
     "settings",
     "jobs",
 )
-JOB_KEYS = ("name", "inbox", "outbox", "processed", "failed", "after", "collision", "recursive", "settings")
+JOB_KEYS = (
+    "name",
+    "inbox",
+    "outbox",
+    "processed",
+    "failed",
+    "review",
+    "after",
+    "collision",
+    "recursive",
+    "settings",
+)
 DEFAULT_CONFIG = "default-config.yaml"  # packaged copy of the repository's config.yaml
 
 
@@ -67,6 +78,11 @@ class Job:
     collision: str = "suffix"
     recursive: bool = True
     settings: Settings = field(default_factory=Settings)
+    review: Path | None = None  # flagged cut-outs (confidence below settings.review_below); None: the outbox
+
+    def folders(self) -> tuple[Path, ...]:
+        """The folders the daemon writes or moves into: outbox, processed, failed and review (if any)."""
+        return (self.outbox, self.processed, self.failed, *((self.review,) if self.review else ()))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +91,7 @@ class Job:
             "outbox": str(self.outbox),
             "processed": str(self.processed),
             "failed": str(self.failed),
+            "review": None if self.review is None else str(self.review),
             "after": self.after,
             "collision": self.collision,
             "recursive": self.recursive,
@@ -298,6 +315,12 @@ def _job(raw: Any, i: int, base: Path, shared: Settings, errs: _Problems) -> Job
         k: errs.check((*path, k), resolve_path, raw.get(k, k), base, name, where + k)
         for k in ("inbox", "outbox", "processed", "failed")
     }
+    review_raw = raw.get("review", "review")
+    review = (
+        None
+        if review_raw is None
+        else errs.check((*path, "review"), resolve_path, review_raw, base, name, where + "review")
+    )
     job_name = raw.get("name", Path(str(raw.get("inbox", ""))).name or f"job{i}")
     if not isinstance(job_name, str) or not job_name.strip():
         errs.add((*path, "name"), f"{where}name: {job_name!r} is not allowed; use a short text")
@@ -322,6 +345,7 @@ def _job(raw: Any, i: int, base: Path, shared: Settings, errs: _Problems) -> Job
         collision=collision,
         recursive=recursive,
         settings=settings,
+        review=review,
         **paths,
     )
 
@@ -338,8 +362,10 @@ def _check_folders(jobs: tuple[Job, ...], name: str) -> None:
         if job.name in names:
             raise ConfigError(f"{name}: jobs[{i}].name: '{job.name}' is used by two jobs; give each job its own name")
         names.add(job.name)
-        for key in ("outbox", "processed", "failed"):
+        for key in ("outbox", "processed", "failed", "review"):
             other = getattr(job, key)
+            if other is None:
+                continue
             if _inside(other, job.inbox) or _inside(job.inbox, other):
                 raise ConfigError(
                     f"{name}: jobs[{i}].{key}: {other} overlaps the job's inbox {job.inbox}; "
@@ -354,8 +380,8 @@ def _check_folders(jobs: tuple[Job, ...], name: str) -> None:
         for j, other_job in enumerate(jobs):
             if j == i:
                 continue
-            for key in ("outbox", "processed", "failed"):
-                if _inside(getattr(other_job, key), job.inbox):
+            for key in ("outbox", "processed", "failed", "review"):
+                if getattr(other_job, key) is not None and _inside(getattr(other_job, key), job.inbox):
                     raise ConfigError(
                         f"{name}: jobs[{j}].{key}: {getattr(other_job, key)} is inside jobs[{i}].inbox "
                         f"{job.inbox}; its files would be processed again"

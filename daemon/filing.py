@@ -23,6 +23,7 @@ import yaml
 from knockout import fsutil
 from knockout.fsutil import atomic_write
 from knockout.imageio import ImageError, output_suffix
+from knockout.process import Processed
 
 from . import files
 from .claiming import Claimer
@@ -147,7 +148,9 @@ class Filer:
         job = w.job
         assert res is not None
         claims = self.claimer.of(job)
-        dst = job.outbox / w.rel.parent / f"{w.rel.stem}{res.suffix}"
+        to_review = res.review and job.review is not None
+        root = job.review if to_review else job.outbox
+        dst = root / w.rel.parent / f"{w.rel.stem}{res.suffix}"
         if output is None and self._changed(w):
             log.info("%s: %s changed after it was read; processing it again", job.name, w.rel)
             self.give_back(w, delay=self.cfg.settle)
@@ -170,8 +173,10 @@ class Filer:
                         self.made[dst][1],
                     )
                 claims.mark(w.rel, dst)
-                out = files.write_noreplace(dst, res.data, tag=self.claimer.token, replace=replace, root=job.outbox)
+                out = files.write_noreplace(dst, res.data, tag=self.claimer.token, replace=replace, root=root)
                 self.made[out] = (job.name, w.rel)
+                if to_review:
+                    atomic_write(review_path(out), _review_note(job, w.rel, res).encode())
         except files.UnsafeFolder as exc:  # a link in the outbox: never written through
             claims.unmark(w.rel)
             self.fail(w, f"cannot write the output {dst}: {exc}")
@@ -203,15 +208,17 @@ class Filer:
     def _done(self, o: Outcome, out: Path) -> None:
         w, res, job = o.work, o.result, o.work.job
         assert res is not None
-        self.status.processed(job)
+        self.status.processed(job, review=res.review)
         latency = time.time() - w.seen
+        doubt = f"; to review: confidence {res.confidence:.2f} ({' '.join(res.reasons)})" if res.review else ""
         log.info(
-            "%s: %s -> %s (%s, %.0f ms)",
+            "%s: %s -> %s (%s, %.0f ms)%s",
             job.name,
             w.rel,
             out,
             res.method,
             res.milliseconds,
+            doubt,
             extra={
                 "event": "processed",
                 "job": job.name,
@@ -220,6 +227,8 @@ class Filer:
                 "method": res.method,
                 "milliseconds": round(res.milliseconds, 1),
                 "latency_ms": round(latency * 1000, 1),
+                "confidence": res.confidence,
+                "review": res.review,
             },
         )
 
@@ -350,6 +359,27 @@ class Filer:
             dst,
             extra={"event": "failed", "job": job.name, "input": str(job.inbox / w.rel), "reason": reason},
         )
+
+
+def _review_note(job: Job, rel: PurePath, res: Processed) -> str:
+    note = {
+        "file": str(job.inbox / rel),
+        "confidence": res.confidence,
+        "reasons": " ".join(res.reasons),
+        "review_below": job.settings.review_below,
+        "method": res.method,
+        "tolerance": round(res.tolerance, 2),
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "job": job.name,
+    }
+    return yaml.safe_dump(note, sort_keys=False, width=float("inf"))
+
+
+def review_path(output: Path) -> Path:
+    """``NAME.review.txt`` beside a flagged cut-out (NAME without the output's extension, shortened if too long)."""
+    end = b".review.txt"
+    name = os.fsencode(output.stem)[: fsutil.NAME_MAX - len(end)]
+    return output.with_name(os.fsdecode(name + end))
 
 
 def record_path(failed: Path) -> Path:

@@ -87,7 +87,7 @@ class Daemon:
     @staticmethod
     def _prepare(cfg: Config) -> None:
         for job in cfg.jobs:
-            for folder in (job.inbox, job.outbox, job.processed, job.failed):
+            for folder in (job.inbox, *job.folders()):
                 try:
                     files.make_folders(folder)
                 except OSError as exc:

@@ -30,6 +30,7 @@ class JobStats:
     processed: int = 0
     failed: int = 0
     skipped: int = 0
+    review: int = 0  # of the processed, how many were flagged for review (confidence below review_below)
     ignored: int = 0  # files that stay in the inbox: not image names, FIFOs, files that cannot be claimed
     last_error: str | None = None
 
@@ -47,8 +48,10 @@ class Status:
     def of(self, job: Job) -> JobStats:
         return self.stats.setdefault(job.name, JobStats())
 
-    def processed(self, job: Job) -> None:
-        self.of(job).processed += 1
+    def processed(self, job: Job, *, review: bool = False) -> None:
+        s = self.of(job)
+        s.processed += 1
+        s.review += review
         self.dirty = True
 
     def skipped(self, job: Job) -> None:
@@ -113,6 +116,7 @@ class Status:
                 "processed": s.processed,
                 "failed": s.failed,
                 "skipped": s.skipped,
+                "review": s.review,
                 "ignored": s.ignored,
                 "last_error": s.last_error,
             }
