@@ -8,7 +8,7 @@ import pytest
 from knockout import Settings
 from knockout import matte as matte_module
 from knockout.matte import matte
-from knockout.metrics import alpha_error, edge_color_error
+from knockout.metrics import alpha_error, edge_color_error, foreground_error
 from knockout.segment import Segmentation
 
 FG = np.array([200, 60, 50], np.float32)
@@ -41,7 +41,8 @@ def test_feather_zero_and_presets_keep_the_hard_edge():
     for s in (Settings(feather=0), Settings(preset="classic-threshold")):
         a, colors = matte(img, seg_of(mask), settings=s)
         assert a.dtype == np.uint8 and set(np.unique(a)) == {0, 255}
-        assert np.array_equal(a == 255, mask) and colors is img
+        assert np.array_equal(a == 255, mask)
+        assert np.array_equal(colors[mask], img[mask]) and not colors[~mask].any()  # nothing of the backdrop
 
 
 def test_soft_alpha_is_estimated_from_the_image():
@@ -64,7 +65,7 @@ def test_decontamination_removes_the_old_backdrop_halo():
     seg = seg_of(truth >= 0.5)
     a, clean = matte(img, seg, settings=Settings())
     a_off, raw = matte(img, seg, settings=Settings(decontaminate=False))
-    assert np.array_equal(a, a_off) and raw is img
+    assert np.array_equal(a, a_off) and np.array_equal(raw[a_off > 0], img[a_off > 0])
     green = (0, 255, 0)
     on = edge_color_error(clean, a, fg, truth, background=green)
     off = edge_color_error(raw, a, fg, truth, background=green)
@@ -177,6 +178,44 @@ def test_big_images_are_matted_reduced_and_refined_at_full_size(monkeypatch):
     assert edge_color_error(c_red, a_red, fg, truth, background=green) < 0.5 * edge_color_error(
         img, a_red, fg, truth, background=green
     )
+
+
+def strand_head(h=100, w=100, bg=(40, 95, 185)):
+    """Dark brown hair (a disc with a soft edge) with thin faint strands flying out onto a
+    coloured backdrop: (image, true alpha, true foreground, hard mask without the strands)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.hypot(yy - h / 2, xx - w / 2)
+    truth = disc_alpha(h, w, r=25, soft=2.0)
+    angle = np.degrees(np.arctan2(yy - h / 2, xx - w / 2)) % 360
+    for k, a0 in enumerate(range(200, 340, 14)):  # one-pixel strands, 6-12 px long, alpha 0.25-0.6
+        on = (r > 25) & (r < 31 + k % 4 * 2) & (np.abs(angle - a0) < 1.2 * 57.3 / np.maximum(r, 1))
+        truth[on] = np.maximum(truth[on], 0.25 + 0.05 * (k % 8))
+    hair = np.array([67, 44, 30], np.float32)
+    img = composite(truth, fg=hair, bg=np.array(bg, np.float32), seed=4)
+    return img, truth, np.broadcast_to(hair.astype(np.uint8), img.shape), r <= 25
+
+
+@pytest.mark.parametrize("bg", [(40, 95, 185), (226, 168, 96), (246, 246, 244)])
+def test_strand_colours_hold_on_any_backdrop(bg):
+    # the issue-12 halo: faint strands kept the backdrop's colour (blue hair on blue); their
+    # colour must come back to the hair's, measured in the true soft band, weighted by alpha
+    img, truth, fg, mask = strand_head(bg=bg)
+    _, colors = matte(img, seg_of(mask, work_side=50), settings=Settings())
+    on = foreground_error(colors, fg, truth)
+    raw = foreground_error(img, fg, truth)
+    assert on <= 0.45 * raw, (on, raw)
+
+
+def test_nothing_of_the_backdrop_is_left_under_alpha_zero():
+    img, _, _, mask = strand_head()
+    blue = np.array([40, 95, 185], np.float32)
+    for s in (Settings(), Settings(decontaminate=False), Settings(feather=0), Settings(preset="classic-threshold")):
+        a, colors = matte(img, seg_of(mask, work_side=50), settings=s)
+        clear = colors[a == 0].astype(np.float32)
+        assert len(clear) > 1000
+        assert (np.abs(clear - blue).sum(axis=1) > 60).all(), s  # no pixel of the old backdrop
+        assert (clear == 0).all(axis=1).mean() > 0.9  # beyond the edge: (0, 0, 0)
+        assert np.array_equal(colors[a == 255], img[a == 255])  # the subject's own pixels
 
 
 def test_bad_inputs_are_clear_errors():

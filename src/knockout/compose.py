@@ -21,7 +21,9 @@ def compose(
     Parameters
     ----------
     colors : ndarray of uint8, shape (H, W, 3)
-        The (decontaminated) subject colours.
+        The (decontaminated) subject colours, as :func:`knockout.matte.matte` gives them:
+        nothing of the old backdrop where ``alpha`` is 0. They are written as they are, but
+        where ``source_alpha`` is 0 the ``rgba`` output holds (0, 0, 0).
     alpha : ndarray of uint8, shape (H, W)
         The matte, 255 on the subject.
     settings : Settings
@@ -45,6 +47,8 @@ def compose(
     _check(colors, alpha, source_alpha)
     if source_alpha is not None:
         alpha = ((alpha.astype(np.uint16) * source_alpha + 127) // 255).astype(np.uint8)
+        if settings.output == "rgba" and not source_alpha.all():  # what the input hid stays hidden
+            colors = np.where((source_alpha == 0)[..., None], np.uint8(0), colors)
     if settings.crop:
         colors, alpha = _crop(colors, alpha, settings.margin)
     if settings.output == "mask":

@@ -60,7 +60,13 @@ _EPS = 1e-4  # closed-form matting's regularisation of each window's colour cova
 # shadow or a tint on the backdrop from subject)
 _PRIOR_IN, _PRIOR_OUT = 0.01, 3.0
 _CHUNK = 20_000  # windows built at a time
-_CG_TOL, _CG_ITER = 1e-5, 1000  # the solve's relative residual and iteration cap
+# the solve's relative residual and iteration cap (1e-5 took 25 % more iterations for the same
+# figures to three decimals on 59 composites)
+_CG_TOL, _CG_ITER = 1e-4, 1000
+# the foreground field (see _foreground): smoothness, its floor where the alpha is flat, the pull
+# to the local subject colour, and (on big photos) the pull to the reduced image's field
+_F_SMOOTH, _F_EPS, _F_PRIOR, _F_PULL = 1.0, 0.05, 0.01, 0.3
+_F_REACH = 3.0  # sigma (px) of the mean that carries the field out under alpha 0
 
 
 def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -82,8 +88,11 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
     alpha : ndarray of uint8, shape (H, W)
         0 on the backdrop, 255 on the subject, soft in between.
     colors : ndarray of uint8, shape (H, W, 3)
-        The subject's colours with the backdrop un-mixed from edge pixels (``image``
-        itself when nothing is un-mixed).
+        The subject's colours: ``image`` where the alpha is 255; on the soft edge, with
+        ``decontaminate``, the subject colour estimated as one smooth field (the backdrop
+        un-mixed, see :func:`_foreground`), else the image's; where the alpha is 0, nothing of
+        the image: with ``decontaminate`` the subject's edge colour extended a few pixels
+        outward over the band, (0, 0, 0) beyond it.
 
     Raises
     ------
@@ -99,7 +108,7 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
         raise ValueError(f"segmentation mask {mask.shape} does not match the image {image.shape[:2]}; segment it first")
     hard = mask.astype(np.uint8) * np.uint8(255)
     if settings.feather <= 0 or settings.preset:
-        return hard, image
+        return hard, _cleared(image, hard)
     backdrop = np.asarray(seg.backdrop, np.float32).reshape(-1, 3)
     work_h = max(1, seg.work_mask.shape[0])
     f = _reduction(*mask.shape)
@@ -113,16 +122,20 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
         p = _Params(settings.feather / f, max(1.0, small.shape[0] / work_h))
         small_edge = _edge(small, small_mask, backdrop, p, solve=False)
         if small_edge is None:
-            return hard, image
+            return hard, _cleared(image, hard)
         edge, alpha = _refine(image, small_edge, small_mask, f)
     if edge is None:
-        return alpha, image
+        return alpha, _cleared(image, alpha)
     alpha[edge.ys, edge.xs] = np.round(edge.a * 255).astype(np.uint8)
+    colors = _cleared(image, alpha)
     if not settings.decontaminate:
-        return alpha, image
-    colors = image.copy()
-    ys, xs, unmixed = _unmix(image, edge)
-    colors[ys, xs] = unmixed
+        return alpha, colors
+    if f == 1:
+        ys, xs, fg = _foreground(image, alpha, edge)
+    else:  # the field solved on the reduced image, each full-size pixel's own colour weighed in
+        sy, sx, sfg = _foreground(small, _small_alpha(small_mask, small_edge), small_edge)
+        ys, xs, fg = _foreground_full(image, edge, small, (sy, sx, sfg), f)
+    colors[ys, xs] = fg
     return alpha, colors
 
 
@@ -266,12 +279,18 @@ def _solve(img: np.ndarray, mask: np.ndarray, ys: np.ndarray, xs: np.ndarray, pr
     inside = mask[ys, xs]
     free = np.zeros((h, w), bool)
     free[ys, xs] = inside | (prior > 0)
-    free = ndi.binary_dilation(free, structure=np.ones((3, 3), bool))
+    free = _dilate(free, 1)
     pick = free[ys, xs]
     out = prior.copy()
     if pick.any():
         out[pick] = _closed_form(img, mask, ys[pick], xs[pick], prior=prior[pick], inside=inside[pick])
     return out
+
+
+def _dilate(m: np.ndarray, r: int) -> np.ndarray:
+    """``m`` dilated by a (2r + 1)-square: a maximum filter on its bytes, the same pixels as
+    ``binary_dilation`` with a 3 x 3 structure ``r`` times, in a fraction of the time."""
+    return ndi.maximum_filter(m.view(np.uint8), size=2 * r + 1).view(bool)
 
 
 def _closed_form(img, mask, ys, xs, *, prior, inside) -> np.ndarray:
@@ -282,7 +301,7 @@ def _closed_form(img, mask, ys, xs, *, prior, inside) -> np.ndarray:
     index[ys * w + xs] = np.arange(n, dtype=np.int32)
     centres = np.zeros((h, w), bool)
     centres[ys, xs] = True
-    centres = ndi.binary_dilation(centres, structure=np.ones((3, 3), bool))
+    centres = _dilate(centres, 1)
     centres[[0, -1], :] = False
     centres[:, [0, -1]] = False
     cy, cx = np.nonzero(centres)
@@ -359,22 +378,112 @@ def _upsample(mask: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(np.repeat(m8, f, axis=0)[:h], f, axis=1)[:, :w])
 
 
-def _unmix(image: np.ndarray, e: _Edge) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decontaminated colours of the edge's mixed pixels: ``F = (I - (1 - a) B) / a``.
+def _cleared(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """A copy of ``image`` with (0, 0, 0) wherever ``alpha`` is 0: nothing of the old backdrop is kept."""
+    out = image.copy()
+    out[alpha == 0] = 0
+    return out
 
-    Returns their coordinates (two (M,) arrays) and colours ((M, 3) uint8).
+
+def _small_alpha(mask: np.ndarray, e: _Edge) -> np.ndarray:
+    """The uint8 matte of a reduced image: its hard mask with the edge's alphas."""
+    a = mask.astype(np.uint8) * np.uint8(255)
+    a[e.ys, e.xs] = np.round(e.a * 255).astype(np.uint8)
+    return a
+
+
+def _foreground(image: np.ndarray, alpha: np.ndarray, e: _Edge) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The subject's colour ``F`` of the edge's mixed pixels, solved as one smooth field.
+
+    Minimizes, per channel, ``sum_i d_i (a_i F_i - (I_i - (1 - a_i) B_i))^2 + sum_ij w_ij (F_i - F_j)^2
+    + sum_i m_i (F_i - Fl_i)^2`` over the pixels with ``0 < a < 1``: the compositing equation
+    with the local backdrop ``B``, weighted by ``a^2`` (a faint pixel says little about its
+    subject colour) and ``d = 0`` where the channel is clipped (a white or black backdrop's
+    255 or 0 says nothing); 4-neighbour smoothness ``w = _F_SMOOTH * (_F_EPS + |a_i - a_j|)`` (as in
+    Germer et al. 2020's multi-level foreground estimation: strongest across the alpha's
+    steps, so a thin strand takes its colour from the confident subject it leaves), the
+    neighbours with alpha 1 held at their own colour; and a slight pull ``m`` to the local
+    subject colour ``Fl``. Solved by conjugate gradients. The edge's pixels with alpha 0 then
+    get the field's local mean (weighted by ``a^2``): the subject's edge colour extended outward. Returns coordinates
+    (two (M,)) and colours ((M, 3) uint8).
     """
     mix = (e.a > 0) & (e.a < 1)
     ys, xs = e.ys[mix], e.xs[mix]
-    am = e.a[mix][:, None]
-    un = image[ys, xs].astype(np.float32)
-    un -= (1 - am) * e.bl[mix]
-    un /= am
-    # a faint pixel's un-mixed colour is mostly noise: lean on the local subject colour instead
-    fl = np.where(e.no_f[mix][:, None], un, e.fl[mix])
-    fg = fl + np.minimum(am / 0.3, 1.0) * (un - fl)
+    n = len(ys)
+    if not n:
+        return ys, xs, np.zeros((0, 3), np.uint8)
+    h, w = alpha.shape
+    a = e.a[mix].astype(np.float64)
+    af = alpha.reshape(-1).astype(np.float64) / 255
+    index = np.full(h * w, -1, np.int64)
+    index[ys * w + xs] = np.arange(n)
+    img = image.reshape(-1, 3)
+    diag = np.zeros(n)
+    extra = np.zeros((n, 3))
+    rows, cols, vals = [], [], []
+    me = np.arange(n)
+    for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+        ny, nx = ys + dy, xs + dx
+        ok = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+        j = ny[ok] * w + nx[ok]
+        i = me[ok]
+        wij = _F_SMOOTH * (_F_EPS + np.abs(a[i] - af[j]))
+        ji = index[j]
+        unk = ji >= 0
+        sure = ~unk & (af[j] >= 1)  # neighbours on the backdrop (alpha 0) say nothing of F
+        np.add.at(diag, i[unk | sure], wij[unk | sure])
+        rows.append(i[unk])
+        cols.append(ji[unk])
+        vals.append(-wij[unk])
+        np.add.at(extra, i[sure], wij[sure, None] * img[j[sure]])
+    off = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    px = img[ys * w + xs].astype(np.float64)
+    bl = e.bl[mix].astype(np.float64)
+    fl = e.fl[mix].astype(np.float64)
+    prior = np.where(e.no_f[mix], 1e-4, _F_PRIOR)  # (only a regulariser where no subject colour is known:
+    fl[e.no_f[mix]] = 0.0  # the pixel's own colour is the old backdrop's)
+    target = px - (1 - a[:, None]) * bl  # a F, by the compositing equation
+    data = ((px > 1) & (px < 254)).astype(np.float64)
+    fg = np.empty((n, 3))
+    for c in range(3):
+        d = data[:, c] * a * a
+        lap = off + sparse.diags(diag + d + prior)
+        rhs = data[:, c] * a * target[:, c] + prior * fl[:, c] + extra[:, c]
+        x0 = np.clip(np.where(a > 0.3, target[:, c] / np.maximum(a, 0.3), fl[:, c]), 0, 255)
+        fg[:, c], _ = splinalg.cg(lap, rhs, x0=x0, rtol=1e-4, maxiter=300, M=sparse.diags(1.0 / lap.diagonal()))
     np.clip(fg, 0, 255, out=fg)
+    clear = e.a == 0  # the edge's pixels out on the backdrop: the field's local mean, confident pixels first
+    if clear.any():
+        field = np.zeros((h, w, 3), np.float32)
+        weight = np.zeros((h, w), np.float32)
+        field[ys, xs] = fg
+        weight[ys, xs] = a * a
+        cy, cx = e.ys[clear], e.xs[clear]
+        ext, den = _LocalMean(field, weight, _F_REACH).at(cy, cx)
+        ext[~(den > 1e-6)] = 0.0
+        ys, xs = np.concatenate([ys, cy]), np.concatenate([xs, cx])
+        fg = np.concatenate([fg, ext])
     return ys, xs, np.rint(fg).astype(np.uint8)
+
+
+def _foreground_full(image, edge, small, small_fg, f):
+    """The full-size colours of a matte refined from a reduced one (see :func:`_refine`).
+
+    Each mixed full-size pixel weighs its own un-mixed colour (by ``a^2``, as in
+    :func:`_foreground`) against the field solved on the reduced image at its reduced pixel.
+    """
+    mix = edge.a < 1
+    ys, xs = edge.ys[mix], edge.xs[mix]
+    field = small.astype(np.float32)
+    sy, sx, sfg = small_fg
+    field[sy, sx] = sfg
+    par = field[np.minimum(ys // f, field.shape[0] - 1), np.minimum(xs // f, field.shape[1] - 1)]
+    a = edge.a[mix][:, None]
+    px = image[ys, xs].astype(np.float32)
+    target = px - (1 - a) * edge.bl[mix]
+    data = ((px > 1) & (px < 254)).astype(np.float32)
+    fg = (data * a * target + _F_PULL * par) / (data * a * a + _F_PULL)
+    return ys, xs, np.rint(np.clip(fg, 0, 255)).astype(np.uint8)
 
 
 def _backdrop_at(bl, b_den, px, backdrop) -> np.ndarray:
@@ -483,6 +592,6 @@ def _gaps(img, mask, band, a, *, d_in, b_loc, backdrop, p):
     keep = np.isin(lbl, ids[ids > 0]) & low
     if not keep.any():
         return None
-    keep = ndi.binary_dilation(keep, structure=np.ones((3, 3), bool), iterations=2) & inner
+    keep = _dilate(keep, 2) & inner
     k = keep[iy, ix]
     return keep, ai[k], ifl[k], ibl[k]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["alpha_error", "boundary_f", "edge_color_error", "iou"]
+__all__ = ["alpha_error", "boundary_f", "edge_color_error", "foreground_error", "iou"]
 
 
 def _check(pred: np.ndarray, truth: np.ndarray) -> None:
@@ -141,3 +141,41 @@ def edge_color_error(
     pred = a * colors[band].astype(np.float32) + (1 - a) * bg
     true = t * true_colors[band].astype(np.float32) + (1 - t) * bg
     return float(np.sqrt(((pred - true) ** 2).sum(axis=1)).mean())
+
+
+def foreground_error(
+    colors: np.ndarray, true_colors: np.ndarray, true_alpha: np.ndarray, *, lo: float = 0.05, hi: float = 0.95
+) -> float:
+    """Error of the foreground colour itself in the true soft band, weighted by the true alpha.
+
+    Unlike :func:`edge_color_error`, no alpha is composited in: this measures only the colours
+    a cut-out carries where the subject is partly transparent (a halo of the old backdrop shows
+    up in them on any new background), whatever its own alpha.
+
+    Parameters
+    ----------
+    colors, true_colors : ndarray of uint8, shape (H, W, 3)
+        The cut-out's colours and the true foreground colours.
+    true_alpha : ndarray, shape (H, W)
+        The true matte (uint8 0-255 or float 0-1).
+    lo, hi : float, optional
+        The soft band: pixels whose true alpha is strictly between them.
+
+    Returns
+    -------
+    float
+        ``sum(a |colors - true_colors|) / sum(a)`` over the band (Euclidean RGB, 0-255 scale);
+        0.0 when the truth has no soft pixel.
+    """
+    if colors.shape != true_colors.shape or colors.shape[:2] != np.shape(true_alpha):
+        raise ValueError(
+            f"shapes differ: colors {colors.shape}, true colors {true_colors.shape}, true alpha "
+            f"{np.shape(true_alpha)}; pass (H, W, 3) colours and an (H, W) matte of one image"
+        )
+    ta = _unit(true_alpha)
+    band = (ta > lo) & (ta < hi)
+    if not band.any():
+        return 0.0
+    d = np.sqrt(((colors[band].astype(np.float32) - true_colors[band].astype(np.float32)) ** 2).sum(axis=1))
+    w = ta[band]
+    return float((w * d).sum() / w.sum())
