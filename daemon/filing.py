@@ -29,6 +29,7 @@ from . import files
 from .claiming import Claimer
 from .config import Config, Job
 from .executor import TooSlow, WorkLost
+from .journal import Journal
 from .records import Outcome, Work
 from .seen import Seen
 from .status import Status
@@ -66,6 +67,8 @@ class Filer:
         ``(path, job, seen, delay)``: a file given back to the inbox, to look at again after ``delay`` s.
     squeeze : callable, optional
         Called when a worker ran out of memory: the runner takes one file at a time for a while.
+    journal : Journal, optional
+        Gets one record per filed input (replace ``filer.journal`` when ``state_dir`` changes).
     """
 
     def __init__(
@@ -77,8 +80,10 @@ class Filer:
         seen: Seen,
         requeue: Requeue,
         squeeze: Callable[[], None] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.cfg = config
+        self.journal = journal
         self.squeeze = squeeze or (lambda: None)
         self.claimer = claimer
         self.status = status
@@ -141,6 +146,8 @@ class Filer:
         self.status.skipped(w.job)
         log.info("%s: %s: output %s exists, skipped (collision: skip)", w.job.name, w.rel, dst)
         self.after_success(w.job, w.rel, w.claim, record=w.stat)
+        if self.journal is not None:
+            self.journal.write("skipped", job=w.job.name, input=str(w.job.inbox / w.rel), output=str(dst))
         return True
 
     def _write(self, o: Outcome, output: Path | None) -> None:
@@ -231,6 +238,20 @@ class Filer:
                 "review": res.review,
             },
         )
+        if self.journal is not None:
+            self.journal.write(
+                "processed",
+                job=job.name,
+                input=str(job.inbox / w.rel),
+                output=str(out),
+                method=res.method,
+                tolerance=round(res.tolerance, 2),
+                confidence=None if res.confidence is None else round(res.confidence, 3),
+                reasons=list(res.reasons),
+                review=res.review,
+                ms=round(res.milliseconds, 1),
+                latency_ms=round(latency * 1000, 1),
+            )
 
     def after_success(self, job: Job, rel: PurePath, claim: Path, record: os.stat_result | None = None) -> None:
         """The input of a finished file: to processed/, deleted, or back in place with a record."""
@@ -351,6 +372,8 @@ class Filer:
             self.give_back(w, delay=max(self.cfg.retry_backoff, 1.0) * 8)
             return
         self.status.failed(job, f"{w.rel}: {reason}")
+        if self.journal is not None:
+            self.journal.write("failed", job=job.name, input=str(job.inbox / w.rel), failed=str(dst), reason=reason)
         log.error(
             "%s: %s failed: %s (moved to %s)",
             job.name,

@@ -25,6 +25,7 @@ from .claiming import Claimer
 from .config import Config, Job, load_config
 from .filing import Filer
 from .finder import Finder, _Handler  # noqa: F401 - _Handler: the event handler's tests
+from .journal import Journal
 from .records import Candidate
 from .running import Runner
 from .seen import Seen
@@ -74,6 +75,7 @@ class Daemon:
             seen=self.seen,
             requeue=lambda path, job, seen, delay: self.finder.offer(path, job, seen=seen, delay=delay),
             squeeze=lambda: self.runner.squeeze(SQUEEZE) if self.runner else None,
+            journal=Journal(config.state_dir),
         )
         self.runner: Runner | None = None
         self.stopping = False
@@ -187,6 +189,9 @@ class Daemon:
         self.status.dirty = True
 
     def _configure(self, cfg: Config) -> None:
+        if self.filer.journal is not None and cfg.state_dir != self.cfg.state_dir:
+            self.filer.journal.close()
+            self.filer.journal = Journal(cfg.state_dir)
         self.cfg = self.filer.cfg = cfg
         self.finder.reconfigure(cfg)
 
@@ -217,6 +222,8 @@ class Daemon:
             if self.cfg.state_dir.is_dir():  # not when the daemon refused to start before making it
                 self._write_status(running=False)
             self.seen.close()
+            if self.filer.journal is not None:
+                self.filer.journal.close()
         processed, failed, skipped = self.status.totals()
         log.info("stopped: %d processed, %d failed, %d skipped", processed, failed, skipped)
         return 1 if (self.once and failed) else 0
