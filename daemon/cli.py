@@ -72,6 +72,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--failures", type=int, default=5, metavar="N", help="how many of the last failures (default 5)")
     s.set_defaults(func=run_status)
 
+    r = sub.add_parser(
+        "report",
+        parents=[common_options()],
+        help="write a static HTML review page of the daemon's journal",
+        description="One self-contained HTML file (thumbnails embedded, no server, no network): each input "
+        "beside its cut-out on a checkerboard, failures with their reasons, cut-outs by confidence "
+        "(lowest first), filters by job and day.",
+    )
+    r.add_argument("-c", "--config", metavar="FILE", help="config file (same rule as knockout watch)")
+    r.add_argument("-o", "--output", metavar="FILE", default="knockout-review.html", help="the page to write")
+    r.add_argument("--since", metavar="AGE", help="only the journal's last AGE (30m, 1h, 2d)")
+    r.set_defaults(func=run_report)
+
 
 class _JsonFormatter(logging.Formatter):
     KEYS = ("event", "job", "input", "output", "method", "milliseconds", "latency_ms", "confidence", "review", "reason")
@@ -193,17 +206,24 @@ def _figures(c: dict[str, int]) -> str:
     )
 
 
-def run_status(args: argparse.Namespace) -> int:
+def _since(text: str | None) -> float | None:
+    """``--since AGE`` as a POSIX time (None without it); a bad AGE is a usage error (exit 2)."""
+    from knockout.settings import SettingsError
+
     from . import journal
+
+    if text is None:
+        return None
+    try:
+        return time.time() - journal.parse_since(text)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def run_status(args: argparse.Namespace) -> int:
     from .files import HOST, pid_alive
 
-    since = None
-    if args.since is not None:
-        try:
-            since = time.time() - journal.parse_since(args.since)
-        except ValueError as exc:
-            print(f"knockout status: error: {exc}", file=sys.stderr)
-            return 2
+    since = _since(args.since)
     state_dir = _state_dir(args.config)
     path = state_dir / "status.json"
     summary = _journal_summary(state_dir, since, args.failures)
@@ -258,3 +278,13 @@ def _print_journal(summary: dict[str, Any], since: str | None, state_dir: Path) 
         print("last failures:")
         for f in summary["failures"]:
             print(printable(f"  {f['time']} {f['job']}: {f['input']}: {f['reason']}"))
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from . import journal
+    from .review_page import write_page
+
+    since = _since(args.since)
+    counts = write_page(journal.read(_state_dir(args.config), since=since), Path(args.output))
+    print(f"{args.output}: {counts['processed']} processed, {counts['failed']} failed")
+    return 0

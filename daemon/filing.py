@@ -196,7 +196,7 @@ class Filer:
                 self.transient(w, f"cannot write the output {dst}: {exc.strerror or exc}")
             return
         try:
-            self.after_success(job, w.rel, w.claim, record=w.stat)
+            kept = self.after_success(job, w.rel, w.claim, record=w.stat)
         except files.UnsafeFolder as exc:  # a link in processed/: the input goes to failed/ instead
             claims.unmark(w.rel)
             self.fail(w, f"output written to {out}, but the input cannot be moved: {exc}")
@@ -210,9 +210,9 @@ class Filer:
             return
         self.attempts.pop((job.name, w.rel), None)
         claims.unmark(w.rel)
-        self._done(o, out)
+        self._done(o, out, kept)
 
-    def _done(self, o: Outcome, out: Path) -> None:
+    def _done(self, o: Outcome, out: Path, kept: Path | None = None) -> None:
         w, res, job = o.work, o.result, o.work.job
         assert res is not None
         self.status.processed(job, review=res.review)
@@ -244,6 +244,7 @@ class Filer:
                 job=job.name,
                 input=str(job.inbox / w.rel),
                 output=str(out),
+                kept=None if kept is None else str(kept),
                 method=res.method,
                 tolerance=round(res.tolerance, 2),
                 confidence=None if res.confidence is None else round(res.confidence, 3),
@@ -253,11 +254,11 @@ class Filer:
                 latency_ms=round(latency * 1000, 1),
             )
 
-    def after_success(self, job: Job, rel: PurePath, claim: Path, record: os.stat_result | None = None) -> None:
-        """The input of a finished file: to processed/, deleted, or back in place with a record."""
+    def after_success(self, job: Job, rel: PurePath, claim: Path, record: os.stat_result | None = None) -> Path | None:
+        """The input of a finished file: to processed/, deleted, or back in place with a record; where it is now."""
         try:
             if job.after == "move":
-                files.move_noreplace(claim, job.processed / rel, root=job.processed)
+                return files.move_noreplace(claim, job.processed / rel, root=job.processed)
             elif job.after == "delete":
                 os.unlink(claim)
             else:
@@ -268,8 +269,10 @@ class Filer:
                 back = files.move_noreplace(claim, job.inbox / rel)
                 if back != job.inbox / rel:
                     self.seen.add(job.name, PurePath(back.relative_to(job.inbox)), key)
+                return back
         except FileNotFoundError:
             pass
+        return None
 
     # -- failures and retries ----------------------------------------------------------------
     def _undecodable(self, w: Work, error: ImageError) -> None:

@@ -108,6 +108,7 @@ def test_the_filer_journals_every_filed_input(tmp_path):
     done, failed = journal.read(cfg.state_dir)
     assert done["event"] == "processed" and done["job"] == "main"
     assert done["input"] == str(job.inbox / "sub" / "a.jpg") and done["output"] == str(job.outbox / "sub" / "a.png")
+    assert done["kept"] == str(job.processed / "sub" / "a.jpg")
     assert done["method"] == "threshold" and isinstance(done["tolerance"], float) and done["ms"] > 0
     assert failed["event"] == "failed" and failed["input"] == str(job.inbox / "b.jpg")
     assert failed["reason"] == "internal error: RuntimeError: boom" and failed["failed"] == str(job.failed / "b.jpg")
