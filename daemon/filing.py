@@ -253,6 +253,8 @@ class Filer:
                 ms=round(res.milliseconds, 1),
                 latency_ms=round(latency * 1000, 1),
             )
+        for note in res.notes:  # e.g. only the first frame of an animated GIF was cut out
+            log.warning("%s: %s: %s", job.name, w.rel, note)
 
     def after_success(self, job: Job, rel: PurePath, claim: Path, record: os.stat_result | None = None) -> Path | None:
         """The input of a finished file: to processed/, deleted, or back in place with a record; where it is now."""

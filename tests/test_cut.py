@@ -63,10 +63,10 @@ def test_folder_glob_and_recursive(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
     out2 = tmp_path / "out2"
     assert main(["cut", str(shoot), "-r", "-o", str(out2)]) == 0
-    assert sorted(p.name for p in out2.iterdir()) == ["a.png", "b.png", "c.png"]
+    assert sorted(p.relative_to(out2).as_posix() for p in out2.rglob("*.png")) == ["a.png", "b.png", "sub/c.png"]
     out3 = tmp_path / "out3"
     assert main(["cut", str(shoot / "*.jpg"), str(shoot / "**" / "*.webp"), "-o", str(out3)]) == 0
-    assert sorted(p.name for p in out3.iterdir()) == ["a.png", "c.png"]
+    assert sorted(p.relative_to(out3).as_posix() for p in out3.rglob("*.png")) == ["a.png", "sub/c.png"]
     capsys.readouterr()
 
 
@@ -327,3 +327,163 @@ def test_report_lists_each_input_with_its_confidence_and_the_png_carries_it(tmp_
         assert "unstable" in im.text["knockout:reasons"]
     r = _cli("cut", str(shoot / "good.png"), "-o", str(tmp_path / "x"), "--report", str(tmp_path / "r.txt"))
     assert r.returncode == 2 and "r.txt" in r.stderr and ".csv" in r.stderr and "Traceback" not in r.stderr
+
+
+# -- habits users bring from other tools (issue 15) ----------------------------------------------
+def _run(*args: str, cwd: Path | None = None, stdin: bytes | None = None, env: dict | None = None):
+    """The console script as a subprocess, bytes in and out (for - as standard input and output)."""
+    import os
+
+    exe = Path(sys.executable).with_name("knockout")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "knockout"]
+    return subprocess.run(
+        [*cmd, *args],
+        input=stdin,
+        capture_output=True,
+        cwd=cwd,
+        timeout=300,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_in_out_names_the_output_and_its_extension_the_format(tmp_path):
+    src = _headshot_file(tmp_path / "in.jpg")
+    r = _cli("cut", str(src), str(tmp_path / "out.png"))
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "out.png").mode == "RGBA" and not (tmp_path / "in-cutout.png").exists()
+    assert _cli("cut", str(src), str(tmp_path / "out.webp")).returncode == 0
+    assert Image.open(tmp_path / "out.webp").format == "WEBP"
+    # run again: its own earlier output (marked by knockout) is the output, kept unless --overwrite
+    for name, extra in (("out.png", []), ("out.webp", []), ("solid.jpg", ["--output", "solid"])):
+        before = (tmp_path / name).read_bytes() if (tmp_path / name).exists() else None
+        r = _cli("cut", str(src), str(tmp_path / name), *extra)
+        if before is not None:
+            assert _summary(r.stderr) == (0, 0, 1) and (tmp_path / name).read_bytes() == before
+        r = _cli("cut", str(src), str(tmp_path / name), *extra, "--overwrite")
+        assert _summary(r.stderr) == (1, 0, 0), r.stderr
+    assert not list(tmp_path.glob("*-cutout.*")) and not list(tmp_path.glob("*-solid.*"))
+    # a JPEG name needs a JPEG-able output; a --format that contradicts the name is refused
+    r = _cli("cut", str(src), str(tmp_path / "out.jpg"))
+    assert r.returncode == 2 and "jpeg cannot hold an alpha channel" in r.stderr
+    r = _cli("cut", str(src), str(tmp_path / "o.png"), "--format", "webp")
+    assert r.returncode == 2 and "the name says png but --format is webp" in r.stderr
+    # two existing photos are still two inputs, with or without alpha, grey or colour
+    _headshot_file(tmp_path / "b.png", seed=1)
+    assert _summary(_cli("cut", str(src), str(tmp_path / "b.png")).stderr) == (2, 0, 0)
+    assert Image.open(tmp_path / "b-cutout.png").mode == "RGBA"
+    Image.open(src).convert("L").save(tmp_path / "grey.png")
+    Image.open(src).convert("RGBA").save(tmp_path / "rgba.png")
+    for photo in ("grey.png", "rgba.png"):
+        assert _summary(_cli("cut", str(src), str(tmp_path / photo), "--overwrite").stderr) == (2, 0, 0)
+        assert Image.open(tmp_path / photo).size == (54, 72)  # the photo itself untouched
+
+
+def test_dash_reads_standard_input_and_writes_standard_output(tmp_path):
+    data = _headshot_file(tmp_path / "a.jpg").read_bytes()
+    r = _run("cut", "-", "-o", "-", stdin=data, cwd=tmp_path)  # cat a.jpg | knockout cut - -o - > a.png
+    assert r.returncode == 0, r.stderr
+    out = Image.open(io.BytesIO(r.stdout))
+    assert out.format == "PNG" and out.mode == "RGBA" and out.size == (54, 72)
+    assert b"1 cut out" in r.stderr and list(tmp_path.iterdir()) == [tmp_path / "a.jpg"]
+    r = _run("cut", "-", "--format", "webp", stdin=data, cwd=tmp_path)
+    assert r.returncode == 0 and Image.open(io.BytesIO(r.stdout)).format == "WEBP"
+    r = _run("cut", "-", str(tmp_path / "named.png"), stdin=data)
+    assert r.returncode == 0 and Image.open(tmp_path / "named.png").mode == "RGBA"
+    r = _run("cut", str(tmp_path / "a.jpg"), "-", "--output", "mask")
+    assert r.returncode == 0 and Image.open(io.BytesIO(r.stdout)).mode == "L"
+    r = _run("cut", "-", "-o", "-", stdin=b"not an image")
+    assert r.returncode == 1 and b"knockout: error: -: not an image" in r.stderr and r.stdout == b""
+    r = _run("cut", str(tmp_path / "a.jpg"), str(tmp_path / "a.jpg"), "-o", "-")
+    assert r.returncode == 2 and b"give a single input" in r.stderr
+
+
+def test_recursive_mirrors_sub_folders(tmp_path):
+    shoot = tmp_path / "shoot"
+    _headshot_file(shoot / "monday" / "headshot.jpg")
+    _headshot_file(shoot / "tuesday" / "headshot.jpg", seed=1)
+    _headshot_file(shoot / "tuesday" / "late" / "headshot.jpg", seed=2)
+    _headshot_file(shoot / "top.jpg", seed=3)
+    r = _cli("cut", "-r", str(shoot), "-o", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert _summary(r.stderr) == (4, 0, 0)
+    made = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png"))
+    assert made == ["monday/headshot.png", "top.png", "tuesday/headshot.png", "tuesday/late/headshot.png"]
+    # a recursive glob mirrors what lies below its fixed part
+    r = _cli("cut", str(shoot / "**" / "headshot.jpg"), "-o", str(tmp_path / "g"))
+    assert r.returncode == 0, r.stderr
+    made = sorted(p.relative_to(tmp_path / "g").as_posix() for p in (tmp_path / "g").rglob("*.png"))
+    assert made == ["monday/headshot.png", "tuesday/headshot.png", "tuesday/late/headshot.png"]
+
+
+def test_config_job_gives_the_settings(tmp_path):
+    src = _headshot_file(tmp_path / "a.jpg")
+    (tmp_path / "studio.yaml").write_text(
+        "settings: {feather: 0}\n"
+        "jobs:\n"
+        "  - {name: masks, inbox: in1, outbox: out1, settings: {output: mask}}\n"
+        "  - {name: ids, inbox: in2, outbox: out2, settings: {output: solid, format: jpeg, background: red}}\n"
+    )
+    cfg = str(tmp_path / "studio.yaml")
+    r = _cli("cut", str(src), "-o", str(tmp_path / "m"), "-c", cfg, "--job", "masks")
+    assert r.returncode == 0, r.stderr
+    mask = np.asarray(Image.open(tmp_path / "m" / "a.png"))
+    assert mask.ndim == 2 and set(np.unique(mask)) <= {0, 255}  # output: mask, feather: 0 from the file
+    r = _cli("cut", str(src), "-o", str(tmp_path / "i"), "-c", cfg, "--job", "ids")
+    assert r.returncode == 0, r.stderr
+    solid = np.asarray(Image.open(tmp_path / "i" / "a.jpg"))
+    assert solid.shape == (72, 54, 3) and solid[1, 1, 0] > 240 and solid[1, 1, 1] < 15  # the backdrop: red
+    # an option on the command line wins over the job's
+    r = _cli("cut", str(src), "-o", str(tmp_path / "w"), "-c", cfg, "--job", "ids", "--background", "#00f")
+    assert r.returncode == 0 and np.asarray(Image.open(tmp_path / "w" / "a.jpg"))[1, 1, 2] > 240
+    r = _cli("cut", str(src), "-c", cfg)
+    assert r.returncode == 2 and "has jobs masks, ids; choose one with --job NAME" in r.stderr
+    r = _cli("cut", str(src), "-c", cfg, "--job", "mask")
+    assert r.returncode == 2 and "no job named 'mask' (did you mean 'masks'?)" in r.stderr
+    (tmp_path / "bad.yaml").write_text("jobs: [{inbox: in, outbox: out, settings: {feather: lots}}]\n")
+    r = _cli("cut", str(src), "-c", str(tmp_path / "bad.yaml"))
+    assert r.returncode == 2 and "bad.yaml" in r.stderr and "feather" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path):
+    for i in range(3):
+        _headshot_file(tmp_path / f"p{i}.png", seed=i)
+    r = _run("cut", str(tmp_path), "-o", str(tmp_path / "out"), env={"KNOCKOUT_PROGRESS_EVERY": "0"})
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    lines = [x for x in err.splitlines() if " done, " in x]
+    assert [x.split(" done")[0] for x in lines] == ["knockout: 1/3", "knockout: 2/3"]
+    assert all(re.search(r"[\d.]+ images/s, about \d+ s left$", x) for x in lines)
+    assert "\r" not in err and "it/s" not in err  # no terminal bar in a log
+    r = _run("cut", str(tmp_path), "-o", str(tmp_path / "q"), "-q", env={"KNOCKOUT_PROGRESS_EVERY": "0"})
+    assert r.returncode == 0 and r.stderr == b""
+
+
+def test_multi_frame_input_says_the_first_frame_is_used(tmp_path):
+    img, _ = synthetic_headshot(72, 54)
+    frames = [Image.fromarray(img), Image.fromarray(255 - img), Image.fromarray(img[::-1].copy())]
+    src = tmp_path / "wave.gif"
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    r = _cli("cut", str(src))
+    assert r.returncode == 0, r.stderr
+    assert f"knockout: warning: {src}: has 3 frames or pages; only the first is cut out" in r.stderr
+    assert Image.open(tmp_path / "wave-cutout.png").size == (54, 72)
+    one = _headshot_file(tmp_path / "still.gif")
+    assert "warning" not in _cli("cut", str(one)).stderr
+
+
+def test_files_pillow_reads_are_found_in_folders_and_globs(tmp_path):
+    from PIL import features
+
+    shoot = tmp_path / "shoot"
+    _headshot_file(shoot / "a.jfif", "JPEG")
+    _headshot_file(shoot / "b.jp2", "JPEG2000", seed=1)
+    names = ["a.png", "b.png"]
+    if features.check("avif"):
+        _headshot_file(shoot / "c.avif", "AVIF", seed=2)
+        names.append("c.png")
+    r = _cli("cut", str(shoot), "-o", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names
+    r = _cli("cut", str(shoot / "*.jfif"), "-o", str(tmp_path / "g"))
+    assert r.returncode == 0 and [p.name for p in (tmp_path / "g").iterdir()] == ["a.png"]

@@ -8,6 +8,8 @@ from _faces import face_headshot
 from daemon_util import DaemonProcess, knockout, visible, wait_for, write_config
 from PIL import Image
 
+from knockout import Settings
+
 pytestmark = pytest.mark.slow
 
 
@@ -37,7 +39,7 @@ def test_doubtful_cut_outs_land_in_review_with_a_sidecar_and_are_counted(tmp_pat
     review = tmp_path / "review" / "team"  # sub-folders mirrored as in the outbox
     assert sorted(p.name for p in review.iterdir()) == ["dark.png", "dark.review.txt"]
     note = yaml.safe_load((review / "dark.review.txt").read_text())
-    assert note["confidence"] < note["review_below"] == 0.5
+    assert note["confidence"] < note["review_below"] == Settings().review_below
     assert "unstable" in note["reasons"].split()
     assert note["file"].endswith("team/dark.png")
     with Image.open(review / "dark.png") as im:

@@ -356,3 +356,202 @@ def test_running_out_of_memory_is_a_memory_error_not_a_bad_file(monkeypatch):
     monkeypatch.setattr(Image, "open", no_memory)
     with pytest.raises(MemoryError, match="a resource limit, not a bad file"):
         decode(to_bytes(Image.new("RGB", (4, 4)), "PNG"))
+
+
+# -- metadata photographers put in their files (issue 15) -----------------------------------
+def _knockout(*args: str):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("knockout")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "knockout"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+_TAGS = {0x013B: "Ann Artist", 0x8298: "(c) 2024 Ann Artist", 0x0132: "2024:05:01 10:00:00", 0x010F: "Canon"}
+_TAGS[0x0110] = "EOS R5"
+
+
+def _camera_jpeg(path, *, orientation: int = 6) -> None:
+    from conftest import synthetic_headshot
+
+    img, _ = synthetic_headshot(72, 54)
+    exif = Image.Exif()
+    for tag, value in _TAGS.items():
+        exif[tag] = value
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:01 09:59:58"  # DateTimeOriginal
+    exif.get_ifd(0x8769)[0x927C] = b"maker note bytes"
+    stored = Image.fromarray(img).transpose(Image.Transpose.ROTATE_90)  # stored sideways
+    stored.save(path, "JPEG", quality=95, exif=exif, dpi=(300, 300), icc_profile=srgb_profile())
+
+
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("out.png", []),  # the fast PNG writer
+        ("out9.png", ["--png-compression", "9"]),  # Pillow's PNG writer
+        ("out.webp", []),
+        ("out.jpg", ["--output", "solid"]),
+    ],
+)
+def test_exif_and_dpi_are_carried_to_the_output(tmp_path, name, extra):
+    src = tmp_path / "camera.jpg"
+    _camera_jpeg(src)
+    r = _knockout("cut", str(src), str(tmp_path / name), *extra)
+    assert r.returncode == 0, r.stderr
+    out = Image.open(tmp_path / name)
+    assert out.size == (54, 72)  # turned upright ...
+    exif = out.getexif()
+    assert exif.get(0x0112, 1) == 1  # ... so the orientation says so
+    assert {tag: exif.get(tag) for tag in _TAGS} == _TAGS
+    assert exif.get_ifd(0x8769).get(0x9003) == "2024:05:01 09:59:58"
+    assert 0x927C not in exif.get_ifd(0x8769)  # no maker note (its offsets point into the old file)
+    assert float(exif[0x011A]) == pytest.approx(300) and exif[0x0128] == 2
+    if out.format != "WEBP":  # WebP keeps its resolution in the EXIF only
+        assert out.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+    assert out.info.get("icc_profile") == srgb_profile()
+
+
+def test_strip_drops_exif_and_dpi_but_keeps_the_profile(tmp_path):
+    src = tmp_path / "camera.jpg"
+    _camera_jpeg(src)
+    for name in ("a.png", "a.webp"):
+        r = _knockout("cut", str(src), str(tmp_path / name), "--strip")
+        assert r.returncode == 0, r.stderr
+        out = Image.open(tmp_path / name)
+        assert out.size == (54, 72) and not out.getexif() and "dpi" not in out.info
+        assert out.info.get("icc_profile") == srgb_profile()
+
+
+def test_png_and_tiff_metadata_in(tmp_path):
+    from conftest import synthetic_headshot
+
+    img, _ = synthetic_headshot(48, 36)
+    exif = Image.Exif()
+    exif[0x013B] = "Ann Artist"
+    Image.fromarray(img).save(tmp_path / "a.png", dpi=(150, 150), exif=exif)
+    Image.fromarray(img).save(tmp_path / "b.tif", dpi=(240, 240), exif=exif)
+    for name in ("a.png", "b.tif"):
+        r = _knockout("cut", str(tmp_path / name), "-o", str(tmp_path / "out"))
+        assert r.returncode == 0, r.stderr
+    a = Image.open(tmp_path / "out" / "a.png")
+    assert a.info["dpi"] == pytest.approx((150, 150), abs=0.05) and a.getexif()[0x013B] == "Ann Artist"
+    b = Image.open(tmp_path / "out" / "b.png")
+    assert b.info["dpi"] == pytest.approx((240, 240), abs=0.05) and b.getexif()[0x013B] == "Ann Artist"
+    assert 0x0111 not in b.getexif() and 0x0100 not in b.getexif()  # no TIFF strip offsets or width
+
+
+def test_extensions_cover_what_pillow_reads_for_photo_formats():
+    from knockout.imageio import EXTENSIONS, PHOTO_FORMATS
+
+    Image.init()
+    readable = {ext for ext, fmt in Image.registered_extensions().items() if fmt in PHOTO_FORMATS}
+    assert readable - EXTENSIONS == set()
+    assert {".jfif", ".avif", ".jp2", ".heic"} <= EXTENSIONS
+
+
+def test_the_daemon_takes_the_same_extensions():
+    from pathlib import PurePath
+
+    from knockout.daemon.files import is_input_name
+
+    assert is_input_name(PurePath("a.jfif")) and is_input_name(PurePath("sub/B.AVIF"))
+    assert not is_input_name(PurePath("notes.txt"))
+
+
+def _png_header(data: bytes) -> tuple[int, int]:
+    return data[24], data[25]  # IHDR bit depth and colour type
+
+
+def test_depth_16_keeps_a_16_bit_input_without_banding(tmp_path):
+    imagecodecs = pytest.importorskip("imagecodecs")  # a test dependency: the 16-bit PNG/TIFF reader
+    from conftest import synthetic_headshot
+
+    img, mask = synthetic_headshot(72, 54, noise=0)
+    ramp = np.linspace(0, 250, 72)[:, None, None]  # a gradient finer than 8 bits can hold
+    deep = np.clip(img * 257.0 + ramp, 0, 65535).astype(np.uint16)
+    (tmp_path / "deep.png").write_bytes(png16(deep))
+    r = _knockout("cut", str(tmp_path / "deep.png"), str(tmp_path / "d16.png"), "--depth", "16")
+    assert r.returncode == 0, r.stderr
+    data = (tmp_path / "d16.png").read_bytes()
+    assert _png_header(data) == (16, 6)  # 16-bit RGBA
+    out = imagecodecs.png_decode(data)
+    assert out.dtype == np.uint16 and out.shape == (72, 54, 4)
+    inside = out[..., 3] == 65535
+    assert inside[mask].mean() > 0.9
+    np.testing.assert_array_equal(out[..., :3][inside & mask], deep[inside & mask])  # the source's 16 bits
+    shirt = out[60:, 27, 2][inside[60:, 27]]
+    assert len(np.unique(shirt)) > len(np.unique(shirt >> 8))  # finer steps than 8 bits: no banding
+    # the default stays 8-bit; 16 bits need PNG
+    assert _knockout("cut", str(tmp_path / "deep.png"), str(tmp_path / "d8.png")).returncode == 0
+    assert _png_header((tmp_path / "d8.png").read_bytes()) == (8, 6)
+    r = _knockout("cut", str(tmp_path / "deep.png"), str(tmp_path / "d.webp"), "--depth", "16")
+    assert r.returncode == 2 and "depth: 16 needs format: png" in r.stderr
+    # solid and mask outputs at 16 bits too
+    r = _knockout("cut", str(tmp_path / "deep.png"), str(tmp_path / "s16.png"), "--depth", "16", "--output", "solid")
+    assert r.returncode == 0 and _png_header((tmp_path / "s16.png").read_bytes()) == (16, 2)
+    r = _knockout("cut", str(tmp_path / "deep.png"), str(tmp_path / "m16.png"), "--depth", "16", "--output", "mask")
+    assert r.returncode == 0 and _png_header((tmp_path / "m16.png").read_bytes()) == (16, 0)
+
+
+def test_depth_16_from_an_8_bit_input_widens_it():
+    from conftest import synthetic_headshot
+
+    from knockout.process import process_bytes
+
+    img, _ = synthetic_headshot(48, 36)
+    res = process_bytes(to_bytes(Image.fromarray(img), "PNG"), settings=Settings(depth=16))
+    assert _png_header(res.data) == (16, 6)
+    eight = np.asarray(
+        Image.open(io.BytesIO(process_bytes(to_bytes(Image.fromarray(img), "PNG"), settings=Settings()).data))
+    )
+    wide = np.frombuffer(zlib_pixels(res.data), ">u2").reshape(48, 36, 4)
+    np.testing.assert_array_equal(wide, eight.astype(np.uint16) * 257)
+
+
+def zlib_pixels(png: bytes) -> bytes:
+    """The unfiltered pixel bytes of a PNG written by knockout's own writer (filter Up on every row)."""
+    import struct
+    import zlib
+
+    pos, idat, width, height, bpp = 8, b"", 0, 0, 0
+    while pos < len(png):
+        n, kind = struct.unpack(">I4s", png[pos : pos + 8])
+        body = png[pos + 8 : pos + 8 + n]
+        if kind == b"IHDR":
+            width, height = struct.unpack(">II", body[:8])
+            bpp = body[8] // 8 * {0: 1, 2: 3, 6: 4}[body[9]]
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, 1 + width * bpp)
+    assert (rows[:, 0] == 2).all()
+    return np.cumsum(rows[:, 1:], axis=0, dtype=np.uint8).tobytes()
+
+
+def test_depth_16_reads_16_bit_tiff():
+    imagecodecs = pytest.importorskip("imagecodecs")
+    a = np.random.default_rng(0).integers(0, 65536, (20, 30, 3)).astype(np.uint16)
+    pic = decode(imagecodecs.tiff_encode(a), settings=Settings(depth=16))
+    np.testing.assert_array_equal(pic.deep, a)
+    assert pic.rgb.shape == (20, 30, 3) and decode(imagecodecs.tiff_encode(a)).deep is None  # depth 8: not read
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 7, 8])
+def test_depth_16_turns_a_16_bit_input_upright_like_the_8_bit_copy(orientation):
+    pytest.importorskip("imagecodecs")
+    import struct
+    import zlib
+
+    a = np.random.default_rng(orientation).integers(0, 65536, (20, 30, 3)).astype(np.uint16)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    body = exif.tobytes()[6:]  # no Exif\0\0 header in a PNG eXIf chunk
+    chunk = struct.pack(">I", len(body)) + b"eXIf" + body + struct.pack(">I", zlib.crc32(b"eXIf" + body))
+    plain = png16(a)
+    data = plain[:33] + chunk + plain[33:]  # after the signature and IHDR
+    pic = decode(data, settings=Settings(depth=16))
+    assert pic.deep.shape == pic.rgb.shape == ((20, 30, 3) if orientation == 3 else (30, 20, 3))
+    np.testing.assert_array_equal(pic.deep >> 8, pic.rgb)  # the 16 bits are the 8-bit copy's, turned alike

@@ -58,3 +58,16 @@ def test_wheel_holds_knockout_daemon_and_no_top_level_daemon(tmp_path):
     assert "Provides-Extra: heif" in meta
     entry = zipfile.ZipFile(wheel).read(f"knockout-{knockout.__version__}.dist-info/entry_points.txt").decode()
     assert "knockout = knockout.cli:main" in entry
+
+
+def test_metadata_has_classifiers_and_extras():
+    from importlib.metadata import metadata
+
+    meta = metadata("knockout")
+    classifiers = meta.get_all("Classifier") or []
+    assert "Programming Language :: Python :: 3.10" in classifiers and "Typing :: Typed" in classifiers
+    assert "Topic :: Multimedia :: Graphics" in classifiers
+    assert {"heif", "dask", "deep", "test"} <= set(meta.get_all("Provides-Extra") or [])
+    # isal stays a dependency because the README says why
+    assert any(r.startswith("isal") for r in meta.get_all("Requires-Dist") or [])
+    assert "## Why isal" in (ROOT / "README.md").read_text()

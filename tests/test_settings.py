@@ -56,3 +56,26 @@ def test_round_trip_through_dict_and_strings():
 def test_preset_overrides_method():
     assert Settings(preset="classic-threshold").effective_method == "threshold"
     assert Settings(method="threshold", preset="classic-kmeans").effective_method == "kmeans"
+
+
+def test_colours_by_name_short_hex_and_css_forms():
+    from knockout import Settings, SettingsError
+
+    assert Settings(background="white").background == (255, 255, 255)
+    assert Settings(background="#fff").background == (255, 255, 255)
+    assert Settings(background="#00b140").background == (0, 177, 64)
+    assert Settings(background="rgb(1, 2, 3)").background == (1, 2, 3)
+    assert Settings(background="Navy").to_dict()["background"] == "#000080"
+    with pytest.raises(SettingsError, match="background: 'nope' is not a colour"):
+        Settings(background="nope")
+
+
+def test_strip_and_depth():
+    from knockout import Settings, SettingsError
+
+    assert Settings().strip is False and Settings().depth == 8
+    assert Settings.from_mapping({"strip": "yes", "depth": "16"}).depth == 16
+    with pytest.raises(SettingsError, match="depth: 12 is not allowed; use 8 or 16"):
+        Settings(depth=12)
+    with pytest.raises(SettingsError, match="depth: 16 needs format: png"):
+        Settings(depth=16, format="webp")

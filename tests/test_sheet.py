@@ -86,3 +86,37 @@ def test_sheet_usage_errors(tmp_path, capsys):
     assert main(["sheet", str(paths[0]), "-o", str(tmp_path / "s.png"), "--canvas", "plaid"]) == 2
     assert "canvas" in capsys.readouterr().err
     assert not (tmp_path / "s.png").exists()
+
+
+def _sheet_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [str(KNOCKOUT), "sheet", *args], capture_output=True, text=True, check=False, env={**os.environ, **(env or {})}
+    )
+
+
+def test_sheet_keeps_an_existing_file_unless_overwrite_and_writes_the_format_its_name_says(tmp_path):
+    paths = [str(p) for p in _write_headshots(tmp_path, 2)]
+    mine = tmp_path / "sheet.png"
+    mine.write_bytes(b"my own file")
+    r = _sheet_cli(*paths, "-o", str(mine))
+    assert r.returncode == 2 and f"{mine} exists; use --overwrite" in r.stderr and mine.read_bytes() == b"my own file"
+    assert _sheet_cli(*paths, "-o", str(mine), "--overwrite").returncode == 0
+    assert Image.open(mine).format == "PNG"
+    for name, fmt in (("s.webp", "WEBP"), ("s.jpg", "JPEG")):
+        r = _sheet_cli(*paths, "-o", str(tmp_path / name))
+        assert r.returncode == 0, r.stderr
+        assert Image.open(tmp_path / name).format == fmt
+    r = _sheet_cli(*paths, "-o", str(tmp_path / "s.gif"))
+    assert r.returncode == 2 and "a sheet is .png, .webp or .jpg" in r.stderr
+
+
+def test_sheet_shows_progress_and_q_is_quiet(tmp_path):
+    paths = [str(p) for p in _write_headshots(tmp_path, 3)]
+    r = _sheet_cli(*paths, "-o", str(tmp_path / "a.png"), env={"KNOCKOUT_PROGRESS_EVERY": "0"})
+    assert r.returncode == 0, r.stderr
+    assert "knockout: 1/3 done" in r.stderr and "knockout: 2/3 done" in r.stderr
+    assert "knockout: sheet of 3 images x 1 methods" in r.stderr
+    r = _sheet_cli(*paths, "-o", str(tmp_path / "b.png"), "-q", env={"KNOCKOUT_PROGRESS_EVERY": "0"})
+    assert r.returncode == 0 and r.stderr == "" and Image.open(tmp_path / "b.png").format == "PNG"

@@ -17,7 +17,7 @@ from dataclasses import fields
 from typing import Any
 
 from . import __version__
-from .settings import Settings, SettingsError
+from .settings import FORMATS, METHODS, OUTPUTS, PRESETS, Settings, SettingsError
 
 __all__ = ["add_settings_arguments", "common_options", "main", "settings_from_args"]
 
@@ -54,7 +54,7 @@ _HELP = {
     "min_island": "remove islands smaller than this fraction of the image",
     "output": "rgba (cut-out), mask (8-bit grey) or solid (subject on --background)",
     "format": "png, webp (lossless) or jpeg (solid/mask only)",
-    "background": "colour for --output solid, '#rrggbb'",
+    "background": "colour for --output solid: a name (white), '#fff' or '#rrggbb'",
     "crop": "crop to the subject plus --margin",
     "margin": "margin in pixels around the subject when cropping",
     "png_compression": "PNG level 0-9: 1-3 fast (default 1), 0 stored, 4-9 zlib (slow, 9 smallest)",
@@ -63,7 +63,26 @@ _HELP = {
     "seed": "random seed",
     "face_prior": "find a frontal face and keep the face and neck as subject",
     "review_below": "flag a cut-out for review when its confidence (0-1) is below this",
+    "strip": "drop the input's EXIF and DPI from the output (the ICC profile is kept)",
+    "depth": "bits per channel of the output; 16 (PNG) keeps a 16-bit input's precision",
 }
+
+# the values a setting takes, shown in the usage line (the default first); Settings validates them
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "method": METHODS,
+    "preset": tuple(PRESETS),
+    "output": OUTPUTS,
+    "format": FORMATS,
+    "depth": (8, 16),
+}
+
+
+def _metavar(name: str, default: Any) -> str:
+    values = _CHOICES.get(name)
+    if not values:
+        return name.upper()
+    ordered = sorted(values, key=lambda v: v != default)
+    return "{" + ",".join(str(v) for v in ordered) + "}"
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +103,11 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
             )
         else:
             group.add_argument(
-                opt, dest=f.name, default=None, metavar=f.name.upper(), help=f"{_HELP[f.name]} (default: {shown})"
+                opt,
+                dest=f.name,
+                default=None,
+                metavar=_metavar(f.name, default),
+                help=f"{_HELP[f.name]} (default: {shown})",
             )
 
 
@@ -127,6 +150,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unknown_options(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+    """Exit 2 with the sub-command's own usage and the closest option of that sub-command."""
+    import difflib
+
+    sub = parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, "command", None) in action.choices:
+            sub = action.choices[args.command]
+    known = [opt for action in sub._actions for opt in action.option_strings if opt.startswith("--")]
+    hints = []
+    for arg in extra:
+        word = arg.split("=", 1)[0]
+        close = difflib.get_close_matches(word, known, n=1, cutoff=0.6) if word.startswith("-") else []
+        if close:
+            hints.append(f"{arg} (did you mean {close[0]}?)")
+        else:
+            hints.append(arg)
+    sub.error(f"unrecognized arguments: {' '.join(hints)}")
+
+
 def _configure_logging(args: argparse.Namespace) -> None:
     level = logging.INFO + 10 * (getattr(args, "quiet", 0) - getattr(args, "verbose", 0))
     if getattr(args, "debug", False):
@@ -141,7 +184,9 @@ def _configure_logging(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _unknown_options(parser, args, extra)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

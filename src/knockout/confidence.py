@@ -109,6 +109,12 @@ def assess(
     if lab is not None:
         sig["mixed"] = _mixed_colours(lab, mask)
     sig["agree"] = min((_iou(mask, alt) for alt in alternatives), default=1.0)
+    # the same two signals as outline displacements in pixels: area changes over the outline's length,
+    # so a small picture, whose outline is a large share of its area, is not judged harsher
+    perimeter = max(float(edge.sum()), 1.0)
+    near = float((barrier > tolerance / 1.25).sum() - (barrier > tolerance * 1.25).sum())
+    sig["unstable_px"] = near / perimeter
+    sig["disagree_px"] = max((float((mask ^ alt).sum()) / perimeter for alt in alternatives), default=0.0)
     if face is not None:
         sure = face.sure_subject((h, w))
         sig["face_kept"] = float(mask[sure].mean()) if sure.any() else 1.0
@@ -117,10 +123,9 @@ def assess(
         sig["size"] = area * h * w / max(face.w * face.h, 1.0)
     # each ramp: 1 where half or more of the good cut-outs are, 0.1 where most failures are
     factors = {
-        "unstable": _ramp(-sig["unstable_near"], bad=-0.06, good=-0.01),
+        "unstable": _ramp(-sig["unstable_px"], bad=-4.0, good=-1.2),
         "low-contrast": _ramp(-sig.get("mixed", 0.0), bad=-0.3, good=-0.05),
         "border": _ramp(-sig["border"], bad=-0.5, good=-0.15),
-        "ambiguous": _ramp(sig["agree"], bad=0.85, good=0.98),
     }
     if face is None:
         factors["no-face"] = 0.8

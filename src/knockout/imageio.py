@@ -7,12 +7,15 @@ composed output array back into file bytes in the format the settings ask for.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
+import os
 import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
@@ -20,7 +23,7 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from . import _png
 from .settings import Settings
 
-__all__ = ["ImageError", "Picture", "decode", "encode", "EXTENSIONS", "output_suffix"]
+__all__ = ["ImageError", "Picture", "decode", "encode", "EXTENSIONS", "is_own_output", "output_suffix"]
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +35,47 @@ try:  # optional HEIC/HEIF support: pip install 'knockout[heif]'
 except ImportError:  # pragma: no cover - depends on the extra
     _HEIF = False
 
-#: File extensions knockout treats as images (lower case, with the dot).
-EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif"})
+#: File extensions knockout treats as images (lower case, with the dot): every extension Pillow
+#: reads for the photo formats below (tests/test_imageio.py checks the list against Pillow's own),
+#: and HEIC/HEIF (with pillow-heif). Written out rather than asked of Pillow, which imports all of
+#: its plug-ins to answer (0.1 s on every start).
+EXTENSIONS = frozenset(
+    {
+        *(".jpg", ".jpeg", ".jpe", ".jfif", ".mpo"),  # JPEG (MPO: a camera's multi-picture JPEG)
+        *(".png", ".apng", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"),
+        *(".avif", ".avifs", ".heic", ".heif", ".hif"),  # AVIF (Pillow >= 11.2), HEIF (pillow-heif)
+        *(".jp2", ".j2k", ".jpx", ".jpf", ".j2c", ".jpc"),  # JPEG 2000
+        *(".ppm", ".pgm", ".pbm", ".pnm", ".pfm", ".qoi", ".psd", ".pcx"),
+        *(".tga", ".icb", ".vda", ".vst", ".sgi", ".rgb", ".rgba", ".bw"),  # Targa, SGI
+    }
+)
+#: The Pillow formats whose extensions :data:`EXTENSIONS` holds.
+PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "AVIF", "JPEG2000", "PPM", "TGA")
+PHOTO_FORMATS += ("QOI", "PSD", "PCX", "SGI")
+
+#: Written into PNG (a Software text), JPEG (a comment) and WebP (XMP CreatorTool) outputs, so a
+#: later run knows its own outputs (:func:`is_own_output`).
+SOFTWARE = "knockout"
+_XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:CreatorTool="knockout"/></rdf:RDF></x:xmpmeta>'
+)
+
+
+def is_own_output(path: str | os.PathLike) -> bool:
+    """Whether the file at ``path`` was written by knockout (its mark in PNG, JPEG or WebP); False if unreadable."""
+    try:
+        with Image.open(path) as im:
+            info = im.info
+            xmp = info.get("xmp") or b""
+            return (
+                info.get("Software") == SOFTWARE
+                or info.get("comment") == SOFTWARE.encode()
+                or b'xmp:CreatorTool="knockout"' in (xmp if isinstance(xmp, bytes) else xmp.encode())
+            )
+    except Exception:
+        return False
+
 
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -60,11 +102,31 @@ class Picture:
         The source's own alpha channel, if it had one (including palette transparency).
     icc_profile : bytes or None
         The source's ICC profile when it describes RGB pixels, carried to the output.
+    exif : bytes or None
+        The source's EXIF (TIFF-structured, without the ``Exif\\0\\0`` header): artist,
+        copyright, dates, camera, GPS...; its orientation removed (the pixels are upright) and
+        the tags that describe the old pixel layout, the maker note and thumbnail dropped.
+    dpi : tuple of 2 float or None
+        The source's resolution in pixels per inch (PNG pHYs, JPEG JFIF density, TIFF, EXIF).
+    frames : int
+        Frames or pages in the source (animated GIF/WebP/PNG, multi-page TIFF); only the first
+        is read.
+    deep : ndarray of uint16, shape (H, W, 3), or None
+        With ``depth: 16``, a 16-bit source's colours at full precision, upright (16-bit grey
+        through Pillow; 16-bit RGB/RGBA PNG and TIFF through imagecodecs, which Pillow reads at
+        8 bits only). None for 8-bit sources and with ``depth: 8``.
+    notes : tuple of str
+        What the user should be told about this file (the first frame used, 16 bits not read).
     """
 
     rgb: np.ndarray
     alpha: np.ndarray | None = None
     icc_profile: bytes | None = None
+    exif: bytes | None = None
+    dpi: tuple[float, float] | None = None
+    frames: int = 1
+    deep: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
 
 
 def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
@@ -114,8 +176,17 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
                     raise ImageError(f"truncated or corrupt image: {_one_line(Exception(warned.message))}")
             _check_complete(im)
             icc = im.info.get("icc_profile") or None
+            frames = max(1, int(getattr(im, "n_frames", 1) or 1))
+            orientation = _orientation(im)
             _apply_orientation(im)
-            return _to_picture(im, icc)
+            exif, dpi = _metadata(im)
+            deep, notes = _deep(data, im, orientation) if settings.depth == 16 else (None, ())
+            if frames > 1:
+                notes = (f"has {frames} frames or pages; only the first is cut out", *notes)
+            pic = _to_picture(im, icc)
+            if deep is not None and deep.shape[:2] != pic.rgb.shape[:2]:
+                deep, notes = None, (*notes, "its 16-bit pixels do not match the image; read at 8 bits")
+            return dataclasses.replace(pic, exif=exif, dpi=dpi, frames=frames, deep=deep, notes=notes)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -199,6 +270,93 @@ def _apply_orientation(im: Image.Image) -> None:
         log.warning("ignoring unreadable EXIF orientation: %s", _one_line(exc))
 
 
+# IFD0 tags carried to outputs (the rest describe the source's pixel layout); sub-IFD tags dropped
+_IFD0_KEEP = frozenset(
+    {0x010E, 0x010F, 0x0110, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, 0x013B, 0x013C, 0x8298, 0x4746, 0x4749}
+    | {0x9C9B, 0x9C9C, 0x9C9D, 0x9C9E, 0x9C9F}  # Windows title, comment, author, keywords, subject
+    | {0x8769, 0x8825}  # the Exif and GPS sub-IFDs
+)
+_EXIF_IFD_DROP = frozenset({0x927C, 0xA002, 0xA003, 0xA005})  # maker note, pixel size, interop pointer
+
+
+def _metadata(im: Image.Image) -> tuple[bytes | None, tuple[float, float] | None]:
+    """(EXIF to carry, DPI) of an opened, upright image; a broken EXIF block is dropped with a warning."""
+    dpi = None
+    raw = im.info.get("dpi")
+    try:
+        if raw and float(raw[0]) > 0 and float(raw[1]) > 0:
+            dpi = (round(float(raw[0]), 2), round(float(raw[1]), 2))
+    except (TypeError, ValueError, IndexError):
+        dpi = None
+    try:
+        src = im.getexif()
+        if not src:
+            return None, dpi
+        out = Image.Exif()
+        for tag, value in src.items():
+            if tag in _IFD0_KEEP and tag not in (0x8769, 0x8825):
+                out[tag] = value
+        for pointer in (0x8769, 0x8825):
+            if pointer in src:
+                sub = {k: v for k, v in src.get_ifd(pointer).items() if k not in _EXIF_IFD_DROP}
+                if sub:
+                    out.get_ifd(pointer).update(sub)
+        if dpi is None and 0x011A in out and 0x011B in out and out.get(0x0128, 2) in (2, 3):
+            per = 2.54 if out.get(0x0128, 2) == 3 else 1.0
+            dpi = (round(float(out[0x011A]) * per, 2), round(float(out[0x011B]) * per, 2))
+        if not out:
+            return None, dpi
+        data = out.tobytes()
+        return (data[6:] if data.startswith(b"Exif\x00\x00") else data), dpi
+    except Exception as exc:  # a broken EXIF block must not lose the image
+        log.warning("dropping unreadable EXIF: %s", _one_line(exc))
+        return None, dpi
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(0x0112, 1)
+        return int(value) if value in range(1, 9) else 1
+    except Exception:
+        return 1
+
+
+# EXIF orientation -> the numpy view that turns the stored pixels upright (as ImageOps.exif_transpose)
+_UPRIGHT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 1)[:, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _deep(data: bytes, im: Image.Image, orientation: int) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """(the 16-bit colours of a 16-bit source, upright, or None; notes) for ``depth: 16``."""
+    if im.mode in _WIDE_GREY_MODES:  # Pillow keeps 16-bit grey (already upright)
+        grey = np.clip(np.asarray(im), 0, 65535).astype(np.uint16)
+        return np.repeat(grey[..., None], 3, axis=2), ()
+    sixteen = (im.format == "PNG" and len(data) > 24 and data[24] == 16) or (
+        im.format == "TIFF" and 16 in tuple(getattr(im, "tag_v2", {}).get(258, ()) or ())
+    )
+    if not sixteen or im.mode not in ("RGB", "RGBA"):
+        return None, ()
+    try:
+        import imagecodecs
+    except ImportError:
+        return None, ("is 16-bit but read at 8 bits: pip install imagecodecs (or 'knockout[deep]') for --depth 16",)
+    try:
+        arr = imagecodecs.png_decode(data) if im.format == "PNG" else imagecodecs.tiff_decode(data)
+    except Exception as exc:  # Pillow read it: keep its 8 bits rather than lose the file
+        return None, (f"its 16-bit pixels cannot be read ({_one_line(exc)}); read at 8 bits",)
+    if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] < 3:
+        return None, ()
+    arr = arr[..., :3]
+    return np.ascontiguousarray(_UPRIGHT.get(orientation, lambda a: a)(arr)), ()
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
@@ -255,6 +413,20 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes
     return im.convert("RGB"), None
 
 
+def _with_resolution(exif: bytes | None, dpi: tuple[float, float] | None) -> bytes | None:
+    """``exif`` with its X/YResolution set to ``dpi`` (made when there was no EXIF but a DPI)."""
+    if not dpi:
+        return exif
+    out = Image.Exif()
+    if exif:
+        out.load(exif)
+    from PIL.TiffImagePlugin import IFDRational
+
+    out[0x011A], out[0x011B], out[0x0128] = IFDRational(dpi[0]), IFDRational(dpi[1]), 2  # 2: inches
+    data = out.tobytes()
+    return data[6:] if data.startswith(b"Exif\x00\x00") else data
+
+
 def output_suffix(settings: Settings) -> str:
     """The file extension (with dot) of outputs made with ``settings``."""
     return {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}[settings.format]
@@ -266,13 +438,15 @@ def encode(
     settings: Settings,
     icc_profile: bytes | None = None,
     text: Mapping[str, str] | None = None,
+    exif: bytes | None = None,
+    dpi: tuple[float, float] | None = None,
 ) -> bytes:
     """Encode an output array to file bytes.
 
     Parameters
     ----------
-    pixels : ndarray of uint8, shape (H, W), (H, W, 3) or (H, W, 4)
-        A mask (8-bit grey), an RGB image or an RGBA cut-out.
+    pixels : ndarray of uint8 (or uint16 with ``depth: 16``), shape (H, W), (H, W, 3) or (H, W, 4)
+        A mask (grey), an RGB image or an RGBA cut-out.
     settings : Settings
         ``format`` (png, lossless webp, jpeg), ``png_compression`` and ``jpeg_quality``.
         PNG at ``png_compression`` 1-3 (the default is 1) goes through the fast writer in
@@ -282,6 +456,12 @@ def encode(
         An RGB ICC profile, embedded in colour outputs (never in a grey mask).
     text : mapping of str to str, optional
         PNG text chunks (tEXt), such as ``{"knockout:confidence": "0.93"}``; other formats ignore it.
+        PNG outputs also get ``Software: knockout`` (JPEG a comment), so a later run knows them.
+    exif : bytes, optional
+        EXIF to embed (as :attr:`Picture.exif`): PNG eXIf, WebP EXIF, JPEG APP1.
+    dpi : tuple of 2 float, optional
+        Resolution in pixels per inch: PNG pHYs, JPEG JFIF density, and in the EXIF (the only
+        place WebP keeps it).
 
     Returns
     -------
@@ -294,31 +474,41 @@ def encode(
     ImageError
         If the format cannot hold an image this large (WebP: 16383 px per side).
     """
+    if isinstance(pixels, np.ndarray) and pixels.dtype == np.uint16 and settings.depth == 16:
+        # 16 bits: only PNG holds them, and Pillow cannot write 16-bit colour PNG: the own writer
+        level = min(max(settings.png_compression, _png.LEVELS[0]), _png.LEVELS[-1])
+        exif, text = _with_resolution(exif, dpi), {"Software": SOFTWARE, **(text or {})}
+        return _png.encode_png(pixels, level=level, icc_profile=icc_profile, text=text, exif=exif, dpi=dpi)
     if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
         raise ValueError(f"encode expects a uint8 numpy array, got {getattr(pixels, 'dtype', type(pixels))}")
     if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
         raise ValueError(f"encode expects shape (H, W), (H, W, 3) or (H, W, 4), got {pixels.shape}")
+    exif = _with_resolution(exif, dpi)
+    text = {"Software": SOFTWARE, **(text or {})}
     if settings.format == "png" and settings.png_compression in _png.LEVELS and _png.available() and pixels.size:
-        return _png.encode_png(pixels, level=settings.png_compression, icc_profile=icc_profile, text=text)
+        level = settings.png_compression
+        return _png.encode_png(pixels, level=level, icc_profile=icc_profile, text=text, exif=exif, dpi=dpi)
     im = Image.fromarray(np.ascontiguousarray(pixels))
     buf = io.BytesIO()
-    extra = {"icc_profile": icc_profile} if icc_profile and im.mode != "L" else {}
+    extra: dict[str, Any] = {"icc_profile": icc_profile} if icc_profile and im.mode != "L" else {}
+    if exif:
+        extra["exif"] = b"Exif\x00\x00" + exif if settings.format == "jpeg" else exif
+    if dpi and settings.format != "webp":
+        extra["dpi"] = dpi
     if settings.format == "png":
-        if text:
-            info = PngImagePlugin.PngInfo()
-            for key, value in text.items():
-                info.add_text(key, value)
-            extra["pnginfo"] = info
-        im.save(buf, "PNG", compress_level=settings.png_compression, **extra)
+        info = PngImagePlugin.PngInfo()
+        for key, value in text.items():
+            info.add_text(key, value)
+        im.save(buf, "PNG", compress_level=settings.png_compression, pnginfo=info, **extra)
     elif settings.format == "webp":
         if max(im.size) > _WEBP_MAX_SIDE:
             raise ImageError(
                 f"WebP holds at most {_WEBP_MAX_SIDE} pixels per side, this output is {im.width}x{im.height}; "
                 "use format: png"
             )
-        im.save(buf, "WEBP", lossless=True, quality=0, method=0, exact=True, **extra)
+        im.save(buf, "WEBP", lossless=True, quality=0, method=0, exact=True, xmp=_XMP, **extra)
     else:
         if im.mode == "RGBA":
             raise ValueError("format jpeg cannot hold an alpha channel; use png or webp, or output solid or mask")
-        im.save(buf, "JPEG", quality=settings.jpeg_quality, **extra)
+        im.save(buf, "JPEG", quality=settings.jpeg_quality, comment=SOFTWARE.encode(), **extra)
     return buf.getvalue()

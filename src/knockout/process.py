@@ -27,6 +27,8 @@ class Processed:
     confidence: float | None = None
     reasons: tuple[str, ...] = ()
     review: bool = False
+    #: things the user should know about this file, one line each (the first frame of an animation)
+    notes: tuple[str, ...] = ()
 
 
 def process_bytes(data: bytes, *, settings: Settings) -> Processed:
@@ -41,13 +43,21 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
     pic = decode(data, settings=settings)
     h, w = pic.rgb.shape[:2]
     icc = pic.icc_profile
-    res = cut_out(pic.rgb, settings=settings, source_alpha=pic.alpha)
-    pixels, tolerance, judged = res.pixels, res.segmentation.tolerance, res.segmentation.assessment
-    del pic, res  # the input, matte and masks are not needed to encode: keep the peak memory low
+    meta = {} if settings.strip else {"exif": pic.exif, "dpi": pic.dpi}
+    notes = pic.notes
+    if settings.depth == 16:
+        from ._deep import cut_out_16
+
+        pixels, tolerance, judged = cut_out_16(pic, settings=settings)
+    else:
+        res = cut_out(pic.rgb, settings=settings, source_alpha=pic.alpha)
+        pixels, tolerance, judged = res.pixels, res.segmentation.tolerance, res.segmentation.assessment
+        del res
+    del pic  # the input, matte and masks are not needed to encode: keep the peak memory low
     text = None
     if judged is not None:
         text = {"knockout:confidence": f"{judged.confidence:.3f}", "knockout:reasons": " ".join(judged.reasons)}
-    out = encode(pixels, settings=settings, icc_profile=icc, text=text)
+    out = encode(pixels, settings=settings, icc_profile=icc, text=text, **meta)
     return Processed(
         data=out,
         suffix=output_suffix(settings),
@@ -59,6 +69,7 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
         confidence=None if judged is None else judged.confidence,
         reasons=() if judged is None else judged.reasons,
         review=judged is not None and judged.confidence < settings.review_below,
+        notes=notes,
     )
 
 

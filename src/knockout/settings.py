@@ -44,11 +44,19 @@ def _parse_color(key: str, value: Any) -> tuple[int, int, int]:
         if m:
             h = m.group(1)
             return (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16))
+        from PIL import ImageColor  # names ('white'), '#fff', 'rgb(...)', 'hsl(...)': as Pillow reads them
+
+        try:
+            r, g, b = ImageColor.getcolor(value.strip(), "RGB")
+            return (int(r), int(g), int(b))
+        except ValueError:
+            pass
     elif isinstance(value, (list, tuple)) and len(value) == 3:
         if all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value):
             return (int(value[0]), int(value[1]), int(value[2]))
     raise SettingsError(
-        f"{key}: {value!r} is not a colour; use '#rrggbb' (for example '#ffffff') or a list of three integers 0-255"
+        f"{key}: {value!r} is not a colour; use a name ('white'), '#rgb', '#rrggbb' (for example '#ffffff') "
+        "or a list of three integers 0-255"
     )
 
 
@@ -86,7 +94,8 @@ class Settings:
     format : {'png', 'webp', 'jpeg'}
         Output file format; ``jpeg`` only for ``output: solid`` or ``mask``.
     background : tuple of int
-        Colour for ``output: solid``, as ``'#rrggbb'`` in config files.
+        Colour for ``output: solid``: in config files and options a name (``white``), ``'#rgb'``,
+        ``'#rrggbb'`` or ``rgb(r, g, b)`` (as Pillow's ``ImageColor`` reads them), or three integers.
     crop : bool
         Crop the output to the subject's bounding box plus ``margin``.
     margin : int
@@ -108,6 +117,13 @@ class Settings:
         A cut-out whose confidence (0-1, see :mod:`knockout.confidence`) is below this is flagged
         for review: the daemon files it in the job's ``review`` folder, ``knockout cut --report``
         marks it. 0 flags nothing, 1 everything.
+    strip : bool
+        Drop the input's metadata (EXIF, DPI) from the output; the default carries it over
+        (EXIF with its orientation reset, as the pixels are turned upright). The ICC profile is
+        always kept: it says what the colours mean.
+    depth : {8, 16}
+        Bits per channel of the output. 16 (PNG only) keeps a 16-bit input's colours at full
+        precision; an 8-bit input is widened. The default 8 writes 8 bits whatever the input.
     """
 
     method: str = "threshold"
@@ -128,7 +144,9 @@ class Settings:
     max_pixels: int = 89_478_485
     seed: int = 0
     face_prior: bool = True
-    review_below: float = 0.5
+    review_below: float = 0.6
+    strip: bool = False
+    depth: int = 8
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -284,6 +302,12 @@ def _validate(s: Settings) -> None:
     put("seed", lambda v: parse_number("seed", v, 0, 2**31 - 1, integer=True))
     put("face_prior", lambda v: parse_bool("face_prior", v))
     put("review_below", lambda v: parse_number("review_below", v, 0.0, 1.0, integer=False))
+    put("strip", lambda v: parse_bool("strip", v))
+    put("depth", _depth)
+    if s.depth == 16 and s.format != "png":
+        problems.append(
+            ("depth", f"depth: 16 needs format: png (got format: {s.format}); use depth: 8 with {s.format}")
+        )
     if problems:
         raise SettingsError("\n".join(msg for _name, msg in problems), problems)
 
@@ -297,3 +321,10 @@ def _tolerance(v: Any) -> str | float:
         raise SettingsError(
             f"tolerance: {v!r} is not allowed; use 'auto' or a colour distance (CIE delta E) from 0.5 to 100"
         ) from None
+
+
+def _depth(v: Any) -> int:
+    depth = parse_number("depth", v, 8, 16, integer=True)
+    if depth not in (8, 16):
+        raise SettingsError(f"depth: {v!r} is not allowed; use 8 or 16 (bits per channel)")
+    return depth

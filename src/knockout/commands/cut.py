@@ -13,11 +13,11 @@ import time
 import traceback
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from ..fsutil import atomic_write, make_folders
-from ..imageio import EXTENSIONS, ImageError, output_suffix
-from ..process import Processed, process_file
+from ..imageio import EXTENSIONS, ImageError, is_own_output, output_suffix
+from ..process import Processed, process_bytes
 from ..report import BatchReport
 from ..settings import Settings, SettingsError
 
@@ -27,14 +27,26 @@ log = logging.getLogger(__name__)
 
 Result = tuple[Path, Path, "Processed | None", "str | None"]
 
+#: ``-`` as an input or output: standard input / standard output
+STDIO = Path("-")
+_OUTPUT_SUFFIXES = {".png": "png", ".webp": "webp", ".jpg": "jpeg", ".jpeg": "jpeg"}
+
 EPILOG = """\
 Outputs: without -o, NAME-cutout.png beside each input (NAME-mask.png, NAME-solid.jpg for
---output mask / solid); with -o, OUTDIR/NAME.png. An input is never overwritten, and an
-existing output is kept unless --overwrite. Exit status: 0 all succeeded, 1 some inputs
-failed, 2 usage error (unknown option, bad setting value).
+--output mask / solid); with -o, OUTDIR/NAME.png, sub-folders of a folder (-r) or of a glob's
+fixed part mirrored. Two paths IN OUT name the output when OUT ends in .png, .webp, .jpg or is
+-, and is new or an earlier output of knockout (else both are inputs); its extension gives the format
+unless --format. - reads standard input or writes standard
+output (format from --format, PNG by default). An input is never overwritten, and an existing
+output is kept unless --overwrite. Exit status: 0 all succeeded, 1 some inputs failed, 2 usage
+error (unknown option, bad setting value).
 
 examples:
   knockout cut portrait.jpg                        writes portrait-cutout.png beside it
+  knockout cut portrait.jpg out.png                names the output
+  cat a.jpg | knockout cut - -o - > a.png          standard input to standard output
+  knockout cut -r shoot/ -o cutouts/               sub-folders mirrored in cutouts/
+  knockout cut shoot/ -c config.yaml --job studio  a config.yaml job's settings
   knockout cut shoot/ -o cutouts/                  every image in a folder
   knockout cut 'shoot/**/*.jpg' -o cutouts/ -j 0   a recursive glob, on all cores
   knockout cut a.jpg --format webp                 lossless WebP instead of PNG
@@ -67,7 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or glob patterns")
-    p.add_argument("-o", "--outdir", type=Path, help="output folder (created if missing)")
+    p.add_argument("-o", "--outdir", type=Path, help="output folder (created if missing), or - for standard output")
+    p.add_argument("-c", "--config", metavar="FILE", help="take the settings of a job of this config.yaml")
+    p.add_argument("--job", metavar="NAME", help="which job of --config (needed when it has several)")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folders")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
     p.add_argument("-j", "--jobs", type=_jobs, default=1, help="parallel processes (default 1; 0 = all cores)")
@@ -94,7 +108,14 @@ def expand_inputs(paths: Iterable[str], *, recursive: bool = False) -> tuple[lis
     files with an image extension (:data:`knockout.imageio.EXTENSIONS`), never hidden ones.
     Each file appears once, in the order given (folders and globs sorted).
     """
-    files: list[Path] = []
+    found, problems = _expand(paths, recursive=recursive)
+    return [f for f, _ in found], problems
+
+
+def _expand(paths: Iterable[str], *, recursive: bool) -> tuple[list[tuple[Path, PurePath]], list[str]]:
+    """As :func:`expand_inputs`, each file with the sub-folder it was found in (below a folder
+    given, or below a glob's fixed leading part), which ``-o`` mirrors."""
+    files: list[tuple[Path, PurePath]] = []
     problems: list[str] = []
     for raw in paths:
         p = Path(raw)
@@ -103,9 +124,9 @@ def expand_inputs(paths: Iterable[str], *, recursive: bool = False) -> tuple[lis
             found = sorted(x for x in it if x.is_file() and _is_image_name(x))
             if not found:
                 problems.append(f"{raw}: folder holds no images ({' '.join(sorted(EXTENSIONS))})")
-            files.extend(found)
+            files.extend((x, x.parent.relative_to(p)) for x in found)
         elif p.is_file():
-            files.append(p)
+            files.append((p, PurePath()))
         elif p.exists():
             problems.append(f"{raw}: not a regular file")
         elif glob.has_magic(raw):
@@ -114,29 +135,42 @@ def expand_inputs(paths: Iterable[str], *, recursive: bool = False) -> tuple[lis
             if not images:
                 why = "no image file" if found else "no file"
                 problems.append(f"{raw}: {why} matches this pattern")
-            files.extend(images)
+            fixed = Path(*[part for part in _fixed_parts(raw)])
+            files.extend((x, x.parent.relative_to(fixed) if x.is_relative_to(fixed) else PurePath()) for x in images)
         else:
             problems.append(f"{raw}: no such file or folder")
     seen: set[Path] = set()
     unique = []
-    for f in files:
+    for f, folder in files:
         key = f.resolve()
         if key not in seen:
             seen.add(key)
-            unique.append(f)
+            unique.append((f, folder))
     return unique, problems
 
 
-def output_path(src: Path, settings: Settings, outdir: Path | None) -> Path:
-    """Where the output of ``src`` goes: ``OUTDIR/NAME.ext``, or ``NAME-TAG.ext`` beside it.
+def _fixed_parts(pattern: str) -> list[str]:
+    """The leading parts of a glob pattern without wildcards (``shoot/2024`` of ``shoot/2024/**/*.jpg``)."""
+    parts = []
+    for part in PurePath(pattern).parts[:-1]:
+        if glob.has_magic(part):
+            break
+        parts.append(part)
+    return parts
+
+
+def output_path(src: Path, settings: Settings, outdir: Path | None, *, folder: PurePath | None = None) -> Path:
+    """Where the output of ``src`` goes: ``OUTDIR/FOLDER/NAME.ext``, or ``NAME-TAG.ext`` beside it.
 
     TAG is ``cutout``, ``mask`` or ``solid`` after ``settings.output``; the tagged name is
-    also used in OUTDIR when the plain one would be ``src`` itself.
+    also used in OUTDIR when the plain one would be ``src`` itself. ``folder`` is the
+    sub-folder ``src`` was found in below a folder or a glob's fixed part (mirrored in OUTDIR).
     """
     ext = output_suffix(settings)
     tag = {"rgba": "cutout", "mask": "mask", "solid": "solid"}[settings.output]
     if outdir is None:
         return src.with_name(f"{src.stem}-{tag}{ext}")
+    outdir = outdir / (folder or PurePath())
     out = outdir / f"{src.stem}{ext}"
     if out.resolve() == src.resolve():
         out = outdir / f"{src.stem}-{tag}{ext}"
@@ -151,7 +185,7 @@ def _work(src: Path, dst: Path, settings: Settings, *, debug: bool = False) -> R
     traceback after its first line.
     """
     try:
-        res = process_file(src, settings=settings)
+        res = process_bytes(_read(src), settings=settings)
     except ImageError as exc:
         return src, dst, None, _error(str(exc), debug)
     except OSError as exc:
@@ -159,10 +193,18 @@ def _work(src: Path, dst: Path, settings: Settings, *, debug: bool = False) -> R
     except Exception as exc:  # a bug or an odd image must not stop the batch
         return src, dst, None, _error(f"cannot cut out: {type(exc).__name__}: {exc}", debug)
     try:
-        atomic_write(dst, res.data)
+        if dst == STDIO:
+            sys.stdout.buffer.write(res.data)
+            sys.stdout.buffer.flush()
+        else:
+            atomic_write(dst, res.data)
     except OSError as exc:
         return src, dst, None, _error(f"cannot write {dst}: {exc.strerror or exc}", debug)
     return src, dst, dataclasses.replace(res, data=b""), None
+
+
+def _read(src: Path) -> bytes:
+    return sys.stdin.buffer.read() if src == STDIO else src.read_bytes()
 
 
 def _error(message: str, debug: bool) -> str:
@@ -217,22 +259,31 @@ def _say(message: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..cli import settings_from_args
 
-    settings = settings_from_args(args)
+    inputs, named = _named_output(args)
+    settings = settings_from_args(args, _config_settings(args))
+    if named is not None and named != STDIO:
+        settings = _format_from_name(named, settings, given=args.format)
     debug = bool(getattr(args, "debug", False))
     quiet = getattr(args, "quiet", 0) > 0
     if not debug:
         logging.getLogger("PIL").setLevel(max(logging.INFO, logging.getLogger("PIL").level))
-    files, problems = expand_inputs(args.paths, recursive=args.recursive)
+    if named is not None:
+        src = STDIO if inputs[0] == "-" else Path(inputs[0])
+        found, problems = [(src, PurePath())], []
+        outputs = {src: named}
+    else:
+        found, problems = _expand(inputs, recursive=args.recursive)
+        outputs = {f: output_path(f, settings, args.outdir, folder=folder) for f, folder in found}
     for msg in problems:
         _say(f"knockout: error: {msg}")
     failed = len(problems)
-    if args.outdir is not None:
+    if args.outdir is not None and named is None:
         try:
             make_folders(args.outdir)
         except OSError as exc:
             _say(f"knockout: error: cannot create output folder {args.outdir}: {exc.strerror or exc}")
             return 2
-    jobs, skipped, refused = _plan(files, args, settings)
+    jobs, skipped, refused = _plan([f for f, _ in found], outputs, args)
     failed += refused
     report = None
     if args.report is not None:
@@ -247,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     done = 0
-    if args.dask:
+    if args.dask and named is None:
         try:
             from ..distributed import run_batch
         except ImportError as exc:
@@ -267,6 +318,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 done += 1
                 if res is not None:
+                    for note in res.notes:
+                        _say(f"knockout: warning: {src}: {note}")
                     flagged += res.review
                     log.debug("%s -> %s (%s, %.0f ms)", src, dst, res.method, res.milliseconds)
             if report is not None:
@@ -308,25 +361,89 @@ def _report_row(report: BatchReport, src: Path, dst: Path, res: Processed | None
     )
 
 
-def _plan(files: list[Path], args: argparse.Namespace, settings: Settings) -> tuple[list[tuple[Path, Path]], int, int]:
+def _named_output(args: argparse.Namespace) -> tuple[list[str], Path | None]:
+    """The inputs, and the output file when the command line names one (``IN OUT``, ``-o -``, ``-``)."""
+    paths = list(args.paths)
+    out = None
+    if args.outdir == STDIO:
+        if len(paths) != 1:
+            raise SettingsError("-o - writes one image to standard output; give a single input")
+        out = STDIO
+    elif len(paths) == 2 and args.outdir is None and (paths[0] == "-" or Path(paths[0]).is_file()):
+        second = Path(paths[1])
+        if paths[1] == "-" or (
+            second.suffix.lower() in _OUTPUT_SUFFIXES and (not second.exists() or is_own_output(second))
+        ):
+            paths, out = paths[:1], second
+    if "-" in paths:
+        if len(paths) > 1:
+            raise SettingsError("- (standard input) must be the only input: knockout cut - OUT.png, or -o - for stdout")
+        if args.outdir is not None and out is None:
+            raise SettingsError("standard input has no name to use in -o DIR; name the output: knockout cut - OUT.png")
+        out = out or STDIO
+        if sys.stdin.isatty():
+            why = "- reads standard input, a terminal here; pipe an image in: cat a.jpg | knockout cut - -o -"
+            raise SettingsError(why)
+    if out == STDIO and sys.stdout.isatty():
+        raise SettingsError("not writing image bytes to a terminal; redirect standard output (> a.png) or name a file")
+    return paths, out
+
+
+def _format_from_name(out: Path, settings: Settings, *, given: str | None) -> Settings:
+    """The output format its name says (``out.webp``), unless --format chose one; they must agree."""
+    said = _OUTPUT_SUFFIXES[out.suffix.lower()]
+    if given is None:
+        return settings.replace(format=said)
+    if settings.format != said:
+        raise SettingsError(f"{out}: the name says {said} but --format is {settings.format}; make them agree")
+    return settings
+
+
+def _config_settings(args: argparse.Namespace) -> Settings | None:
+    """The settings of a job of ``-c config.yaml`` (``--job NAME``, or its only job), read by the daemon's loader."""
+    if args.config is None:
+        if args.job is not None:
+            raise SettingsError("--job needs -c/--config: the config file that holds the job")
+        return None
+    from knockout.daemon.config import load_config
+
+    jobs = {job.name: job for job in load_config(args.config).jobs}
+    if args.job is None:
+        if len(jobs) > 1:
+            raise SettingsError(f"{args.config}: has jobs {', '.join(jobs)}; choose one with --job NAME")
+        return next(iter(jobs.values())).settings
+    if args.job not in jobs:
+        import difflib
+
+        hint = difflib.get_close_matches(args.job, list(jobs), n=1)
+        also = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise SettingsError(f"{args.config}: no job named '{args.job}'{also}; its jobs: {', '.join(jobs)}")
+    return jobs[args.job].settings
+
+
+def _plan(
+    files: list[Path], outputs: dict[Path, Path], args: argparse.Namespace
+) -> tuple[list[tuple[Path, Path]], int, int]:
     """(jobs to run, outputs kept because they exist, inputs refused)."""
     named = {Path(raw).resolve() for raw in args.paths if Path(raw).is_file()}
-    outputs = {src: output_path(src, settings, args.outdir) for src in files}
-    produced = {dst.resolve() for dst in outputs.values()}
+    produced = {dst.resolve() for dst in outputs.values() if dst != STDIO}
     kept = []
     for src in files:
         key_src = src.resolve()
-        if key_src in produced and key_src not in named:
+        if src != STDIO and key_src in produced and key_src not in named:
             # found in a folder or glob, and the output of another input: an earlier run's cut-out
             log.debug("%s: an output of another input, not cut out again", src)
         else:
             kept.append(src)
-    inputs = {src.resolve() for src in kept}
+    inputs = {src.resolve() for src in kept if src != STDIO}
     jobs: list[tuple[Path, Path]] = []
     skipped = refused = 0
     claimed: dict[Path, Path] = {}
     for src in kept:
         dst = outputs[src]
+        if dst == STDIO:
+            jobs.append((src, dst))
+            continue
         key = dst.resolve()
         if key in inputs:
             _say(f"knockout: error: {src}: its output {dst} is also an input, which is never overwritten; use -o")
@@ -344,17 +461,47 @@ def _plan(files: list[Path], args: argparse.Namespace, settings: Settings) -> tu
             log.debug("%s: output %s exists, kept (use --overwrite to replace)", src, dst)
             skipped += 1
             continue
+        try:
+            # mirrored sub-folders of -o: real folders only, never through a link out of it
+            make_folders(dst.parent, root=args.outdir if args.outdir not in (None, STDIO) else None)
+        except OSError as exc:
+            _say(f"knockout: error: {src}: cannot create folder {dst.parent}: {exc.strerror or exc}")
+            refused += 1
+            continue
         jobs.append((src, dst))
     return jobs, skipped, refused
 
 
-def _progress(it: Iterator[Result], *, total: int, enabled: bool) -> Iterator[Result]:
-    """A tqdm progress bar on stderr when there is more than one file and stderr is a terminal."""
+def _progress(it: Iterable, *, total: int, enabled: bool) -> Iterator:
+    """Progress on stderr when there is more than one item.
+
+    A tqdm bar when stderr is a terminal; otherwise (a log file, a CI job) a line every
+    ``KNOCKOUT_PROGRESS_EVERY`` seconds (default 10) with done/total and the rate.
+    """
     if total <= 1 or not enabled:
         yield from it
+        return
+    if not sys.stderr.isatty():
+        yield from _progress_lines(it, total=total)
         return
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    with logging_redirect_tqdm(), tqdm(it, total=total, unit="img", disable=None, file=sys.stderr) as bar:
+    with logging_redirect_tqdm(), tqdm(it, total=total, unit="img", file=sys.stderr) as bar:
         yield from bar
+
+
+def _progress_lines(it: Iterable, *, total: int) -> Iterator:
+    try:
+        every = float(os.environ.get("KNOCKOUT_PROGRESS_EVERY", "10"))
+    except ValueError:
+        every = 10.0
+    t0 = last = time.monotonic()
+    for done, item in enumerate(it, 1):
+        yield item
+        now = time.monotonic()
+        if now - last >= every and done < total:
+            last = now
+            rate = done / max(now - t0, 1e-9)
+            left = (total - done) / rate
+            _say(f"knockout: {done}/{total} done, {rate:.2f} images/s, about {left:.0f} s left")

@@ -43,7 +43,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "  knockout sheet shoot/ -o sheet.png --columns 6 --thumb 160 --canvas '#00b140'",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or glob patterns")
-    p.add_argument("-o", "--sheet", dest="sheet", type=Path, default=Path("sheet.png"), help="sheet file (PNG)")
+    p.add_argument(
+        "-o",
+        "--sheet",
+        dest="sheet",
+        type=Path,
+        default=Path("sheet.png"),
+        help="sheet file; .png (default sheet.png), .webp (lossless) or .jpg, as its name says",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace the sheet file if it exists")
     p.add_argument("--columns", type=int, default=4, help="pictures per row (default 4)")
     p.add_argument("--thumb", type=int, default=240, help="thumbnail size in pixels (default 240)")
     p.add_argument(
@@ -55,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for action in p._actions:  # --method takes a comma-separated list here: one row per method
         if action.dest == "method":
             action.help = f"one or more methods or presets, comma-separated, one row each (default {Settings().method})"
+            action.metavar = "METHOD[,METHOD...]"
     p.set_defaults(func=run)
 
 
@@ -188,11 +197,22 @@ def make_sheet(
     return np.asarray(sheet)
 
 
+_SHEET_FORMATS = {".png": ("PNG", {"compress_level": 6}), ".webp": ("WEBP", {"lossless": True})}
+_SHEET_FORMATS |= {".jpg": ("JPEG", {"quality": 92}), ".jpeg": ("JPEG", {"quality": 92})}
+
+
 def run(args: argparse.Namespace) -> int:
     from ..cutout import cut_out
     from ..fsutil import atomic_write
     from ..imageio import ImageError, decode
-    from .cut import expand_inputs
+    from .cut import _progress, _say, expand_inputs
+
+    quiet = getattr(args, "quiet", 0) > 0
+    kind = _SHEET_FORMATS.get(args.sheet.suffix.lower())
+    if kind is None:
+        raise SettingsError(f"{args.sheet}: a sheet is .png, .webp or .jpg; name it so (for example sheet.png)")
+    if args.sheet.exists() and not args.overwrite:
+        raise SettingsError(f"{args.sheet} exists; use --overwrite to replace it, or another -o name")
 
     if args.columns < 1:
         raise SettingsError(f"columns: {args.columns} is out of range; use an integer >= 1")
@@ -206,15 +226,15 @@ def run(args: argparse.Namespace) -> int:
     failed = len(problems)
     originals, captions = [], []
     rows: list[tuple[str, list[np.ndarray]]] = [(label, []) for label, _ in methods]
-    for path in files:
+    for path in _progress(files, total=len(files), enabled=not quiet):
         try:
             pic = decode(path.read_bytes(), settings=methods[0][1])
         except ImageError as exc:
-            print(f"knockout: error: {path}: {exc}", file=sys.stderr)
+            _say(f"knockout: error: {path}: {exc}")
             failed += 1
             continue
         except OSError as exc:
-            print(f"knockout: error: {path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+            _say(f"knockout: error: {path}: cannot read: {exc.strerror or exc}")
             failed += 1
             continue
         originals.append(pic.rgb)
@@ -227,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
         return 1 if failed else 2
     sheet = make_sheet(originals, rows, captions, columns=args.columns, thumb=args.thumb, canvas=canvas)
     buf = io.BytesIO()
-    Image.fromarray(sheet).save(buf, "PNG", compress_level=6)
+    Image.fromarray(sheet).save(buf, kind[0], **kind[1])
     try:
         if args.sheet.parent != Path():
             args.sheet.parent.mkdir(parents=True, exist_ok=True)
@@ -235,5 +255,6 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"knockout: error: cannot write {args.sheet}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    print(f"knockout: sheet of {len(originals)} images x {len(methods)} methods -> {args.sheet}", file=sys.stderr)
+    if not quiet:
+        print(f"knockout: sheet of {len(originals)} images x {len(methods)} methods -> {args.sheet}", file=sys.stderr)
     return 1 if failed else 0
