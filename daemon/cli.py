@@ -59,8 +59,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Read the status file the daemon keeps in its state_dir. Exit 0 if it is running, 1 if not.",
     )
     s.add_argument("-c", "--config", metavar="FILE", help="config file (same rule as knockout watch)")
-    s.add_argument("--json", action="store_true", help="print the status file as JSON")
+    s.add_argument("--json", action="store_true", help="print the status file as JSON (the journal's under 'journal')")
+    s.add_argument(
+        "--since",
+        metavar="AGE",
+        help="limit the journal's figures and failures to the last AGE (30m, 1h, 2d); default: all time",
+    )
+    s.add_argument("--failures", type=int, default=5, metavar="N", help="how many of the last failures (default 5)")
     s.set_defaults(func=run_status)
+
+    r = sub.add_parser(
+        "report",
+        parents=[common_options()],
+        help="write a static HTML review page of the daemon's journal",
+        description="One self-contained HTML file (thumbnails embedded, no server, no network): each input "
+        "beside its cut-out on a checkerboard, failures with their reasons, cut-outs by confidence "
+        "(lowest first), filters by job and day.",
+    )
+    r.add_argument("-c", "--config", metavar="FILE", help="config file (same rule as knockout watch)")
+    r.add_argument("-o", "--output", metavar="FILE", default="knockout-review.html", help="the page to write")
+    r.add_argument("--since", metavar="AGE", help="only the journal's last AGE (30m, 1h, 2d)")
+    r.set_defaults(func=run_report)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -166,14 +185,57 @@ def _state_dir(explicit: str | None) -> Path:
         return folder
 
 
+def _journal_summary(state_dir: Path, since: float | None, last: int) -> dict[str, Any]:
+    """Counts per job and event from the journal (after ``since``), and the last ``last`` failures."""
+    from collections import Counter, deque
+
+    from . import journal
+
+    counts: dict[str, Counter] = {}
+    failures: deque = deque(maxlen=max(last, 0))
+    for rec in journal.read(state_dir, since=since):
+        c = counts.setdefault(str(rec.get("job")), Counter())
+        c[rec.get("event", "?")] += 1
+        c["review"] += bool(rec.get("review"))
+        if rec.get("event") == "failed":
+            failures.append({k: rec.get(k) for k in ("time", "job", "input", "reason")})
+    return {"since": since, "jobs": {k: dict(v) for k, v in counts.items()}, "failures": list(failures)}
+
+
+def _figures(c: dict[str, int]) -> str:
+    return (
+        f"{c.get('processed', 0)} processed, {c.get('failed', 0)} failed, "
+        f"{c.get('review', 0)} to review, {c.get('skipped', 0)} skipped"
+    )
+
+
+def _since(text: str | None) -> float | None:
+    """``--since AGE`` as a POSIX time (None without it); a bad AGE is a usage error (exit 2)."""
+    from knockout.settings import SettingsError
+
+    from . import journal
+
+    if text is None:
+        return None
+    try:
+        return time.time() - journal.parse_since(text)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def run_status(args: argparse.Namespace) -> int:
     from .files import HOST, pid_alive
 
-    path = _state_dir(args.config) / "status.json"
+    since = _since(args.since)
+    state_dir = _state_dir(args.config)
+    path = state_dir / "status.json"
+    summary = _journal_summary(state_dir, since, args.failures)
     try:
         st = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         print(f"not running: no status file at {path} (the daemon has not run with this config)")
+        if summary["jobs"]:
+            _print_journal(summary, args.since, state_dir)
         return 1
     except (OSError, ValueError) as exc:
         print(f"knockout: error: cannot read {path}: {exc}", file=sys.stderr)
@@ -181,7 +243,7 @@ def run_status(args: argparse.Namespace) -> int:
     age = time.time() - st.get("updated", 0)
     alive = st.get("running") and age < 30 and (st.get("host") != HOST or pid_alive(int(st.get("pid", 0))))
     if args.json:
-        print(json.dumps({**st, "running": bool(alive)}, indent=1))
+        print(json.dumps({**st, "running": bool(alive), "journal": summary}, indent=1))
         return 0 if alive else 1
     if alive:
         print(f"running: pid {st['pid']} on {st['host']}, {st.get('executor')}, config {st.get('config')}")
@@ -197,4 +259,35 @@ def run_status(args: argparse.Namespace) -> int:
         )
         if j.get("last_error"):
             print(f"    last error: {j['last_error']}")
+    jobs = st.get("jobs", {}).values()
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.get("started", 0)))
+    print(f"since start ({started}): {_figures({k: sum(j.get(k, 0) for j in jobs) for k in _KEYS})}")
+    _print_journal(summary, args.since, state_dir)
     return 0 if alive else 1
+
+
+_KEYS = ("processed", "failed", "review", "skipped")
+
+
+def _print_journal(summary: dict[str, Any], since: str | None, state_dir: Path) -> None:
+    per_job = summary["jobs"]
+    total = {k: sum(c.get(k, 0) for c in per_job.values()) for k in _KEYS}
+    where = f"last {since}" if since else "all time"
+    print(f"{where} (journal in {state_dir}): {_figures(total)}")
+    if len(per_job) > 1:
+        for name, c in sorted(per_job.items()):
+            print(f"  {name}: {_figures(c)}")
+    if summary["failures"]:
+        print("last failures:")
+        for f in summary["failures"]:
+            print(printable(f"  {f['time']} {f['job']}: {f['input']}: {f['reason']}"))
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from . import journal
+    from .review_page import write_page
+
+    since = _since(args.since)
+    counts = write_page(journal.read(_state_dir(args.config), since=since), Path(args.output))
+    print(f"{args.output}: {counts['processed']} processed, {counts['failed']} failed")
+    return 0

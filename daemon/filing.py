@@ -29,6 +29,7 @@ from . import files
 from .claiming import Claimer
 from .config import Config, Job
 from .executor import TooSlow, WorkLost
+from .journal import Journal
 from .records import Outcome, Work
 from .seen import Seen
 from .status import Status
@@ -66,6 +67,8 @@ class Filer:
         ``(path, job, seen, delay)``: a file given back to the inbox, to look at again after ``delay`` s.
     squeeze : callable, optional
         Called when a worker ran out of memory: the runner takes one file at a time for a while.
+    journal : Journal, optional
+        Gets one record per filed input (replace ``filer.journal`` when ``state_dir`` changes).
     """
 
     def __init__(
@@ -77,8 +80,10 @@ class Filer:
         seen: Seen,
         requeue: Requeue,
         squeeze: Callable[[], None] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.cfg = config
+        self.journal = journal
         self.squeeze = squeeze or (lambda: None)
         self.claimer = claimer
         self.status = status
@@ -141,6 +146,8 @@ class Filer:
         self.status.skipped(w.job)
         log.info("%s: %s: output %s exists, skipped (collision: skip)", w.job.name, w.rel, dst)
         self.after_success(w.job, w.rel, w.claim, record=w.stat)
+        if self.journal is not None:
+            self.journal.write("skipped", job=w.job.name, input=str(w.job.inbox / w.rel), output=str(dst))
         return True
 
     def _write(self, o: Outcome, output: Path | None) -> None:
@@ -189,7 +196,7 @@ class Filer:
                 self.transient(w, f"cannot write the output {dst}: {exc.strerror or exc}")
             return
         try:
-            self.after_success(job, w.rel, w.claim, record=w.stat)
+            kept = self.after_success(job, w.rel, w.claim, record=w.stat)
         except files.UnsafeFolder as exc:  # a link in processed/: the input goes to failed/ instead
             claims.unmark(w.rel)
             self.fail(w, f"output written to {out}, but the input cannot be moved: {exc}")
@@ -203,9 +210,9 @@ class Filer:
             return
         self.attempts.pop((job.name, w.rel), None)
         claims.unmark(w.rel)
-        self._done(o, out)
+        self._done(o, out, kept)
 
-    def _done(self, o: Outcome, out: Path) -> None:
+    def _done(self, o: Outcome, out: Path, kept: Path | None = None) -> None:
         w, res, job = o.work, o.result, o.work.job
         assert res is not None
         self.status.processed(job, review=res.review)
@@ -231,14 +238,29 @@ class Filer:
                 "review": res.review,
             },
         )
+        if self.journal is not None:
+            self.journal.write(
+                "processed",
+                job=job.name,
+                input=str(job.inbox / w.rel),
+                output=str(out),
+                kept=None if kept is None else str(kept),
+                method=res.method,
+                tolerance=round(res.tolerance, 2),
+                confidence=None if res.confidence is None else round(res.confidence, 3),
+                reasons=list(res.reasons),
+                review=res.review,
+                ms=round(res.milliseconds, 1),
+                latency_ms=round(latency * 1000, 1),
+            )
         for note in res.notes:  # e.g. only the first frame of an animated GIF was cut out
             log.warning("%s: %s: %s", job.name, w.rel, note)
 
-    def after_success(self, job: Job, rel: PurePath, claim: Path, record: os.stat_result | None = None) -> None:
-        """The input of a finished file: to processed/, deleted, or back in place with a record."""
+    def after_success(self, job: Job, rel: PurePath, claim: Path, record: os.stat_result | None = None) -> Path | None:
+        """The input of a finished file: to processed/, deleted, or back in place with a record; where it is now."""
         try:
             if job.after == "move":
-                files.move_noreplace(claim, job.processed / rel, root=job.processed)
+                return files.move_noreplace(claim, job.processed / rel, root=job.processed)
             elif job.after == "delete":
                 os.unlink(claim)
             else:
@@ -249,8 +271,10 @@ class Filer:
                 back = files.move_noreplace(claim, job.inbox / rel)
                 if back != job.inbox / rel:
                     self.seen.add(job.name, PurePath(back.relative_to(job.inbox)), key)
+                return back
         except FileNotFoundError:
             pass
+        return None
 
     # -- failures and retries ----------------------------------------------------------------
     def _undecodable(self, w: Work, error: ImageError) -> None:
@@ -353,6 +377,8 @@ class Filer:
             self.give_back(w, delay=max(self.cfg.retry_backoff, 1.0) * 8)
             return
         self.status.failed(job, f"{w.rel}: {reason}")
+        if self.journal is not None:
+            self.journal.write("failed", job=job.name, input=str(job.inbox / w.rel), failed=str(dst), reason=reason)
         log.error(
             "%s: %s failed: %s (moved to %s)",
             job.name,

@@ -25,6 +25,8 @@ from .claiming import Claimer
 from .config import Config, Job, load_config
 from .filing import Filer
 from .finder import Finder, _Handler  # noqa: F401 - _Handler: the event handler's tests
+from .journal import Journal
+from .notify import Notifier
 from .records import Candidate
 from .running import Runner
 from .seen import Seen
@@ -74,8 +76,10 @@ class Daemon:
             seen=self.seen,
             requeue=lambda path, job, seen, delay: self.finder.offer(path, job, seen=seen, delay=delay),
             squeeze=lambda: self.runner.squeeze(SQUEEZE) if self.runner else None,
+            journal=Journal(config.state_dir),
         )
         self.runner: Runner | None = None
+        self.notify = Notifier()
         self.stopping = False
         self._stop_deadline = 0.0
         self._reload_requested = False
@@ -187,6 +191,9 @@ class Daemon:
         self.status.dirty = True
 
     def _configure(self, cfg: Config) -> None:
+        if self.filer.journal is not None and cfg.state_dir != self.cfg.state_dir:
+            self.filer.journal.close()
+            self.filer.journal = Journal(cfg.state_dir)
         self.cfg = self.filer.cfg = cfg
         self.finder.reconfigure(cfg)
 
@@ -207,16 +214,20 @@ class Daemon:
                 self.runner.describe(),
                 "; --once" if self.once else "",
             )
+            self.notify.ready(self._status_line())
             self._loop()
         finally:
             self.finder.stop_observers()
             self.filer.accepting = False
             self.filer.give_back_all(self.runner.cancel_all())
+            self.notify.send("STOPPING=1")
             self.runner.shutdown()
             self.claimer.close()
             if self.cfg.state_dir.is_dir():  # not when the daemon refused to start before making it
                 self._write_status(running=False)
             self.seen.close()
+            if self.filer.journal is not None:
+                self.filer.journal.close()
         processed, failed, skipped = self.status.totals()
         log.info("stopped: %d processed, %d failed, %d skipped", processed, failed, skipped)
         return 1 if (self.once and failed) else 0
@@ -254,6 +265,8 @@ class Daemon:
                 self._last_shape, self.status.dirty = shape, True
             if self.status.due(now):
                 self._write_status(running=True)
+            self.notify.status(self._status_line())
+            self.notify.ping(now)  # from the loop itself: a hung loop stops the pings and systemd restarts it
             self.wake.wait(TICK)
             self.wake.clear()
 
@@ -308,6 +321,16 @@ class Daemon:
             self.filer.transient(w, f"cannot submit the work: {exc}")
             return False
         return True
+
+    def _status_line(self) -> str:
+        """systemd's STATUS=: queued, in flight, done, failed (since start, all jobs)."""
+        done, failed, _skipped = self.status.totals()
+        review = sum(s.review for s in self.status.stats.values())
+        in_flight = (len(self.runner) if self.runner else 0) + len(self.filer)
+        head = "stopping: " if self.stopping else ""
+        return (
+            f"{head}{len(self.finder)} queued, {in_flight} in flight, {done} done ({review} to review), {failed} failed"
+        )
 
     def _write_status(self, *, running: bool) -> None:
         self.status.write(

@@ -56,7 +56,7 @@ def knockout(*args: str, cwd: Path | None = None, timeout: float = 120) -> subpr
 class DaemonProcess:
     """`knockout watch -c CONFIG` in a subprocess, its log in a file."""
 
-    def __init__(self, config: Path, *args: str, umask: int = -1) -> None:
+    def __init__(self, config: Path, *args: str, umask: int = -1, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.log = config.with_suffix(f".{time.monotonic_ns()}.log")
         self._fh = open(self.log, "w")
@@ -66,6 +66,7 @@ class DaemonProcess:
             stderr=subprocess.STDOUT,
             cwd=config.parent,
             umask=umask,
+            env=None if env is None else {**os.environ, **env},
         )
 
     def text(self) -> str:

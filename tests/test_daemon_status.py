@@ -28,6 +28,7 @@ def test_status_json_holds_each_jobs_counts(tmp_path):
         "processed": 1,
         "failed": 1,
         "skipped": 0,
+        "review": 0,
         "ignored": 0,
         "last_error": "a.jpg: not an image",
     }

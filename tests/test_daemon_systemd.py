@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "daemon" / "knockout.service"
@@ -56,8 +57,27 @@ def test_readme_installs_the_unit_it_ships():
     program, _watch, _c, config = keys["ExecStart"].split()
     venv = program.rsplit("/bin/", 1)[0]
     assert f"python3 -m venv {venv} && sudo {venv}/bin/pip install ." in section
-    assert f"config.yaml {config}" in section
+    assert f"install -D -m 644 daemon/knockout.yaml {config}" in section
     assert "install -m 644 daemon/knockout.service /etc/systemd/system/" in section
-    assert f"install -d -o {keys['User']} -g {keys['Group']} {keys['WorkingDirectory']}" in section
-    assert keys["ReadWritePaths"] == keys["WorkingDirectory"] == str(Path(config).parent)
+    assert Path(config).parent == Path("/etc") / keys["ConfigurationDirectory"]
+    assert keys["WorkingDirectory"] == f"/var/lib/{keys['StateDirectory']}"
     assert "systemctl enable --now knockout" in section and keys["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert keys["Type"] == "notify" and int(keys["WatchdogSec"]) > 0
+
+
+def test_the_units_config_keeps_every_folder_in_its_state_directory():
+    """daemon/knockout.yaml is valid and writes only under StateDirectory (ProtectSystem=strict allows no more)."""
+    unit = UNIT.read_text(encoding="utf-8")
+    state = Path("/var/lib") / dict(re.findall(r"^(\w+)=(.*)$", unit, flags=re.M))["StateDirectory"]
+    r = subprocess.run(
+        [sys.executable, "-m", "knockout.cli", "watch", "--check", "-c", str(ROOT / "daemon" / "knockout.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    resolved = yaml.safe_load(r.stdout)
+    folders = [Path(resolved["state_dir"])]
+    for job in resolved["jobs"]:
+        folders += [Path(job[k]) for k in ("inbox", "outbox", "processed", "failed", "review") if job.get(k)]
+    assert len(folders) == 6 and all(state in f.parents for f in folders), folders

@@ -1,0 +1,127 @@
+"""``knockout report``: a self-contained static HTML review page of the daemon's journal.
+
+One file, no server, no network: thumbnails embedded as ``data:`` URIs, each input beside its
+cut-out on a checkerboard, failures with their reasons first, cut-outs by confidence (lowest
+first), filters by job and day, names linking the full-size files.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+__all__ = ["write_page"]
+
+THUMB = 200  # px, the longer side
+
+_STYLE = """
+body{font:14px sans-serif;margin:1em;background:#fafafa}
+.row{display:flex;gap:1em;align-items:center;background:#fff;margin:.4em 0;padding:.4em;border:1px solid #ddd}
+.row img{max-width:200px;max-height:200px}
+.cut{background:repeating-conic-gradient(#ccc 0 25%,#fff 0 50%) 0 0/16px 16px}
+.failed{border-color:#c33}.review{border-color:#e90}.reason{color:#c33}
+.meta{font-size:12px;color:#555}
+"""
+
+_SCRIPT = """
+function filter(){
+  var job=document.getElementById('job').value, day=document.getElementById('day').value, n={processed:0,failed:0};
+  document.querySelectorAll('.row').forEach(function(r){
+    var on=(!job||r.dataset.job===job)&&(!day||r.dataset.day===day);
+    r.style.display=on?'':'none'; if(on) n[r.dataset.event]++;
+  });
+  document.getElementById('n-processed').textContent=n.processed;
+  document.getElementById('n-failed').textContent=n.failed;
+}
+"""
+
+
+def _thumb(path: str | None, fmt: str) -> str | None:
+    if not path:
+        return None
+    try:
+        with Image.open(path) as src:
+            src.thumbnail((THUMB, THUMB))
+            small = src.convert("RGB") if fmt == "JPEG" else src
+            buf = io.BytesIO()
+            small.save(buf, fmt)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    mime = "image/jpeg" if fmt == "JPEG" else "image/png"
+    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode()}"
+
+
+def _link(path: str | None) -> str:
+    if not path:
+        return ""
+    name = html.escape(Path(path).name)
+    return f'<a href="{html.escape(Path(path).as_uri())}">{name}</a>' if Path(path).is_absolute() else name
+
+
+def _img(uri: str | None, cls: str, alt: str) -> str:
+    if uri is None:
+        return f'<span class="missing">no {html.escape(alt)} preview</span>'
+    return f'<img class="{cls}" src="{uri}" alt="{html.escape(alt)}">'
+
+
+def _row(r: dict[str, Any]) -> str:
+    event, job, day = r.get("event"), str(r.get("job", "")), str(r.get("time", ""))[:10]
+    attrs = f'class="row {event}{" review" if r.get("review") else ""}" data-event="{event}" '
+    attrs += f'data-job="{html.escape(job)}" data-day="{day}"'
+    if event == "failed":
+        src = r.get("failed") or r.get("input")
+        reason = html.escape(str(r.get("reason")))
+        body = (
+            f"{_img(_thumb(src, 'JPEG'), 'input', 'input')}<div>{_link(src)} <span class='meta'>{html.escape(job)}, "
+            f"{html.escape(str(r.get('time')))}</span><div class='reason'>{reason}</div></div>"
+        )
+        return f"<div {attrs}>{body}</div>"
+    src, out = r.get("kept") or r.get("input"), r.get("output")
+    conf = r.get("confidence")
+    what = f"confidence {conf:.2f} ({html.escape(' '.join(r.get('reasons', [])))})" if conf is not None else ""
+    meta = f"{html.escape(job)}, {html.escape(str(r.get('time')))}, {html.escape(str(r.get('method')))}"
+    meta += f", tolerance {r.get('tolerance')}, {r.get('ms')} ms"
+    return (
+        f"<div {attrs}>{_img(_thumb(src, 'JPEG'), 'input', 'input')}{_img(_thumb(out, 'PNG'), 'cut', 'cut-out')}"
+        f"<div>{_link(src)} &rarr; {_link(out)}<div>{what}{' <b>to review</b>' if r.get('review') else ''}</div>"
+        f"<div class='meta'>{meta}</div></div></div>"
+    )
+
+
+def write_page(records: Iterable[dict[str, Any]], path: Path, *, title: str = "knockout review") -> dict[str, int]:
+    """Write the review page of ``records`` (journal records) to ``path``; returns the counts shown.
+
+    Failures come first (newest first), then cut-outs by confidence, lowest first (none last).
+    """
+    rows = [r for r in records if r.get("event") in ("processed", "failed")]
+    failed = sorted((r for r in rows if r["event"] == "failed"), key=lambda r: str(r.get("time")), reverse=True)
+    done = sorted(
+        (r for r in rows if r["event"] == "processed"),
+        key=lambda r: (r.get("confidence") is None, r.get("confidence") or 0.0),
+    )
+    jobs = sorted({str(r.get("job", "")) for r in rows})
+    days = sorted({str(r.get("time", ""))[:10] for r in rows}, reverse=True)
+
+    def options(values: list[str]) -> str:
+        return "".join(f'<option value="{html.escape(v)}">{html.escape(v)}</option>' for v in values)
+
+    counts = {"processed": len(done), "failed": len(failed)}
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style><script>{_SCRIPT}</script></head><body>"
+        f"<h1>{html.escape(title)}</h1><p><span id='n-processed'>{counts['processed']}</span> processed, "
+        f"<span id='n-failed'>{counts['failed']}</span> failed &middot; "
+        f"job <select id='job' onchange='filter()'><option value=''>all</option>{options(jobs)}</select> "
+        f"day <select id='day' onchange='filter()'><option value=''>all</option>{options(days)}</select></p>"
+        + "".join(_row(r) for r in failed + done)
+        + f"<script type='application/json' id='counts'>{json.dumps(counts)}</script></body></html>"
+    )
+    Path(path).write_text(page, encoding="utf-8")
+    return counts
