@@ -12,7 +12,6 @@ import io
 import warnings
 
 import numpy as np
-import sklearn.cluster  # noqa: F401 - imported lazily by the core
 from PIL import Image
 
 from knockout.process import process_bytes

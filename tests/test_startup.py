@@ -68,11 +68,6 @@ def test_unknown_attribute_is_an_attribute_error():
         knockout.no_such_name  # noqa: B018
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="segment.py still imports sklearn.cluster.KMeans for _backdrop_seeds and _thread_pools; "
-    "passes once it uses knockout._kmeans (issue 13)",
-)
 def test_default_cut_never_imports_sklearn(tmp_path):
     rgb, _ = synthetic_headshot(120, 90)
     Image.fromarray(rgb).save(tmp_path / "a.png")

@@ -14,6 +14,7 @@ from threadpoolctl import ThreadpoolController
 
 from ._color import rgb_to_lab
 from ._cpus import usable_cpus
+from ._kmeans import KMeans, thread_pools
 from .confidence import Assessment, assess
 from .prior import Face, find_face
 from .settings import Settings
@@ -95,12 +96,9 @@ def segment(image: np.ndarray, *, settings: Settings | None = None) -> Segmentat
         return _segment(image, settings)
 
 
-@functools.cache
 def _thread_pools() -> ThreadpoolController:
-    """The BLAS and OpenMP pools, found once per process (a fresh search costs ~1.5 ms a call)."""
-    import sklearn.cluster  # noqa: F401  (loads scikit-learn's OpenMP runtime first, so it is found)
-
-    return ThreadpoolController()
+    """The BLAS and OpenMP pools, found once per process (knockout._kmeans caches them; no scikit-learn)."""
+    return thread_pools()
 
 
 def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
@@ -221,7 +219,6 @@ def _backdrop_seeds(
     ``above`` (the top edge right above a face whose head reaches it): a cluster that fills it
     but is not seen on the sides below the top edge is the head's (a cap, hair), not backdrop.
     """
-    from sklearn.cluster import KMeans
 
     h, w = seeds.shape
     pts = lab[seeds]
@@ -343,7 +340,6 @@ def _kmeans_cost(
     (the previous pass's cluster centres) starts the clustering when the number of clusters is
     the same. Returns the cost (H, W) and the cluster centres (None when there is one colour).
     """
-    from sklearn.cluster import KMeans
 
     pts = residual.reshape(-1, 3)
     sample = pts[rng.choice(len(pts), size=min(len(pts), 20_000), replace=False)]
