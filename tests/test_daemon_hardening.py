@@ -454,8 +454,10 @@ def test_a_file_over_the_time_limit_fails_and_its_neighbours_are_cut(tmp_path):
     cfg = write_config(tmp_path, workers=1, time_limit=1.5)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    big = np.zeros((5000, 6000, 3), np.uint8)  # about 7 s to cut here; 100x the small photos' time
-    big[:, :, 0] = np.arange(6000, dtype=np.uint32)[None, :] % 251
+    # 72 MP: several seconds on any machine (12 MP takes about 0.8 s on an idle one), while the small
+    # photos take tens of milliseconds: the limit of 1.5 s separates them however fast or busy the machine
+    big = np.zeros((8000, 9000, 3), np.uint8)
+    big[:, :, 0] = np.arange(9000, dtype=np.uint32)[None, :] % 251
     buf = io.BytesIO()
     Image.fromarray(big).save(buf, "JPEG", quality=80)
     del big
