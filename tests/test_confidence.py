@@ -10,8 +10,6 @@ from knockout import Settings, segment
 from knockout.confidence import assess
 from knockout.prior import Face
 
-TOL = np.geomspace(1.0, 80.0, 40).astype(np.float32)
-
 
 def _clear_case() -> tuple[np.ndarray, np.ndarray]:
     """A subject far from the backdrop in colour: its barrier is high, the backdrop's 0."""
@@ -23,10 +21,10 @@ def _clear_case() -> tuple[np.ndarray, np.ndarray]:
 
 def test_a_clear_cut_is_confident_and_a_face_raises_it():
     mask, barrier = _clear_case()
-    without = assess(mask, barrier, 10.0, face=None, tolerances=TOL)
+    without = assess(mask, barrier, 10.0, face=None)
     assert without.reasons == ("no-face",) and 0.5 < without.confidence < 1
     face = Face(x=25, y=32, w=30, h=30)
-    with_face = assess(mask, barrier, 10.0, face=face, tolerances=TOL)
+    with_face = assess(mask, barrier, 10.0, face=face)
     assert with_face.confidence == 1.0 and with_face.reasons == ()
 
 
@@ -34,7 +32,7 @@ def test_a_leak_through_the_face_is_named():
     mask, barrier = _clear_case()
     face = Face(x=25, y=32, w=30, h=30)
     leaked = mask & ~face.sure_subject(mask.shape)  # the backdrop took the face
-    a = assess(leaked, barrier, 10.0, face=face, tolerances=TOL)
+    a = assess(leaked, barrier, 10.0, face=face)
     assert "leak" in a.reasons and a.confidence < 0.3
 
 
@@ -43,11 +41,11 @@ def test_an_unstable_plateau_lowers_it_and_disagreeing_answers_are_measured():
     barrier = np.where(mask, 11.0, barrier).astype(np.float32)  # the subject joins just above the tolerance
     other = mask.copy()
     other[30:60] = False
-    a = assess(mask, barrier, 10.0, face=None, tolerances=TOL, alternatives=[other])
+    a = assess(mask, barrier, 10.0, face=None, alternatives=[other])
     assert a.reasons[0] == "unstable" and a.confidence < 0.1
     assert a.signals["unstable_px"] > 10  # the whole subject flips within tolerance x / 1.25
     assert a.signals["disagree_px"] > 5 and a.signals["agree"] < 0.7
-    steady = assess(mask, _clear_case()[1], 10.0, face=None, tolerances=TOL, alternatives=[mask])
+    steady = assess(mask, _clear_case()[1], 10.0, face=None, alternatives=[mask])
     assert steady.signals["unstable_px"] == 0 and steady.signals["disagree_px"] == 0
 
 
@@ -55,15 +53,15 @@ def test_mixed_colours_are_low_contrast():
     rng = np.random.default_rng(0)
     lab = rng.normal(50, 1, (100, 80, 3)).astype(np.float32)  # subject and backdrop the same colours
     mask, barrier = _clear_case()
-    a = assess(mask, barrier, 10.0, face=Face(x=25, y=32, w=30, h=30), tolerances=TOL, lab=lab)
+    a = assess(mask, barrier, 10.0, face=Face(x=25, y=32, w=30, h=30), lab=lab)
     assert a.signals["mixed"] > 0.8 and a.reasons == ("low-contrast",)
     lab[mask] += 40  # now they differ
-    assert assess(mask, barrier, 10.0, face=None, tolerances=TOL, lab=lab).signals["mixed"] < 0.05
+    assert assess(mask, barrier, 10.0, face=None, lab=lab).signals["mixed"] < 0.05
 
 
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match="same shape"):
-        assess(np.zeros((4, 4), bool), np.zeros((4, 5), np.float32), 1.0, face=None, tolerances=TOL)
+        assess(np.zeros((4, 4), bool), np.zeros((4, 5), np.float32), 1.0, face=None)
 
 
 def test_segment_flags_a_low_contrast_subject_and_not_a_clear_one():

@@ -2,15 +2,15 @@
 
 Each signal is one the segmentation already has, so the check costs a few milliseconds:
 
-- ``weak-edge``: the outline is where the colour distance barely rises above the tolerance
-  (the subject's edge pixels are hardly further from the backdrop than the tolerance itself);
-- ``unstable``: a little more or less tolerance would change the subject's area a lot (no
+- ``unstable``: a little more or less tolerance would move the subject's outline a lot (no
   clear plateau: the backdrop leaks on, or stops short, nearby);
-- ``leak``: the backdrop reached into the face or neck found by the face detector;
-- ``no-face``: no frontal face was found, so nothing checks the result against a person;
+- ``low-contrast``: the subject's and the backdrop's colours overlap;
 - ``border``: much of the top and upper side edges, where a headshot's backdrop is, stayed subject;
-- ``no-body``: the subject does not reach the bottom of the frame below the face, as a headshot's body does;
-- ``size``: the subject is implausibly small or large for the face (or the frame).
+- ``leak``: the backdrop reached into the face or neck found by the face detector;
+- ``no-face``: no frontal face was found, so nothing checks the result against a person.
+
+The disagreement with other plausible answers (``alternatives``) is measured and reported in
+``signals`` but is not a factor (it raised false alarms on small pictures).
 
 The confidence is the product of one factor per signal, each 1 when the signal is clean and
 falling smoothly as it gets worse, so the reasons named are the factors that cost the most.
@@ -54,7 +54,6 @@ def assess(
     tolerance: float,
     *,
     face: Face | None,
-    tolerances: np.ndarray,
     alternatives: Sequence[np.ndarray] = (),
     lab: np.ndarray | None = None,
 ) -> Assessment:
@@ -70,8 +69,6 @@ def assess(
         The tolerance used.
     face : Face or None
         The face found in the working image, if any.
-    tolerances : ndarray of float, shape (N,)
-        The tolerance levels the barrier was computed on (ascending).
     alternatives : sequence of ndarray of bool, shape (h, w)
         Other plausible answers (the first pass, the other plateau rule's choice): the less the
         mask agrees with them (IoU), the less sure it is.
@@ -84,21 +81,7 @@ def assess(
     if mask.shape != barrier.shape:
         raise ValueError(f"mask {mask.shape} and barrier {barrier.shape} must have the same shape")
     sig: dict[str, float] = {}
-    area = float(mask.mean())
-    sig["area"] = area
-    # the outline's contrast: how far above the tolerance the subject's edge pixels are
-    edge = mask & ~ndi.binary_erosion(mask, iterations=1, border_value=1)
-    b = barrier[edge]
-    b = np.minimum(np.where(np.isinf(b), tolerances[-1], b), tolerances[-1])
-    sig["edge"] = float(np.median(b) / max(tolerance, 1e-3)) if b.size else 1.0
-    # area stability around the tolerance
-    lo, hi = tolerance / 1.5, tolerance * 1.5
-    a_lo, a_hi = float((barrier > lo).mean()), float((barrier > hi).mean())
-    sig["unstable"] = (a_lo - a_hi) / max(area, 1e-3)
-    for f, name in ((1.25, "unstable_near"), (2.5, "unstable_far")):
-        sig[name] = float(((barrier > tolerance / f).mean() - (barrier > tolerance * f).mean()) / max(area, 1e-3))
-    sig["tol"] = float(tolerance)
-    sig["near"] = float((mask & (barrier < 2 * tolerance)).sum() / max(mask.sum(), 1))
+    edge = mask & ~ndi.binary_erosion(mask, iterations=1, border_value=1)  # the subject's outline
     # the border strip where a headshot's backdrop is: top edge, upper 60 % of the sides
     bw = max(1, round(0.02 * max(h, w)))
     strip = np.zeros((h, w), bool)
@@ -118,9 +101,6 @@ def assess(
     if face is not None:
         sure = face.sure_subject((h, w))
         sig["face_kept"] = float(mask[sure].mean()) if sure.any() else 1.0
-        body = face.body((h, w))
-        sig["body"] = float(mask[body].mean()) if body.any() else 1.0
-        sig["size"] = area * h * w / max(face.w * face.h, 1.0)
     # each ramp: 1 where half or more of the good cut-outs are, 0.1 where most failures are
     factors = {
         "unstable": _ramp(-sig["unstable_px"], bad=-4.0, good=-1.2),

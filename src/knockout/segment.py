@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
-from threadpoolctl import ThreadpoolController
 
 from ._color import rgb_to_lab
 from ._cpus import usable_cpus
@@ -92,13 +91,8 @@ def segment(image: np.ndarray, *, settings: Settings | None = None) -> Segmentat
 
     # KMeans on a few thousand points is fastest single-threaded, and the daemon and
     # `knockout cut -j` already run one image per core
-    with _thread_pools().limit(limits=1):
+    with thread_pools().limit(limits=1):  # found once per process, no scikit-learn
         return _segment(image, settings)
-
-
-def _thread_pools() -> ThreadpoolController:
-    """The BLAS and OpenMP pools, found once per process (knockout._kmeans caches them; no scikit-learn)."""
-    return thread_pools()
 
 
 def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
@@ -145,7 +139,7 @@ def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
         others.append(barrier > alt)
     mask = _upscale_mask(work, image.shape[:2])
     backdrop = _backdrop_colors(small, region, rng)
-    judged = assess(work, barrier, tol, face=face, tolerances=_TOLERANCES, alternatives=others, lab=lab)
+    judged = assess(work, barrier, tol, face=face, alternatives=others, lab=lab)
     log.debug("segment: tolerance %.1f, subject %.1f%%, confidence %.2f", tol, 100 * work.mean(), judged.confidence)
     return Segmentation(mask=mask, backdrop=backdrop, tolerance=tol, work_mask=work, assessment=judged, face=face)
 
@@ -219,7 +213,6 @@ def _backdrop_seeds(
     ``above`` (the top edge right above a face whose head reaches it): a cluster that fills it
     but is not seen on the sides below the top edge is the head's (a cap, hair), not backdrop.
     """
-
     h, w = seeds.shape
     pts = lab[seeds]
     k = _distinct_rows(pts, cap=6)
@@ -340,7 +333,6 @@ def _kmeans_cost(
     (the previous pass's cluster centres) starts the clustering when the number of clusters is
     the same. Returns the cost (H, W) and the cluster centres (None when there is one colour).
     """
-
     pts = residual.reshape(-1, 3)
     sample = pts[rng.choice(len(pts), size=min(len(pts), 20_000), replace=False)]
     k = _distinct_rows(sample, cap=settings.clusters)
