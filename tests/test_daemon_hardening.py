@@ -412,6 +412,17 @@ def test_a_jpeg_with_thousands_of_scans_fails_and_the_photo_beside_it_is_cut(tmp
     assert reason.startswith("too many scans: "), reason
 
 
+def _striped_jpeg(h: int, w: int, *, rows: bool = False) -> bytes:
+    """A large JPEG of stripes (columns in red, and rows in green with ``rows``): big, cheap to make."""
+    big = np.zeros((h, w, 3), np.uint8)
+    big[:, :, 0] = np.arange(w, dtype=np.uint32)[None, :] % 251
+    if rows:
+        big[:, :, 1] = np.arange(h, dtype=np.uint32)[:, None] % 241
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
 def test_running_out_of_memory_is_a_resource_limit_retried_not_a_bad_file(tmp_path):
     """Item 9: under a memory limit a large JPEG went straight to failed/ for good, as if it were bad."""
     import resource
@@ -419,13 +430,7 @@ def test_running_out_of_memory_is_a_resource_limit_retried_not_a_bad_file(tmp_pa
     cfg = write_config(tmp_path, workers=1, retries=2)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    big = np.zeros((5000, 6000, 3), np.uint8)
-    big[:, :, 0] = np.arange(6000, dtype=np.uint32)[None, :] % 251
-    big[:, :, 1] = np.arange(5000, dtype=np.uint32)[:, None] % 241
-    buf = io.BytesIO()
-    Image.fromarray(big).save(buf, "JPEG", quality=80)
-    del big
-    (inbox / "big.jpg").write_bytes(buf.getvalue())
+    (inbox / "big.jpg").write_bytes(_striped_jpeg(5000, 6000, rows=True))
     limit = 1024 * 2**20  # address space for the daemon and each of its workers
 
     def limited():
@@ -456,12 +461,7 @@ def test_a_file_over_the_time_limit_fails_and_its_neighbours_are_cut(tmp_path):
     inbox.mkdir()
     # 72 MP: several seconds on any machine (12 MP takes about 0.8 s on an idle one), while the small
     # photos take tens of milliseconds: the limit of 1.5 s separates them however fast or busy the machine
-    big = np.zeros((8000, 9000, 3), np.uint8)
-    big[:, :, 0] = np.arange(9000, dtype=np.uint32)[None, :] % 251
-    buf = io.BytesIO()
-    Image.fromarray(big).save(buf, "JPEG", quality=80)
-    del big
-    (inbox / "huge.jpg").write_bytes(buf.getvalue())
+    (inbox / "huge.jpg").write_bytes(_striped_jpeg(8000, 9000))
     for i in range(3):
         (inbox / f"small{i}.jpg").write_bytes(image_bytes(i))
     r = _once(cfg)
