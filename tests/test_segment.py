@@ -76,9 +76,16 @@ def test_upscaled_mask_equals_pillows_bilinear_resize(small, big):
         np.testing.assert_array_equal(_seg._upscale_mask(work, big), expected)
 
 
-def test_barrier_is_the_first_tolerance_that_connects_a_pixel_to_a_seed():
+@pytest.mark.parametrize("threads", [1, 2, 4])
+@pytest.mark.parametrize("steps", [None, 10.0])
+def test_barrier_is_the_first_tolerance_that_connects_a_pixel_to_a_seed(monkeypatch, threads, steps):
+    # on one thread and on several (labellings run ahead into recycled buffers); ``steps``: a cost
+    # of a few values (the kmeans cost), so that no pixel enters at most tolerances
+    monkeypatch.setattr(_seg, "usable_cpus", lambda: threads)
     rng = np.random.default_rng(3)
     cost = (rng.random((30, 40)) * 90).astype(np.float32)
+    if steps:
+        cost = np.round(cost / steps) * steps
     cost[5:9, 5:9] = _seg._TOLERANCES[7]  # exactly on a tolerance
     seeds = np.zeros(cost.shape, bool)
     seeds[0, :] = True
@@ -87,6 +94,7 @@ def test_barrier_is_the_first_tolerance_that_connects_a_pixel_to_a_seed():
         lbl, _ = ndi.label(cost <= t)
         reached = np.isin(lbl, lbl[seeds & (cost <= t)])
         expected[reached] = t
+    assert np.isfinite(expected).sum() > cost.size // 2  # the test reaches most pixels at many tolerances
     np.testing.assert_array_equal(_seg._barrier(cost, seeds), expected)
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 from PIL import Image
@@ -376,30 +379,51 @@ def _barrier(cost: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     seed_idx = np.flatnonzero(seeds.ravel())
     out = np.full(cost.size, np.inf, np.float32)
     pending = order[:0]
-    levels = [i for i in range(n) if enter[i + 1] > 0]  # below the lowest cost nothing is within reach
-
-    def label(i: int) -> tuple[int, np.ndarray]:
-        lbl = np.empty(cost.shape, np.int32)
-        return ndi.label(level <= i, output=lbl), lbl
-
-    # the labellings are independent and release the GIL: on several cores they overlap
-    with ThreadPoolExecutor(_label_threads()) as pool:
-        for i, (count, lbl) in zip(levels, pool.map(label, levels), strict=True):
-            pending = np.concatenate([pending, order[enter[i] : enter[i + 1]]])
-            if pending.size == 0:
-                continue
-            flat = lbl.ravel()
-            touched = np.zeros(count + 1, bool)  # which components hold a seed (a lookup, no sorting)
-            touched[flat[seed_idx]] = True
-            touched[0] = False
-            hit = touched[flat[pending]]
-            out[pending[hit]] = _TOLERANCES[i]
-            pending = pending[~hit]
+    # a level no pixel enters at reaches no pixel; below the lowest cost nothing is within reach
+    levels = [i for i in range(n) if enter[i + 1] > enter[i]]
+    for i, count, lbl in _labellings(level, levels):
+        pending = np.concatenate([pending, order[enter[i] : enter[i + 1]]])
+        if pending.size == 0:
+            continue
+        flat = lbl.ravel()
+        touched = np.zeros(count + 1, bool)  # which components hold a seed (a lookup, no sorting)
+        touched[flat[seed_idx]] = True
+        touched[0] = False
+        hit = touched[flat[pending]]
+        out[pending[hit]] = _TOLERANCES[i]
+        pending = pending[~hit]
     return out.reshape(cost.shape)
 
 
-def _label_threads() -> int:
-    return min(usable_cpus(), 4)
+def _labellings(level: np.ndarray, levels: list[int]) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(i, count, labels)`` of the pixels ``level <= i`` for each ``i`` of ``levels``, in order.
+
+    The labels array is reused once the caller asks for the next one. The labellings are
+    independent and release the GIL: with several CPUs a few run ahead on threads, each into one of
+    a few recycled buffers (a fresh array per level costs more in page faults than a labelling).
+    """
+    threads = min(usable_cpus(), 4)
+    if threads == 1:
+        lbl = np.empty(level.shape, np.int32)
+        for i in levels:
+            yield i, ndi.label(level <= i, output=lbl), lbl
+        return
+
+    def label(i: int, lbl: np.ndarray) -> int:
+        return ndi.label(level <= i, output=lbl)
+
+    todo = iter(levels)
+    with ThreadPoolExecutor(threads) as pool:
+        running = deque()
+        for i in islice(todo, threads + 1):
+            lbl = np.empty(level.shape, np.int32)
+            running.append((i, lbl, pool.submit(label, i, lbl)))
+        while running:
+            i, lbl, count = running.popleft()
+            yield i, count.result(), lbl
+            nxt = next(todo, None)
+            if nxt is not None:
+                running.append((nxt, lbl, pool.submit(label, nxt, lbl)))
 
 
 def _auto_tolerance(
