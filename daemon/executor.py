@@ -77,6 +77,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from knockout._cpus import limit_threads, usable_cpus
+from knockout._memory import reuse_freed_memory
 from knockout.settings import Settings, SettingsError, parse_choice, parse_number
 
 if TYPE_CHECKING:  # the daemon process itself never needs the image core (scikit-learn...)
@@ -188,6 +189,7 @@ def _init_worker(parent: int, threads: int) -> None:
     # N workers x all-cores OpenMP/BLAS pools (and knockout's own labelling, compositing and PNG
     # threads) would oversubscribe the CPUs
     limit_threads(threads)
+    reuse_freed_memory()  # a worker cuts image after image: the page faults of fresh mappings add up
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 

@@ -232,6 +232,9 @@ def _run_local(
     once, each with its share of the CPUs as its thread budget, and warm up before the first file.
     """
     if workers <= 1 or len(jobs) <= 1:
+        from .._memory import reuse_freed_memory
+
+        reuse_freed_memory()
         for src, dst in jobs:
             yield _work(src, dst, settings, debug=debug)
         return
@@ -264,9 +267,11 @@ def _run_local(
 def _start_worker(threads: int, settings: Settings) -> None:
     """A pool worker: its thread budget, then a tiny cut-out so that every lazy import is done."""
     from .._cpus import limit_threads
+    from .._memory import reuse_freed_memory
     from ..process import warm_up
 
     limit_threads(threads)
+    reuse_freed_memory()
     warm_up(settings)
 
 
