@@ -28,6 +28,11 @@ def _loaded(code: str, cwd: Path) -> set[str]:
     return set(json.loads(proc.stdout.splitlines()[-1]))
 
 
+def _headshot_png(path: Path) -> None:
+    rgb, _ = synthetic_headshot(120, 90)
+    Image.fromarray(rgb).save(path)
+
+
 def test_import_knockout_loads_no_image_library(tmp_path):
     loaded = _loaded("import knockout\nassert knockout.Settings().method == 'threshold'", tmp_path)
     assert loaded == set()
@@ -69,8 +74,7 @@ def test_unknown_attribute_is_an_attribute_error():
 
 
 def test_default_cut_never_imports_sklearn(tmp_path):
-    rgb, _ = synthetic_headshot(120, 90)
-    Image.fromarray(rgb).save(tmp_path / "a.png")
+    _headshot_png(tmp_path / "a.png")
     code = "from knockout.cli import main\nassert main(['cut', 'a.png', '-o', 'out', '-q']) == 0\n"
     loaded = _loaded(code, tmp_path)
     assert (tmp_path / "out" / "a.png").is_file()
@@ -79,8 +83,7 @@ def test_default_cut_never_imports_sklearn(tmp_path):
 
 
 def test_one_file_cut_imports_no_progress_bar(tmp_path):
-    rgb, _ = synthetic_headshot(120, 90)
-    Image.fromarray(rgb).save(tmp_path / "a.png")
+    _headshot_png(tmp_path / "a.png")
     code = (
         "import contextlib, io\nfrom knockout.cli import main\n"
         "with contextlib.redirect_stderr(io.StringIO()) as err:\n    assert main(['cut', 'a.png']) == 0\n"
@@ -89,3 +92,21 @@ def test_one_file_cut_imports_no_progress_bar(tmp_path):
     loaded = _loaded(code, tmp_path)
     assert (tmp_path / "a-cutout.png").is_file()
     assert "tqdm" not in loaded
+
+
+def test_a_cut_imports_none_of_numpys_unused_submodules(tmp_path):
+    # SciPy's copy of numpy's namespace would import numpy.f2py, numpy.testing (and unittest), ...
+    _headshot_png(tmp_path / "a.png")
+    code = (
+        "import sys\nfrom knockout.cli import main\nassert main(['cut', 'a.png', '-o', 'out', '-q']) == 0\n"
+        "unused = {'numpy.f2py', 'numpy.testing', 'numpy.polynomial', 'unittest'} & set(sys.modules)\n"
+        "assert not unused, unused\n"
+        "import numpy\n"  # numpy's own namespace is as it was, and the submodules still import
+        "assert {'f2py', 'testing', 'ma'} <= set(dir(numpy)) & set(numpy.__all__)\n"
+        "assert numpy.testing.assert_array_equal is not None and numpy.ma.masked_array([1]).sum() == 1\n"
+        "from scipy._lib.array_api_compat import numpy as xp\n"
+        "assert xp.asarray([1, 2]).sum() == 3 and xp.linalg is not None\n"
+    )
+    loaded = _loaded(code, tmp_path)
+    assert (tmp_path / "out" / "a.png").is_file()
+    assert "scipy" in loaded  # the cut did run the core
