@@ -359,7 +359,7 @@ def run(args: argparse.Namespace) -> int:
                     flagged += res.review
                     log.debug("%s -> %s (%s, %.0f ms)", src, dst, res.method, res.milliseconds)
             if report is not None:
-                _report_row(report, src, dst, res, err)
+                _report_row(report, src, dst, res, err, job=args.job)
     except SettingsError:  # e.g. the Dask scheduler does not answer at start: a usage error, exit 2
         raise
     except Exception as exc:  # the pool or the cluster went away: report, count the rest as failed
@@ -381,12 +381,15 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _report_row(report: BatchReport, src: Path, dst: Path, res: Processed | None, err: str | None) -> None:
+def _report_row(
+    report: BatchReport, src: Path, dst: Path, res: Processed | None, err: str | None, *, job: str | None
+) -> None:
     if res is None:
-        report.add(input=str(src), error=(err or "").splitlines()[0] if err else None)
+        report.add(input=str(src), error=(err or "").splitlines()[0] if err else None, job=job)
         return
     report.add(
         input=str(src),
+        job=job,
         output=str(dst),
         method=res.method,
         tolerance=round(res.tolerance, 2),
