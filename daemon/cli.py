@@ -310,7 +310,15 @@ def run_report(args: argparse.Namespace) -> int:
     if args.batch and args.config:
         raise SettingsError("give batch reports or -c CONFIG (the daemon's journal), not both")
     if not args.batch:
-        records = list(journal.read(_state_dir(args.config), since=since))
+        state_dir = _state_dir(args.config)
+        if not journal.exists(state_dir):
+            print(
+                f"knockout: error: {state_dir / journal.NAME}: no journal (the daemon has not run with this "
+                "config); give -c CONFIG, or batch reports of knockout cut --report",
+                file=sys.stderr,
+            )
+            return 1
+        records = list(journal.read(state_dir, since=since))
         title = "knockout review"
     else:
         records = []

@@ -167,3 +167,10 @@ def test_report_refuses_bad_batch_reports_with_one_line_naming_the_file(tmp_path
         assert lines[0].startswith("knockout: error: ") and not (tmp_path / "page.html").exists()
     r = knockout("report", "ok.csv", "-o", "page.html", cwd=tmp_path)
     assert r.returncode == 0 and "1 processed, 0 failed" in r.stdout, r.stderr
+    # no batch and a daemon that never ran: say so, rather than write an empty page
+    (tmp_path / "page.html").unlink()
+    write_config(tmp_path)
+    r = knockout("report", "-o", "page.html", cwd=tmp_path)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and "journal.jsonl: no journal" in lines[0], r.stderr
+    assert not (tmp_path / "page.html").exists()
