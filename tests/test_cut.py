@@ -347,6 +347,18 @@ def _run(*args: str, cwd: Path | None = None, stdin: bytes | None = None, env: d
     )
 
 
+def test_in_out_with_an_output_name_knockout_cannot_write_is_refused_before_any_work(tmp_path):
+    """``knockout cut in.jpg out.tiff`` (ImageMagick's habit): one line naming out.tiff and the formats it
+    could be, exit 2, nothing written (it used to cut in.jpg to in-cutout.png and call out.tiff missing)."""
+    src = _headshot_file(tmp_path / "in.jpg")
+    for name in ("out.tiff", "out.txt", "out"):
+        r = _cli("cut", str(src), str(tmp_path / name))
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1, r.stderr
+        assert f"{tmp_path / name}: no such file" in lines[0] and ".png, .webp or .jpg" in lines[0], r.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jpg"]
+
+
 def test_in_out_names_the_output_and_its_extension_the_format(tmp_path):
     src = _headshot_file(tmp_path / "in.jpg")
     r = _cli("cut", str(src), str(tmp_path / "out.png"))

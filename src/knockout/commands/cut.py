@@ -414,6 +414,11 @@ def _named_output(args: argparse.Namespace) -> tuple[list[str], Path | None]:
             second.suffix.lower() in _OUTPUT_SUFFIXES and (not second.exists() or _is_own_output(second))
         ):
             paths, out = paths[:1], second
+        elif not second.exists() and not glob.has_magic(paths[1]):
+            raise SettingsError(
+                f"{second}: no such file; as the output of knockout cut IN OUT its name must end in "
+                ".png, .webp or .jpg (the format)"
+            )
     if "-" in paths:
         if len(paths) > 1:
             raise SettingsError("- (standard input) must be the only input: knockout cut - OUT.png, or -o - for stdout")
