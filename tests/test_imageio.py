@@ -589,3 +589,18 @@ def test_depth_16_alpha_of_a_smooth_edge_has_16_bit_precision(tmp_path):
     assert eight.mode == "RGBA" and _png_header((tmp_path / "d8.png").read_bytes()) == (8, 6)
     # and the two mattes agree to within the 8-bit one's rounding (and the colours' small differences)
     assert np.abs(a / 257.0 - np.asarray(eight)[..., 3]).mean() < 1.0
+
+
+def test_depth_16_keeps_a_16_bit_input_alpha_at_16_bits(tmp_path):
+    """A 16-bit RGBA input's own alpha (a smooth fade) is multiplied in at 16 bits, not read at 8."""
+    imagecodecs = pytest.importorskip("imagecodecs")
+    rgb = _soft_edged_headshot_16()
+    h, w = rgb.shape[:2]
+    fade = np.clip(np.rint(np.linspace(20000, 65535, h)[:, None] * np.ones((1, w))), 0, 65535).astype(np.uint16)
+    (tmp_path / "rgba.png").write_bytes(png16(np.dstack([rgb, fade])))
+    r = _knockout("cut", str(tmp_path / "rgba.png"), str(tmp_path / "o16.png"), "--depth", "16")
+    assert r.returncode == 0, r.stderr
+    a = imagecodecs.png_decode((tmp_path / "o16.png").read_bytes())[..., 3].astype(np.int64)
+    body = slice(int(0.85 * h), h - 1), slice(int(0.2 * w), int(0.8 * w))  # the shoulders: the matte's alpha is 1
+    np.testing.assert_allclose(a[body], fade[body], atol=1)  # the input's 16-bit alpha, not 8 bits x 257
+    assert np.mean(a[body] % 257 != 0) > 0.9

@@ -30,8 +30,8 @@ def cut_out_16(pic: Picture, *, settings: Settings) -> tuple[np.ndarray, float, 
     Parameters
     ----------
     pic : Picture
-        A decoded image; its ``deep`` (uint16, shape (H, W, 3)) when the source had 16 bits,
-        else its 8-bit ``rgb`` is widened.
+        A decoded image; its ``deep`` (uint16, shape (H, W, 3), or (H, W, 4) with the source's
+        own alpha) when the source had 16 bits, else its 8-bit ``rgb`` (and ``alpha``) widened.
     settings : Settings, keyword-only
         ``output``, ``background``, ``crop`` and ``margin`` as for 8-bit outputs.
 
@@ -43,16 +43,19 @@ def cut_out_16(pic: Picture, *, settings: Settings) -> tuple[np.ndarray, float, 
     assessment : the segmentation's ``assessment`` (confidence), or None
     """
     seg = segment(pic.rgb, settings=settings)
+    own = None if pic.alpha is None else pic.alpha.astype(np.float32) / np.float32(255)
     if pic.deep is not None:
-        source = pic.deep.astype(np.float32) / _FULL
+        source = pic.deep[..., :3].astype(np.float32) / _FULL
+        if pic.deep.shape[2] == 4:  # the input's alpha at 16 bits
+            own = pic.deep[..., 3].astype(np.float32) / _FULL
     else:
         source = pic.rgb.astype(np.float32) / np.float32(255)
     alpha, colors = matte(source, seg, settings=settings)  # float32 in 0-1
     del source
-    if pic.alpha is not None:  # the input's own alpha, multiplied in; what it hid stays hidden
-        alpha *= pic.alpha.astype(np.float32) / np.float32(255)
+    if own is not None:  # the input's own alpha, multiplied in; what it hid stays hidden
+        alpha *= own
         if settings.output == "rgba":
-            colors[pic.alpha == 0] = 0
+            colors[own == 0] = 0
     if settings.crop:
         colors, alpha = _crop(colors, alpha, settings.margin)
     if settings.output == "mask":
