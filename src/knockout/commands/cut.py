@@ -419,6 +419,13 @@ def _named_output(args: argparse.Namespace) -> tuple[list[str], Path | None]:
                 f"{second}: no such file; as the output of knockout cut IN OUT its name must end in "
                 ".png, .webp or .jpg (the format)"
             )
+    elif len(paths) == 2 and args.outdir is None and Path(paths[0]).is_dir():
+        second = Path(paths[1])
+        if not second.exists() and not glob.has_magic(paths[1]):  # rembg's habit: `rembg p IN_DIR OUT_DIR`
+            raise SettingsError(
+                f"{second}: no such file or folder; to write the cut-outs of {paths[0]} there, use -o: "
+                f"knockout cut {paths[0]} -o {paths[1]}"
+            )
     if "-" in paths:
         if len(paths) > 1:
             raise SettingsError("- (standard input) must be the only input: knockout cut - OUT.png, or -o - for stdout")
