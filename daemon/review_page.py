@@ -76,7 +76,7 @@ def _img(uri: str | None, cls: str, alt: str) -> str:
 
 
 def _meta(*values: Any) -> str:
-    """The values given (job, time, method), escaped, comma-separated; empty ones left out."""
+    """The values given (job, time, method, ...), escaped, comma-separated; empty ones left out."""
     return ", ".join(html.escape(str(v)) for v in values if v not in (None, ""))
 
 
@@ -96,9 +96,9 @@ def _row(r: dict[str, Any]) -> str:
     src, out = r.get("kept") or r.get("input"), r.get("output")
     conf = r.get("confidence")
     what = f"confidence {conf:.2f} ({html.escape(' '.join(r.get('reasons', [])))})" if conf is not None else ""
-    meta = _meta(job, r.get("time"), r.get("method"))
-    meta += "".join(f", {k} {html.escape(str(r[k]))}" for k in ("tolerance",) if r.get(k) is not None)
-    meta += f", {r['ms']:.0f} ms" if isinstance(r.get("ms"), (int, float)) else ""
+    tolerance = None if r.get("tolerance") is None else f"tolerance {r['tolerance']}"
+    ms = f"{r['ms']:.0f} ms" if isinstance(r.get("ms"), (int, float)) else None
+    meta = _meta(job, r.get("time"), r.get("method"), tolerance, ms)
     cut = _thumb(out, "PNG")
     return (
         f"<div {attrs}>{_img(_thumb(src, 'JPEG'), 'input', 'input')}{_img(cut, 'cut', 'cut-out')}"

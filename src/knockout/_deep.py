@@ -59,16 +59,22 @@ def cut_out_16(pic: Picture, *, settings: Settings) -> tuple[np.ndarray, float, 
     if settings.crop:
         colors, alpha = _crop(colors, alpha, settings.margin)
     if settings.output == "mask":
-        out = _wide(alpha)
-    elif settings.output == "solid":
-        a = alpha[..., None]
+        return _wide(alpha), seg.tolerance, seg.assessment
+    if settings.output == "solid":
         bg = np.asarray(settings.background, np.float32) / np.float32(255)
-        out = _wide(colors * a + bg * (1 - a))
-    else:
-        out = _wide(np.dstack([colors, alpha]))
+        colors -= bg  # colors * a + bg * (1 - a), in place
+        colors *= alpha[..., None]
+        colors += bg
+        return _wide(colors), seg.tolerance, seg.assessment
+    out = np.empty((*alpha.shape, 4), np.uint16)
+    out[..., :3] = _wide(colors)
+    out[..., 3] = _wide(alpha)
     return out, seg.tolerance, seg.assessment
 
 
 def _wide(a: np.ndarray) -> np.ndarray:
-    """Float values in 0-1 rounded to uint16 (0-65535)."""
-    return np.rint(np.clip(a, 0, 1) * _FULL).astype(np.uint16)
+    """Float values in 0-1 rounded to uint16 (0-65535); ``a`` is used up (scaled in place)."""
+    np.clip(a, 0, 1, out=a)
+    a *= _FULL
+    np.rint(a, out=a)
+    return a.astype(np.uint16)

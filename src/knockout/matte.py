@@ -115,7 +115,9 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
         raise ValueError(f"segmentation mask {mask.shape} does not match the image {image.shape[:2]}; segment it first")
     wide = image.dtype != np.uint8
     if wide:  # the working copy in 8-bit levels (0-255), unrounded
-        image = np.clip(image.astype(np.float32) * np.float32(255), 0, 255)
+        image = image.astype(np.float32)  # (a copy: the caller's array is left alone)
+        image *= np.float32(255)
+        np.clip(image, 0, 255, out=image)
     hard = mask.astype(np.uint8) * np.uint8(255)
     if settings.feather <= 0 or settings.preset:
         return _result(image, hard, wide=wide)
