@@ -72,8 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "report",
         parents=[common_options()],
         help="write a static HTML review page of the daemon's journal or of knockout cut --report files",
-        description="One self-contained HTML file (thumbnails embedded, no server, no network): each input "
-        "beside its cut-out on a checkerboard and on a colour, failures with their reasons, cut-outs by "
+        description="One self-contained HTML file (thumbnails embedded, no server, no network): each input\n"
+        "beside its cut-out on a checkerboard and on a colour, failures with their reasons, cut-outs by\n"
         "confidence (lowest first), filters by job and day. Without BATCH: the daemon's journal.",
         epilog="examples:\n  knockout report -c config.yaml -o review.html --since 2d\n"
         "  knockout cut shoot/ -o cutouts/ --report shoot.csv && knockout report shoot.csv -o shoot.html",
