@@ -53,6 +53,9 @@ def test_wheel_holds_knockout_daemon_and_no_top_level_daemon(tmp_path):
     assert "knockout/commands/cut.py" in names and "knockout/py.typed" in names
     meta = zipfile.ZipFile(wheel).read(f"knockout-{knockout.__version__}.dist-info/METADATA").decode()
     assert "Requires-Python: >=3.10" in meta
+    assert "License-Expression: MIT" in meta and "License-File: LICENSE" in meta
+    licence = zipfile.ZipFile(wheel).read(f"knockout-{knockout.__version__}.dist-info/licenses/LICENSE").decode()
+    assert licence.startswith("MIT License")
     for dep in ("numpy", "pillow", "scikit-learn", "pyyaml", "watchdog", "tqdm"):
         assert f"Requires-Dist: {dep}" in meta
     assert "Provides-Extra: heif" in meta
