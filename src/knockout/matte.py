@@ -74,10 +74,12 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
 
     Parameters
     ----------
-    image : ndarray of uint8, shape (H, W, 3)
-        The sRGB image that was segmented.
+    image : ndarray of uint8, or of float in [0, 1], shape (H, W, 3)
+        The sRGB image that was segmented, or the same image at a higher precision (a 16-bit
+        source divided by 65535, for ``depth: 16``): then the matte is computed and returned
+        in float, without rounding to 8 bits, so a smooth edge does not band.
     seg : Segmentation
-        The result of :func:`knockout.segment` on ``image``.
+        The result of :func:`knockout.segment` on ``image`` (or on its 8-bit copy).
     settings : Settings, optional
         ``feather`` (width in pixels of the soft band; 0 keeps the hard 0/255 edge) and
         ``decontaminate`` (un-mix the backdrop colour from edge pixels). The presets keep
@@ -85,9 +87,9 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
 
     Returns
     -------
-    alpha : ndarray of uint8, shape (H, W)
-        0 on the backdrop, 255 on the subject, soft in between.
-    colors : ndarray of uint8, shape (H, W, 3)
+    alpha : ndarray of uint8 (float32 in [0, 1] for a float ``image``), shape (H, W)
+        0 on the backdrop, 255 (1.0) on the subject, soft in between.
+    colors : ndarray of uint8 (float32 in [0, 1] for a float ``image``), shape (H, W, 3)
         The subject's colours: ``image`` where the alpha is 255; on the soft edge, with
         ``decontaminate``, the subject colour estimated as one smooth field (the backdrop
         un-mixed, see :func:`_foreground`), else the image's; where the alpha is 0, nothing of
@@ -97,18 +99,28 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
     Raises
     ------
     ValueError
-        If ``image`` is not (H, W, 3) uint8 or ``seg.mask`` does not match its size.
+        If ``image`` is not (H, W, 3) uint8 or float, or ``seg.mask`` does not match its size.
     """
     settings = settings or Settings()
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+    if (
+        not isinstance(image, np.ndarray)
+        or image.ndim != 3
+        or image.shape[2] != 3
+        or not (image.dtype == np.uint8 or np.issubdtype(image.dtype, np.floating))
+    ):
         got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise ValueError(f"image must be a uint8 array of shape (H, W, 3), got {got}")
+        raise ValueError(f"image must be a uint8 (or float, 0-1) array of shape (H, W, 3), got {got}")
     mask = np.asarray(seg.mask, bool)
     if mask.shape != image.shape[:2]:
         raise ValueError(f"segmentation mask {mask.shape} does not match the image {image.shape[:2]}; segment it first")
+    wide = image.dtype != np.uint8
+    if wide:  # the working copy in 8-bit levels (0-255), unrounded
+        image = image.astype(np.float32)  # (a copy: the caller's array is left alone)
+        image *= np.float32(255)
+        np.clip(image, 0, 255, out=image)
     hard = mask.astype(np.uint8) * np.uint8(255)
     if settings.feather <= 0 or settings.preset:
-        return hard, _cleared(image, hard)
+        return _result(image, hard, wide=wide)
     backdrop = np.asarray(seg.backdrop, np.float32).reshape(-1, 3)
     work_h = max(1, seg.work_mask.shape[0])
     f = _reduction(*mask.shape)
@@ -117,26 +129,54 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
         edge = _edge(image, mask, backdrop, p, solve=True)
         alpha = hard
     else:
-        small = np.asarray(Image.fromarray(image).reduce(f))
+        small = _reduce(image, f)
         small_mask = np.asarray(Image.fromarray(hard).reduce(f)) >= 128
         p = _Params(settings.feather / f, max(1.0, small.shape[0] / work_h))
         small_edge = _edge(small, small_mask, backdrop, p, solve=False)
         if small_edge is None:
-            return hard, _cleared(image, hard)
+            return _result(image, hard, wide=wide)
         edge, alpha = _refine(image, small_edge, small_mask, f)
     if edge is None:
-        return alpha, _cleared(image, alpha)
-    alpha[edge.ys, edge.xs] = np.round(edge.a * 255).astype(np.uint8)
+        return _result(image, alpha, wide=wide)
+    if wide:
+        alpha = alpha.astype(np.float32) / np.float32(255)
+        alpha[edge.ys, edge.xs] = edge.a
+    else:
+        alpha[edge.ys, edge.xs] = np.round(edge.a * 255).astype(np.uint8)
     colors = _cleared(image, alpha)
-    if not settings.decontaminate:
-        return alpha, colors
-    if f == 1:
-        ys, xs, fg = _foreground(image, alpha, edge)
-    else:  # the field solved on the reduced image, each full-size pixel's own colour weighed in
-        sy, sx, sfg = _foreground(small, _small_alpha(small_mask, small_edge), small_edge)
-        ys, xs, fg = _foreground_full(image, edge, small, (sy, sx, sfg), f)
-    colors[ys, xs] = fg
+    if settings.decontaminate:
+        if f == 1:
+            ys, xs, fg = _foreground(image, alpha, edge)
+        else:  # the field solved on the reduced image, each full-size pixel's own colour weighed in
+            sy, sx, sfg = _foreground(small, _small_alpha(small_mask, small_edge), small_edge)
+            sfg = sfg if wide else np.rint(sfg)
+            ys, xs, fg = _foreground_full(image, edge, small, (sy, sx, sfg), f)
+        colors[ys, xs] = fg if wide else np.rint(fg).astype(np.uint8)
+    if wide:
+        colors /= np.float32(255)
     return alpha, colors
+
+
+def _result(image: np.ndarray, alpha: np.ndarray, *, wide: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A hard matte's ``(alpha, colors)``: uint8, or float32 in 0-1 for a ``wide`` (float, 0-255) image."""
+    colors = _cleared(image, alpha)
+    if not wide:
+        return alpha, colors
+    return alpha.astype(np.float32) / np.float32(255), colors / np.float32(255)
+
+
+def _reduce(image: np.ndarray, f: int) -> np.ndarray:
+    """``image`` box-reduced by ``f`` (Pillow's ``reduce``; its partial blocks at the edges are
+    the mean of what they hold), in its own dtype (uint8, or float levels)."""
+    if image.dtype == np.uint8:
+        return np.asarray(Image.fromarray(image).reduce(f))
+    h, w = image.shape[:2]
+    hh, ww = -(-h // f) * f, -(-w // f) * f
+    total = np.zeros((hh, ww, 3), np.float32)
+    total[:h, :w] = image
+    count = np.zeros((hh, ww), np.float32)
+    count[:h, :w] = 1
+    return _pool(total, f) / _pool(count, f)[..., None]
 
 
 def _reduction(h: int, w: int) -> int:
@@ -405,16 +445,16 @@ def _foreground(image: np.ndarray, alpha: np.ndarray, e: _Edge) -> tuple[np.ndar
     neighbours with alpha 1 held at their own colour; and a slight pull ``m`` to the local
     subject colour ``Fl``. Solved by conjugate gradients. The edge's pixels with alpha 0 then
     get the field's local mean (weighted by ``a^2``): the subject's edge colour extended outward. Returns coordinates
-    (two (M,)) and colours ((M, 3) uint8).
+    (two (M,)) and colours ((M, 3) float, 0-255, unrounded).
     """
     mix = (e.a > 0) & (e.a < 1)
     ys, xs = e.ys[mix], e.xs[mix]
     n = len(ys)
     if not n:
-        return ys, xs, np.zeros((0, 3), np.uint8)
+        return ys, xs, np.zeros((0, 3))
     h, w = alpha.shape
     a = e.a[mix].astype(np.float64)
-    af = alpha.reshape(-1).astype(np.float64) / 255
+    af = alpha.reshape(-1).astype(np.float64) / (255 if alpha.dtype == np.uint8 else 1)
     index = np.full(h * w, -1, np.int64)
     index[ys * w + xs] = np.arange(n)
     img = image.reshape(-1, 3)
@@ -463,7 +503,7 @@ def _foreground(image: np.ndarray, alpha: np.ndarray, e: _Edge) -> tuple[np.ndar
         ext[~(den > 1e-6)] = 0.0
         ys, xs = np.concatenate([ys, cy]), np.concatenate([xs, cx])
         fg = np.concatenate([fg, ext])
-    return ys, xs, np.rint(fg).astype(np.uint8)
+    return ys, xs, fg
 
 
 def _foreground_full(image, edge, small, small_fg, f):
@@ -483,7 +523,7 @@ def _foreground_full(image, edge, small, small_fg, f):
     target = px - (1 - a) * edge.bl[mix]
     data = ((px > 1) & (px < 254)).astype(np.float32)
     fg = (data * a * target + _F_PULL * par) / (data * a * a + _F_PULL)
-    return ys, xs, np.rint(np.clip(fg, 0, 255)).astype(np.uint8)
+    return ys, xs, np.clip(fg, 0, 255)
 
 
 def _backdrop_at(bl, b_den, px, backdrop) -> np.ndarray:
