@@ -110,3 +110,11 @@ def test_a_cut_imports_none_of_numpys_unused_submodules(tmp_path):
     loaded = _loaded(code, tmp_path)
     assert (tmp_path / "out" / "a.png").is_file()
     assert "scipy" in loaded  # the cut did run the core
+
+
+def test_importing_knockout_as_a_library_leaves_the_import_machinery_alone(tmp_path):
+    code = (
+        "import sys\nbefore = list(sys.meta_path)\nimport knockout\nfrom knockout import cut_out\n"
+        "assert sys.meta_path == before, sys.meta_path\n"
+    )
+    _loaded(code, tmp_path)

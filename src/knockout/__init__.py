@@ -75,8 +75,3 @@ class _Package(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
-
-# before the core first imports SciPy: none of numpy's unused submodules (knockout._lean_imports)
-from ._lean_imports import install as _install  # noqa: E402
-
-_install()

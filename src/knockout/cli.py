@@ -183,6 +183,11 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    # before a command first imports SciPy: none of numpy's unused submodules. Only the command line
+    # does this; a program that imports knockout as a library keeps its import machinery as it was
+    from ._lean_imports import install
+
+    install()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
