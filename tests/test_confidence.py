@@ -66,11 +66,23 @@ def test_the_top_of_the_head_cut_away_is_named():
     mask, barrier = _clear_case()
     face = Face(x=25, y=32, w=30, h=30)
     shorn = mask.copy()
-    shorn[:34] = False  # the hair above the face went with the backdrop (dark hair on a dark backdrop)
+    shorn[:34] = False  # the hair above the face went with the backdrop (dark hair on a dark backdrop):
+    hair = mask & ~shorn
+    barrier = np.where(hair, 6.0, barrier).astype(np.float32)  # its colour near the backdrop's, not on it
     a = assess(shorn, barrier, 10.0, face=face)
     assert a.reasons == ("head-top",) and a.confidence < 0.3
     assert a.signals["crown_kept"] < 0.2
     assert assess(mask, barrier, 10.0, face=face).signals["crown_kept"] == 1.0
+
+
+def test_clear_backdrop_above_a_face_box_is_not_a_lost_head_top():
+    # a face box set low or false (the cascade on a drawn head): above it, the backdrop's own colour
+    mask, barrier = _clear_case()
+    shorn = mask.copy()
+    shorn[:34] = False
+    barrier = np.where(shorn | ~mask, barrier, 0.5).astype(np.float32)  # as clean as the rest of the backdrop
+    a = assess(shorn, barrier, 10.0, face=Face(x=25, y=32, w=30, h=30))
+    assert "head-top" not in a.reasons and a.signals["crown_kept"] == 1.0
 
 
 def test_shape_mismatch_is_refused():

@@ -8,7 +8,8 @@ Each signal is one the segmentation already has, so the check costs a few millis
 - ``border``: much of the top and upper side edges, where a headshot's backdrop is, stayed subject;
 - ``leak``: the backdrop reached into the face or neck found by the face detector;
 - ``head-top``: the top of the head right above the face (hair, a bald crown, a hat) was cut as
-  backdrop, which is what dark hair on a dark backdrop, or fair hair on a light one, looks like;
+  backdrop although its colour is not clearly the backdrop's, which is what dark hair on a dark
+  backdrop, or fair hair on a light one, looks like;
 - ``no-face``: no frontal face was found, so nothing checks the result against a person.
 
 The disagreement with other plausible answers (``alternatives``) is measured and reported in
@@ -29,6 +30,8 @@ from scipy import ndimage as ndi
 from .prior import Face
 
 __all__ = ["Assessment", "assess"]
+
+_CLEAR_BACKDROP = 0.25  # a pixel within this share of the tolerance is backdrop beyond doubt
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,11 @@ def assess(
     if face is not None:
         sure = face.sure_subject((h, w))
         sig["face_kept"] = float(mask[sure].mean()) if sure.any() else 1.0
+        # the strip above the face left as subject, or so clearly backdrop (within a quarter of the
+        # tolerance) that the face box must sit low or be false: what is lost there is ambiguous colour
         crown = face.crown((h, w))
-        sig["crown_kept"] = float(mask[crown].mean()) if crown.any() else 1.0
+        ok = mask[crown] | (barrier[crown] <= _CLEAR_BACKDROP * tolerance)
+        sig["crown_kept"] = float(ok.mean()) if crown.any() else 1.0
     # each ramp: 1 where half or more of the good cut-outs are, 0.1 where most failures are
     factors = {
         "unstable": _ramp(-sig["unstable_px"], bad=-4.0, good=-1.2),
