@@ -6,6 +6,7 @@ input cut exactly once, nothing written outside the daemon's folders, a record f
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -470,3 +471,82 @@ def test_a_file_over_the_time_limit_fails_and_its_neighbours_are_cut(tmp_path):
     reason = yaml.safe_load((tmp_path / "failed" / "huge.jpg.error.txt").read_text())["reason"]
     assert reason.startswith("took longer than time_limit = 1.5 s"), reason
     assert b"died" not in r.stderr, r.stderr  # the small ones were resubmitted, never counted as crashes
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def test_only_the_file_that_kills_its_worker_fails_the_ones_beside_it_are_cut(tmp_path):
+    """Item 12: files in flight beside one that kills its worker were charged its crashes.
+
+    The test plays the OOM killer: any worker of the daemon over 700 MB resident is SIGKILLed
+    (the 72 MP photo needs well over 1 GB, a small photo's worker stays near 150 MB).
+    """
+    import signal
+    import threading
+
+    cfg = write_config(tmp_path, workers=2, retries=2)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a-huge.jpg").write_bytes(_striped_jpeg(8000, 9000))
+    small = [f"b{i}.jpg" for i in range(8)]
+    for i, name in enumerate(small):
+        (inbox / name).write_bytes(image_bytes(i))
+    d = DaemonProcess(cfg, "--once")
+    kills, stop = [], threading.Event()
+
+    def oom_killer():
+        while not stop.is_set():
+            for pid in _descendants(d.proc.pid):
+                if _rss_mb(pid) > 700:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                        kills.append(pid)
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=oom_killer, daemon=True)
+    killer.start()
+    try:
+        rc = d.wait(600)
+    finally:
+        stop.set()
+        killer.join()
+        d.stop()
+    log = d.text()
+    assert rc == 1, log
+    assert len(kills) >= 3, (kills, log)
+    assert sorted(p.name for p in visible(tmp_path / "outbox")) == sorted(n.replace(".jpg", ".png") for n in small)
+    assert [p.name for p in (tmp_path / "failed").iterdir()] in (
+        ["a-huge.jpg", "a-huge.jpg.error.txt"],
+        ["a-huge.jpg.error.txt", "a-huge.jpg"],
+    ), log
+    reason = yaml.safe_load((tmp_path / "failed" / "a-huge.jpg.error.txt").read_text())["reason"]
+    assert reason.startswith("the worker process died on this file 3 times"), reason
+    assert "Traceback" not in log, log
+    for name in small:  # never charged, never retried through the inbox
+        assert not [line for line in log.splitlines() if name in line and ("died" in line or "retry" in line)], log
