@@ -118,6 +118,8 @@ class Daemon:
                 self._recover(job)
             except files.UnsafeFolder as exc:
                 raise SettingsError(f"{self.cfg.source}: job '{job.name}': {exc}") from None
+            except OSError as exc:  # a read-only inbox: said once; its files are tried again later
+                self.status.unsafe(job, OSError(f"cannot make its claims folder: {exc.strerror or exc}"))
 
     def _recover(self, job: Job) -> None:
         self.claimer.recover(

@@ -7,6 +7,7 @@ input cut exactly once, nothing written outside the daemon's folders, a record f
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -550,3 +551,104 @@ def test_only_the_file_that_kills_its_worker_fails_the_ones_beside_it_are_cut(tm
     assert "Traceback" not in log, log
     for name in small:  # never charged, never retried through the inbox
         assert not [line for line in log.splitlines() if name in line and ("died" in line or "retry" in line)], log
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path):
+    """``folder`` bind-mounted read-only onto itself (skips where mounting is not allowed)."""
+    r = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, check=False)
+    if r.returncode:
+        pytest.skip(f"cannot bind-mount here: {r.stderr.decode().strip()}")
+    try:
+        r = subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], capture_output=True, check=False)
+        if r.returncode:
+            pytest.skip(f"cannot remount read-only here: {r.stderr.decode().strip()}")
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_knockout_status_says_when_the_state_dir_is_not_writable(tmp_path):
+    """Item 12: with a state_dir it cannot write, a running daemon was "not running" (it has not run)."""
+    cfg = write_config(tmp_path, state_dir="state")
+    (tmp_path / "state").mkdir()
+    with _read_only(tmp_path / "state"):
+        d = DaemonProcess(cfg)
+        try:
+            d.wait_ready()
+            wait_for(lambda: "knockout status cannot see this daemon" in d.text(), 30, d, "the status error")
+            r = knockout("status", "-c", str(cfg))
+        finally:
+            d.stop()
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "has not run" not in r.stdout, r.stdout
+    assert "is not writable (Read-only file system)" in r.stdout and "a daemon may be running" in r.stdout, r.stdout
+    assert "cannot update" in r.stderr, r.stderr
+    # a state_dir below a file: said so too, by the daemon (exit 2) and by knockout status
+    (tmp_path / "afile").write_text("x")
+    cfg = write_config(tmp_path, name="other.yaml", state_dir="afile/state")
+    r = _once(cfg)
+    assert r.returncode == 2 and b"state_dir: cannot create" in r.stderr and b"Traceback" not in r.stderr, r.stderr
+    r = knockout("status", "-c", str(cfg))
+    assert "is not a folder" in r.stdout and "Traceback" not in r.stderr, r.stdout + r.stderr
+
+
+def test_a_read_only_inbox_is_said_once_not_retried_with_a_traceback(tmp_path):
+    """Item 12: a file that can never be claimed (read-only inbox) gave a traceback every 8 s."""
+    cfg = write_config(tmp_path, rescan=0.5)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.jpg").write_bytes(image_bytes(1))
+    with _read_only(inbox):
+        d = DaemonProcess(cfg)
+        try:
+            wait_for(lambda: "Read-only file system" in d.text(), 60, d, "the read-only inbox")
+            time.sleep(5)  # ten rescans: still said once
+            r = knockout("status", "-c", str(cfg))
+        finally:
+            d.stop()
+    log = d.text()
+    assert "Traceback" not in log, log
+    assert log.count("a.jpg: cannot be claimed (Read-only file system)") == 1, log
+    assert log.count("cannot make its claims folder: Read-only file system") == 1, log
+    assert (inbox / "a.jpg").exists() and not (tmp_path / "outbox" / "a.png").exists()
+    assert "Read-only file system" in r.stdout, r.stdout
+
+
+def test_fifos_and_sockets_in_the_inbox_are_never_opened_and_counted_once(tmp_path):
+    """Item 12: FIFOs and sockets sat in the inbox unreported (and opening a FIFO blocks)."""
+    import socket
+
+    cfg = write_config(tmp_path, jobs=[{"name": "main", "inbox": "inbox", "outbox": "outbox", "recursive": True}])
+    inbox = tmp_path / "inbox"
+    (inbox / "sub").mkdir(parents=True)
+    os.mkfifo(inbox / "pipe.jpg")
+    os.mkfifo(inbox / "sub" / "pipe2.png")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.getcwd()
+    os.chdir(inbox)  # a relative address: AF_UNIX paths are limited to 108 bytes
+    try:
+        sock.bind("sock.jpg")
+    finally:
+        os.chdir(old)
+    (inbox / "ok.jpg").write_bytes(image_bytes(2))
+    d = DaemonProcess(cfg)
+    try:
+        wait_for((tmp_path / "outbox" / "ok.png").exists, 60, d, "ok.jpg")
+        wait_for(lambda: d.text().count("not a regular file") >= 3, 30, d, "the three special files")
+        time.sleep(5)  # rescans: still said once each
+        counts = _counts(tmp_path, cfg)["main"]
+        r = knockout("status", "-c", str(cfg))
+        with pytest.raises(OSError) as no_reader:  # nobody holds the FIFO open for reading
+            os.close(os.open(inbox / "pipe.jpg", os.O_WRONLY | os.O_NONBLOCK))
+        assert no_reader.value.errno == errno.ENXIO
+    finally:
+        d.stop()
+        sock.close()
+    log = d.text()
+    for name in ("pipe.jpg", "sub/pipe2.png", "sock.jpg"):
+        assert log.count(f"{name}: not a regular file") == 1, (name, log)
+    assert counts["ignored"] == 3 and counts["processed"] == 1 and counts["failed"] == 0, counts
+    assert "3 ignored" in r.stdout, r.stdout
+    assert "Traceback" not in log
+    assert stat.S_ISSOCK(os.lstat(inbox / "sock.jpg").st_mode) and stat.S_ISFIFO(os.lstat(inbox / "pipe.jpg").st_mode)
