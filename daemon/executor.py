@@ -44,7 +44,8 @@ retried (up to ``retries`` times) and then fails with :class:`Crashed`; the othe
 
 Dask (``knockout.distributed.DaskExecutor``, an optional extra) plugs in with the constructor
 ``DaskExecutor(address: str, max_in_flight: int | None, on_scheduler_loss: str,
-fallback_factory: Callable[[], Executor])`` (``None``: two per worker thread of the cluster):
+fallback_factory: Callable[[], Executor], *, time_limit: float)`` (``None``: two per worker
+thread of the cluster; ``time_limit`` as the local pool's, the worker restarted):
 ``on_scheduler_loss`` is ``'local'`` (call ``fallback_factory()`` once to get a
 :class:`LocalExecutor` and send work there, with a warning) or ``'wait'`` (fail pending futures
 with :class:`WorkLost`, report ``max_in_flight`` 0 so no new file is claimed, and keep trying to
@@ -135,7 +136,7 @@ class ExecutorConfig:
     dask: str | None = None
     max_in_flight: int | None = None
     on_scheduler_loss: str = "local"
-    time_limit: float = 300.0  # seconds one file may run in a local worker (0: no limit)
+    time_limit: float = 300.0  # seconds one file may run in a worker, local or Dask (0: no limit)
 
     def to_dict(self) -> dict[str, Any]:
         ex: Any = "local"
@@ -469,7 +470,9 @@ def make_executor(config: ExecutorConfig) -> Executor:
             f"executor.dask needs Dask, which is not available ({exc}); install it with: pip install 'knockout[dask]'"
         ) from None
     # max_in_flight None: two per worker thread of the cluster, which may be far more than local cores
-    return DaskExecutor(config.dask, config.max_in_flight, config.on_scheduler_loss, local)
+    return DaskExecutor(
+        config.dask, config.max_in_flight, config.on_scheduler_loss, local, time_limit=config.time_limit
+    )
 
 
 ExecutorFactory = Callable[[ExecutorConfig], Executor]

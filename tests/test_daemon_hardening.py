@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from _images import striped_jpeg
 from daemon_util import DaemonProcess, done_count, image_bytes, knockout, visible, wait_for, write_config
 from PIL import Image
 
@@ -414,17 +415,6 @@ def test_a_jpeg_with_thousands_of_scans_fails_and_the_photo_beside_it_is_cut(tmp
     assert reason.startswith("too many scans: "), reason
 
 
-def _striped_jpeg(h: int, w: int, *, rows: bool = False) -> bytes:
-    """A large JPEG of stripes (columns in red, and rows in green with ``rows``): big, cheap to make."""
-    big = np.zeros((h, w, 3), np.uint8)
-    big[:, :, 0] = np.arange(w, dtype=np.uint32)[None, :] % 251
-    if rows:
-        big[:, :, 1] = np.arange(h, dtype=np.uint32)[:, None] % 241
-    buf = io.BytesIO()
-    Image.fromarray(big).save(buf, "JPEG", quality=80)
-    return buf.getvalue()
-
-
 def test_running_out_of_memory_is_a_resource_limit_retried_not_a_bad_file(tmp_path):
     """Item 9: under a memory limit a large JPEG went straight to failed/ for good, as if it were bad."""
     import resource
@@ -432,7 +422,7 @@ def test_running_out_of_memory_is_a_resource_limit_retried_not_a_bad_file(tmp_pa
     cfg = write_config(tmp_path, workers=1, retries=2)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (inbox / "big.jpg").write_bytes(_striped_jpeg(5000, 6000, rows=True))
+    (inbox / "big.jpg").write_bytes(striped_jpeg(5000, 6000, rows=True))
     limit = 1024 * 2**20  # address space for the daemon and each of its workers
 
     def limited():
@@ -463,7 +453,7 @@ def test_a_file_over_the_time_limit_fails_and_its_neighbours_are_cut(tmp_path):
     inbox.mkdir()
     # 72 MP: several seconds on any machine (12 MP takes about 0.8 s on an idle one), while the small
     # photos take tens of milliseconds: the limit of 1.5 s separates them however fast or busy the machine
-    (inbox / "huge.jpg").write_bytes(_striped_jpeg(8000, 9000))
+    (inbox / "huge.jpg").write_bytes(striped_jpeg(8000, 9000))
     for i in range(3):
         (inbox / f"small{i}.jpg").write_bytes(image_bytes(i))
     r = _once(cfg)
@@ -514,7 +504,7 @@ def test_only_the_file_that_kills_its_worker_fails_the_ones_beside_it_are_cut(tm
     cfg = write_config(tmp_path, workers=2, retries=2)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (inbox / "a-huge.jpg").write_bytes(_striped_jpeg(8000, 9000))
+    (inbox / "a-huge.jpg").write_bytes(striped_jpeg(8000, 9000))
     small = [f"b{i}.jpg" for i in range(8)]
     for i, name in enumerate(small):
         (inbox / name).write_bytes(image_bytes(i))
