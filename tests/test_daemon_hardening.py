@@ -182,6 +182,31 @@ def _damaged() -> dict[str, bytes]:
     }
 
 
+def _damaged_variants() -> dict[str, bytes]:
+    """Item 7's classes again: other formats and other places to cut (each decodes with Pillow, or nearly)."""
+    from conftest import synthetic_headshot
+
+    rgb, _ = synthetic_headshot(400, 300, seed=6)
+    im = Image.fromarray(rgb)
+
+    def save(fmt: str, **kw) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, fmt, **kw)
+        return buf.getvalue()
+
+    png, prog, base, webp = save("PNG"), save("JPEG", progressive=True), save("JPEG"), save("WEBP")
+    idat = png.index(b"IDAT")
+    scans = [i for i in range(len(prog) - 1) if prog[i : i + 2] == b"\xff\xda"]
+    iend = png[png.index(b"IEND") - 4 :]
+    return {
+        "idat.png": png[: idat + (len(png) - idat) // 2] + iend,  # IDAT cut short, the end chunk kept
+        "early.jpg": prog[: scans[len(scans) // 2]] + b"\xff\xd9",  # progressive: half its scans, an end marker
+        "prog.jpg": prog[: (scans[0] + scans[1]) // 2],  # progressive cut inside its first scan
+        "tail.jpg": base[: len(base) - len(base) // 100] + b"\xff\xd9",  # the last 1 %: only a few blocks grey
+        "cut.webp": webp[: len(webp) * 9 // 10],
+    }
+
+
 def test_damaged_images_are_failed_not_processed(tmp_path):
     """Item 7: half a JPEG with an end marker, a header claiming 3000x2000, a NaN float TIFF were 'processed'."""
     cfg = write_config(tmp_path)
@@ -197,6 +222,23 @@ def test_damaged_images_are_failed_not_processed(tmp_path):
     assert "truncated or corrupt" in reasons["half.jpg.error.txt"]
     assert "truncated or corrupt" in reasons["tall.jpg.error.txt"]
     assert "NaN or infinite" in reasons["nan.tif.error.txt"]
+
+
+def test_variants_of_damaged_images_are_failed_not_processed(tmp_path):
+    """Item 7 again: a PNG with its IDAT cut, progressive JPEGs cut short, a JPEG missing its last 1 %, a WebP cut."""
+    cfg = write_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    variants = _damaged_variants()
+    for name, data in variants.items():
+        (inbox / name).write_bytes(data)
+    r = _once(cfg)
+    assert r.returncode == 1
+    assert visible(tmp_path / "outbox") == [] and visible(tmp_path / "review") == []
+    reasons = {p.name: yaml.safe_load(p.read_text())["reason"] for p in (tmp_path / "failed").glob("*.error.txt")}
+    assert set(reasons) == {f"{name}.error.txt" for name in variants}, reasons
+    for name, reason in reasons.items():
+        assert reason.startswith("truncated or corrupt image: "), (name, reason)
 
 
 def test_a_file_rewritten_through_an_open_descriptor_after_its_claim_is_cut_again(tmp_path):
