@@ -30,6 +30,7 @@ from knockout.fsutil import FOLDER_MODE, UnsafeFolder, free_name, fsync_dir, lin
 
 __all__ = [
     "Claims",
+    "LinkOnPath",
     "UnsafeFolder",
     "is_folder_link",
     "is_hidden",
@@ -257,13 +258,18 @@ class Claims:
         Raises
         ------
         UnsafeFolder
-            When the claims folder is not what :meth:`start` made (nothing is moved).
+            When the claims folder is not what :meth:`start` made (nothing is moved); as
+            :class:`LinkOnPath` when a folder on ``rel``'s path in the inbox is a link now.
         """
         self.check()
         dst = self.files / rel
         try:
             _make_inside(self.files, rel.parent)
-            os.rename(src, dst)
+            folder = _open_below(self.inbox, rel.parent)  # src's folder, never through a link
+            try:
+                os.rename(rel.name, dst, src_dir_fd=folder)
+            finally:
+                os.close(folder)
         except FileNotFoundError:
             return None
         return dst
@@ -328,6 +334,33 @@ def _make_inside(root: Path, rel: PurePath) -> None:
         with contextlib.suppress(FileExistsError):
             os.mkdir(p, 0o700)
         real_folder(p)
+
+
+class LinkOnPath(UnsafeFolder):
+    """A folder on an input's path became a symbolic link (or a file) after the input was seen."""
+
+
+def _open_below(root: Path, rel: PurePath) -> int:
+    """A descriptor of the folder ``root/rel``, each part below ``root`` opened with ``O_NOFOLLOW``.
+
+    Raises
+    ------
+    UnsafeFolder
+        When a part is a symbolic link (or not a folder) now: the path leads outside.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(root, flags)
+    for part in rel.parts:
+        try:
+            nfd = os.open(part, flags, dir_fd=fd)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise LinkOnPath(f"{part} on its path is a link or not a folder now; not followed") from None
+            raise
+        os.close(fd)
+        fd = nfd
+    return fd
 
 
 def mark_path(marks: Path, rel: PurePath) -> Path:

@@ -293,6 +293,9 @@ class Daemon:
             return False
         try:
             w = self.claimer.claim(c, st)
+        except files.LinkOnPath as exc:  # swapped for a link since it was seen: nothing moved, forgotten
+            self.status.ignored(c.job, c.rel, str(exc))
+            return False
         except files.UnsafeFolder as exc:  # nothing was moved: the file waits in the inbox
             self.status.unsafe(c.job, exc)
             self.finder.later(c, max(self.cfg.rescan or 10.0, 2.0))

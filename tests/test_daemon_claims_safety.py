@@ -118,3 +118,35 @@ def test_links_planted_inside_the_claims_are_never_followed(tmp_path):
     assert (fake / "files").is_symlink()
     assert (stranger / "keep.jpg").exists()
     assert [p.name for p in visible(tmp_path / "outbox")] == ["back.png"]
+
+
+def test_a_subfolder_swapped_for_a_link_between_scan_and_claim_moves_nothing_outside(tmp_path):
+    """Issue 14, abuse again: inbox/sub/a.jpg seen, then `sub` replaced by a link to another folder
+    holding an a.jpg of the same size and time: the claim's rename went through the link."""
+    cfg = write_config(
+        tmp_path,
+        settle=3.0,
+        jobs=[{"name": "main", "inbox": "inbox", "outbox": "outbox", "recursive": True}],
+    )
+    inbox, outside = tmp_path / "inbox", tmp_path / "outside"
+    (inbox / "sub").mkdir(parents=True)
+    outside.mkdir()
+    data = image_bytes(3)
+    (inbox / "sub" / "a.jpg").write_bytes(data)
+    (outside / "a.jpg").write_bytes(data)
+    st = os.stat(inbox / "sub" / "a.jpg")
+    os.utime(outside / "a.jpg", ns=(st.st_atime_ns, st.st_mtime_ns))
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        os.rename(inbox / "sub", tmp_path / "moved-away")  # within the settle time: the scan saw sub/a.jpg
+        os.symlink(outside, inbox / "sub")
+        wait_for(lambda: "sub/a.jpg" in d.text(), 60, d, "sub/a.jpg to be looked at")
+        time.sleep(2)
+    finally:
+        d.stop()
+    assert (outside / "a.jpg").read_bytes() == data, d.text()  # never moved, never touched
+    assert sorted(p.name for p in outside.iterdir()) == ["a.jpg"]
+    assert not (tmp_path / "outbox" / "sub").exists(), d.text()
+    assert (tmp_path / "moved-away" / "a.jpg").exists()
+    assert "sub/a.jpg: sub on its path is a link or not a folder now; not followed" in d.text(), d.text()
