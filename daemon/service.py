@@ -98,6 +98,7 @@ class Daemon:
                     raise SettingsError(
                         f"{cfg.source}: job '{job.name}': cannot create {folder}: {exc.strerror or exc}"
                     ) from None
+        files.remember_roots([folder for job in cfg.jobs for folder in (job.inbox, *job.folders())])
         for job in cfg.jobs:
             try:
                 files.real_folder(job.inbox / files.CLAIMS)
