@@ -70,7 +70,8 @@ def test_a_name_that_is_not_utf8_with_after_leave_is_cut_once_and_the_loop_lives
 
 def test_two_daemons_with_after_leave_sharing_inbox_and_state_cut_each_input_once(tmp_path):
     """Item 3: the second daemon, started while the first was busy, cut most inputs again."""
-    jobs = [{"name": "main", "inbox": "inbox", "outbox": "outbox", "after": "leave"}]
+    # review: null: every cut-out in the outbox, whatever its confidence (this test counts outputs)
+    jobs = [{"name": "main", "inbox": "inbox", "outbox": "outbox", "after": "leave", "review": None}]
     a = write_config(tmp_path, "a.yaml", jobs=jobs, workers=1, state_dir=".state")
     b = write_config(tmp_path, "b.yaml", jobs=jobs, workers=1, state_dir=".state")
     inbox = tmp_path / "inbox"
@@ -292,7 +293,8 @@ def test_a_writer_pausing_longer_than_settle_is_not_failed(tmp_path):
 def test_overwrite_never_loses_the_output_of_a_sibling_input(tmp_path):
     """Item 11: a.jpg, a.png, a.webp with collision: overwrite kept one output and counted three."""
     cfg = write_config(
-        tmp_path, jobs=[{"name": "main", "inbox": "inbox", "outbox": "outbox", "collision": "overwrite"}]
+        tmp_path,
+        jobs=[{"name": "main", "inbox": "inbox", "outbox": "outbox", "collision": "overwrite", "review": None}],
     )
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -573,7 +575,8 @@ def test_only_the_file_that_kills_its_worker_fails_the_ones_beside_it_are_cut(tm
     log = d.text()
     assert rc == 1, log
     assert len(kills) >= 3, (kills, log)
-    assert sorted(p.name for p in visible(tmp_path / "outbox")) == sorted(n.replace(".jpg", ".png") for n in small)
+    cut = [p.name for p in visible(tmp_path / "outbox") + visible(tmp_path / "review") if p.suffix == ".png"]
+    assert sorted(cut) == sorted(n.replace(".jpg", ".png") for n in small), log
     assert [p.name for p in (tmp_path / "failed").iterdir()] in (
         ["a-huge.jpg", "a-huge.jpg.error.txt"],
         ["a-huge.jpg.error.txt", "a-huge.jpg"],
