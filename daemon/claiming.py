@@ -64,10 +64,13 @@ class Claimer:
         ------
         files.UnsafeFolder
             When the claims folder is not the one this daemon made (nothing was moved).
+        OSError
+            When the claims folder cannot be made or the file cannot be moved (a read-only inbox).
         """
         if not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
             return None
-        claim = self.of(c.job).claim(c.path, c.rel)
+        # started here when the inbox was not writable at start (OSError again if it still is not)
+        claim = self.start(c.job).claim(c.path, c.rel)
         if claim is None:
             return None
         return Work(job=c.job, rel=c.rel, claim=claim, stat=st, seen=c.seen)

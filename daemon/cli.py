@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
+import stat
 import sys
 import time
 from pathlib import Path
@@ -198,6 +200,33 @@ def _state_dir(explicit: str | None) -> Path:
         return folder
 
 
+def _unwritable(state_dir: Path) -> str | None:
+    """Why a daemon could not write its status in ``state_dir`` (None: it can, or it does not exist yet)."""
+    import errno
+    import tempfile
+
+    try:
+        st = os.lstat(state_dir)
+    except FileNotFoundError:
+        parent = next((p for p in state_dir.parents if os.path.lexists(p)), None)
+        if parent is not None and not parent.is_dir():
+            return f"state_dir {state_dir} cannot be made: {parent} is not a folder"
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ENOTDIR:
+            return f"state_dir {state_dir} cannot be made: a part of its path is not a folder"
+        return f"state_dir {state_dir} cannot be looked at: {exc.strerror or exc}"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"state_dir {state_dir} is not a folder"
+    try:  # a real attempt: as root, permission bits say nothing, a read-only mount does
+        fd, probe = tempfile.mkstemp(prefix=".knockout-status-probe-", dir=state_dir)
+    except OSError as exc:
+        return f"state_dir {state_dir} is not writable ({exc.strerror or exc})"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
 def _journal_summary(state_dir: Path, since: float | None, last: int) -> dict[str, Any]:
     """Counts per job and event from the journal (after ``since``), and the last ``last`` failures."""
     from collections import Counter, deque
@@ -242,11 +271,17 @@ def run_status(args: argparse.Namespace) -> int:
     since = _since(args.since)
     state_dir = _state_dir(args.config)
     path = state_dir / "status.json"
+    problem = _unwritable(state_dir)
+    if problem:  # a daemon using it runs blind: "not running" alone would be a guess
+        print(f"knockout: warning: {problem}; a daemon using it cannot update {path}", file=sys.stderr)
     summary = _journal_summary(state_dir, since, args.failures)
     try:
         st = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        print(f"not running: no status file at {path} (the daemon has not run with this config)")
+    except (FileNotFoundError, NotADirectoryError):
+        if problem:
+            print(f"unknown: no status file at {path}, and {problem} (a daemon may be running: see its log)")
+        else:
+            print(f"not running: no status file at {path} (the daemon has not run with this config)")
         if summary["jobs"]:
             _print_journal(summary, args.since, state_dir)
         return 1
@@ -262,7 +297,8 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"running: pid {st['pid']} on {st['host']}, {st.get('executor')}, config {st.get('config')}")
     else:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.get("updated", 0)))
-        print(f"not running (last seen {when}, pid {st.get('pid')} on {st.get('host')})")
+        head = f"unknown: {problem}; " if problem else "not running "
+        print(f"{head}(last seen {when}, pid {st.get('pid')} on {st.get('host')})")
     for name, j in st.get("jobs", {}).items():
         print(
             f"  {name}: {j['queued']} queued, {j['in_flight']} in flight, {j['processed']} processed, "

@@ -29,19 +29,23 @@ What a future's outcome means to the daemon
     * :class:`knockout.imageio.ImageError`: the input is bad (empty, corrupt, not an image, too
       many pixels); it goes to ``failed/`` with the message, never retried;
     * :class:`WorkLost` (defined here): the work did not run to completion for a reason that is
-      not the file's fault (worker died repeatedly, scheduler gone and ``on_scheduler_loss:
-      wait``, executor shut down). The input is released back to the inbox and retried later
+      not the file's fault (scheduler gone and ``on_scheduler_loss: wait``, executor shut
+      down). The input is released back to the inbox and retried later
       with back-off; nothing is lost and nothing is processed twice;
+    * :class:`TooSlow` (over ``time_limit``) and :class:`Crashed` (its worker died each time the
+      file ran alone): the file's fault; it goes to ``failed/`` with the message, never retried;
     * any other exception: a bug in the core for this image; the input goes to ``failed/``
       with the exception's type and message (logged with its traceback).
 
 Executors must make retries invisible where they can: :class:`LocalExecutor` recreates a
-broken process pool (a worker killed by the OOM killer or a segfault) and resubmits the
-file, up to ``retries`` times, before the future fails with :class:`WorkLost`.
+broken process pool (a worker killed by the OOM killer or a segfault) and runs each file that
+was in flight on it again, alone, to find the one that kills its worker: only that one is
+retried (up to ``retries`` times) and then fails with :class:`Crashed`; the others cost nothing.
 
 Dask (``knockout.distributed.DaskExecutor``, an optional extra) plugs in with the constructor
 ``DaskExecutor(address: str, max_in_flight: int | None, on_scheduler_loss: str,
-fallback_factory: Callable[[], Executor])`` (``None``: two per worker thread of the cluster):
+fallback_factory: Callable[[], Executor], *, time_limit: float)`` (``None``: two per worker
+thread of the cluster; ``time_limit`` as the local pool's, the worker restarted):
 ``on_scheduler_loss`` is ``'local'`` (call ``fallback_factory()`` once to get a
 :class:`LocalExecutor` and send work there, with a warning) or ``'wait'`` (fail pending futures
 with :class:`WorkLost`, report ``max_in_flight`` 0 so no new file is claimed, and keep trying to
@@ -64,6 +68,7 @@ address; a ``max_in_flight`` or ``on_scheduler_loss`` in the config still applie
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import logging
 import multiprocessing
@@ -83,7 +88,16 @@ from knockout.settings import Settings, SettingsError, parse_choice, parse_numbe
 if TYPE_CHECKING:  # the daemon process itself never needs the image core (scikit-learn...)
     from knockout.process import Processed
 
-__all__ = ["Executor", "ExecutorConfig", "LocalExecutor", "TooSlow", "WorkLost", "make_executor", "parse_executor"]
+__all__ = [
+    "Crashed",
+    "Executor",
+    "ExecutorConfig",
+    "LocalExecutor",
+    "TooSlow",
+    "WorkLost",
+    "make_executor",
+    "parse_executor",
+]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +106,10 @@ ON_SCHEDULER_LOSS = ("local", "wait")
 
 class TooSlow(RuntimeError):
     """One file took longer than ``time_limit``: its worker was replaced; the file is failed, not retried."""
+
+
+class Crashed(RuntimeError):
+    """A worker process died on this file each time it ran alone: the file is failed, not retried."""
 
 
 class WorkLost(RuntimeError):
@@ -119,7 +137,7 @@ class ExecutorConfig:
     dask: str | None = None
     max_in_flight: int | None = None
     on_scheduler_loss: str = "local"
-    time_limit: float = 300.0  # seconds one file may run in a local worker (0: no limit)
+    time_limit: float = 300.0  # seconds one file may run in a worker, local or Dask (0: no limit)
 
     def to_dict(self) -> dict[str, Any]:
         ex: Any = "local"
@@ -235,11 +253,20 @@ class LocalExecutor:
     max_in_flight : int, optional
         Bound on unfinished futures (default ``2 * workers``: each worker has one file queued).
     retries : int
-        How many times a file is resubmitted after the pool broke under it (a worker died).
+        How many times a file is run again after a worker died under it while it ran alone.
     time_limit : float
         Seconds one file may run (0: no limit). A file over it fails with :class:`TooSlow`: the
         pool's workers are replaced and the other files in flight resubmitted (not counted as
         attempts: they did nothing wrong).
+
+    Notes
+    -----
+    When a worker dies (killed by the OOM killer, a crash in a decoder) the pool cannot tell
+    which file killed it: every file in flight on it is run again, one at a time, in a second
+    pool of one worker (the *probation* pool) while the main pool goes on with new files. A
+    file that finishes there was innocent and costs nothing; one whose worker dies there was
+    the culprit: it is run there again up to ``retries`` times, then fails with
+    :class:`Crashed`.
     """
 
     def __init__(
@@ -257,6 +284,9 @@ class LocalExecutor:
         self._running: dict[cf.Future, list] = {}  # inner future -> [outer, started or None, pool]
         self._too_slow: set[int] = set()  # ids of outer futures whose worker was stopped for time
         self._stopped: set[int] = set()  # ids of pools this executor broke itself
+        self._suspects: collections.deque = collections.deque()  # (outer, data, settings, crashes)
+        self._probing = False  # a suspect is running in the probation pool
+        self._probation: cf.ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False
         methods = multiprocessing.get_all_start_methods()
@@ -284,7 +314,7 @@ class LocalExecutor:
                         continue
                     if started is None:
                         entry[1] = now
-                    elif now - started > self.time_limit and pool is self._pool:
+                    elif now - started > self.time_limit and pool in (self._pool, self._probation):
                         log.warning("a file ran over time_limit = %g s; replacing the workers", self.time_limit)
                         self._too_slow.add(id(outer))
                         self._stopped.add(id(pool))
@@ -292,9 +322,9 @@ class LocalExecutor:
                             proc.terminate()
                         break
 
-    def _new_pool(self) -> cf.ProcessPoolExecutor:
+    def _new_pool(self, workers: int | None = None) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
-            max_workers=self.workers,
+            max_workers=workers or self.workers,
             mp_context=self._ctx,
             initializer=_init_worker,
             initargs=(os.getpid(), self.threads),
@@ -306,76 +336,124 @@ class LocalExecutor:
     def submit(self, data: bytes, settings: Settings) -> cf.Future[Processed]:
         outer: cf.Future[Processed] = cf.Future()
         outer.set_running_or_notify_cancel()
-        self._submit(outer, data, settings, attempt=0)
+        self._submit(outer, data, settings, crashes=0)
         return outer
 
-    def _submit(self, outer: cf.Future, data: bytes, settings: Settings, attempt: int) -> None:
+    def _submit(self, outer: cf.Future, data: bytes, settings: Settings, crashes: int, *, alone: bool = False) -> None:
+        """Run one file in the main pool, or (``alone``) in the probation pool, the only file there."""
         with self._lock:
             if self._closed:
                 outer.set_exception(WorkLost("executor shut down"))
                 return
-            pool = self._pool
+            if alone and self._probation is None:
+                self._probation = self._new_pool(1)
+            pool = self._probation if alone else self._pool
+            assert pool is not None
             try:
                 inner = pool.submit(_process, data, settings)
             except (BrokenProcessPool, RuntimeError):
-                self._replace(pool)
-                inner = self._pool.submit(_process, data, settings)
+                pool = self._replace(pool)
+                inner = pool.submit(_process, data, settings)
             self._running[inner] = [outer, None, pool]
-        inner.add_done_callback(lambda f: self._done(f, outer, (data, settings, attempt), pool))
+        inner.add_done_callback(lambda f: self._done(f, outer, (data, settings, crashes), pool, alone))
 
-    def _replace(self, broken: cf.ProcessPoolExecutor) -> None:
-        # called with the lock held; only the first caller for a given broken pool replaces it
-        if self._pool is broken and not self._closed:
+    def _replace(self, broken: cf.ProcessPoolExecutor) -> cf.ProcessPoolExecutor:
+        """The pool that takes over from ``broken`` (called with the lock held; made once per broken pool)."""
+        if self._closed:
+            return broken
+        if broken is self._probation:
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._probation = self._new_pool(1)
+            return self._probation
+        if self._pool is broken:
             if id(broken) not in self._stopped:
-                log.warning("a worker process died; starting a new process pool")
+                log.warning("a worker process died; the files in flight are run again one at a time")
             broken.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
+        return self._pool
 
-    def _done(self, inner: cf.Future, outer: cf.Future, job: tuple[bytes, Settings, int], pool) -> None:
-        data, settings, attempt = job
+    def _done(self, inner: cf.Future, outer: cf.Future, job: tuple[bytes, Settings, int], pool, alone: bool) -> None:
+        data, settings, crashes = job
         with self._lock:
             self._running.pop(inner, None)
             too_slow = id(outer) in self._too_slow
             self._too_slow.discard(id(outer))
             stopped_by_us = id(pool) in self._stopped
+        exc: BaseException | None = None
         if too_slow:
             with self._lock:
                 self._replace(pool)
-            outer.set_exception(
-                TooSlow(
-                    f"took longer than time_limit = {self.time_limit:g} s; stopped (raise time_limit if it is expected)"
-                )
+            exc = TooSlow(
+                f"took longer than time_limit = {self.time_limit:g} s; stopped (raise time_limit if it is expected)"
             )
-            return
-        if inner.cancelled():
-            exc: BaseException | None = BrokenProcessPool("cancelled")
+        elif inner.cancelled():
+            exc = BrokenProcessPool("cancelled")
         else:
             exc = inner.exception()
-        if exc is None:
-            outer.set_result(inner.result())
-            return
         if not isinstance(exc, BrokenProcessPool):
-            outer.set_exception(exc)
+            if exc is None:
+                outer.set_result(inner.result())
+            else:
+                outer.set_exception(exc)
+            if alone:
+                self._next_suspect(done=True)
             return
         with self._lock:
             self._replace(pool)
-        if stopped_by_us:  # another file ran over time: this one is only resubmitted, not counted
-            attempt -= 1
-        if attempt >= self.retries:
-            outer.set_exception(WorkLost(f"worker process died {attempt + 1} times on this file"))
+            closed = self._closed
+        if closed:
+            outer.set_exception(WorkLost("executor shut down"))
             return
-        # resubmit from a helper thread: this callback may run on the pool's management thread
-        threading.Thread(target=self._submit, args=(outer, data, settings, attempt + 1), daemon=True).start()
+        if stopped_by_us and not alone:  # another file ran over time: this one is only resubmitted
+            self._later(self._submit, outer, data, settings, crashes)
+            return
+        if not alone:  # one of the files in flight killed the worker: each runs alone to find which
+            with self._lock:
+                self._suspects.append((outer, data, settings, crashes))
+            self._next_suspect(done=False)
+            return
+        crashes += 1  # it was the only file in its worker: this file's doing
+        if crashes > self.retries:
+            outer.set_exception(
+                Crashed(
+                    f"the worker process died on this file {crashes} times while it ran alone "
+                    "(a crash in a decoder, or killed for its memory)"
+                )
+            )
+        else:
+            with self._lock:
+                self._suspects.appendleft((outer, data, settings, crashes))
+        self._next_suspect(done=True)
+
+    def _next_suspect(self, *, done: bool) -> None:
+        """Start the next file waiting to run alone (``done``: the one running alone has finished)."""
+        with self._lock:
+            if done:
+                self._probing = False
+            if self._probing or not self._suspects:
+                return
+            self._probing = True
+            outer, data, settings, crashes = self._suspects.popleft()
+        self._later(self._submit, outer, data, settings, crashes, alone=True)
+
+    @staticmethod
+    def _later(fn: Callable, *args: Any, **kwargs: Any) -> None:
+        # from a helper thread: a done callback may run on the pool's management thread
+        threading.Thread(target=fn, args=args, kwargs=kwargs, daemon=True).start()
 
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:
             self._closed = True
-            pool = self._pool
-        procs = [] if wait else list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=wait, cancel_futures=not wait)
-        for p in procs:  # without wait, work still running is abandoned (the daemon gave it back)
-            if p.is_alive():
-                p.terminate()
+            pools = [p for p in (self._pool, self._probation) if p is not None]
+            suspects, self._suspects = list(self._suspects), collections.deque()
+        for outer, *_ in suspects:
+            outer.set_exception(WorkLost("executor shut down"))
+        for pool in pools:
+            procs = [] if wait else list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=wait, cancel_futures=not wait)
+            for p in procs:  # without wait, work still running is abandoned (the daemon gave it back)
+                if p.is_alive():
+                    p.terminate()
 
 
 def make_executor(config: ExecutorConfig) -> Executor:
@@ -399,7 +477,9 @@ def make_executor(config: ExecutorConfig) -> Executor:
             f"executor.dask needs Dask, which is not available ({exc}); install it with: pip install 'knockout[dask]'"
         ) from None
     # max_in_flight None: two per worker thread of the cluster, which may be far more than local cores
-    return DaskExecutor(config.dask, config.max_in_flight, config.on_scheduler_loss, local)
+    return DaskExecutor(
+        config.dask, config.max_in_flight, config.on_scheduler_loss, local, time_limit=config.time_limit
+    )
 
 
 ExecutorFactory = Callable[[ExecutorConfig], Executor]

@@ -30,6 +30,7 @@ from knockout.fsutil import FOLDER_MODE, UnsafeFolder, free_name, fsync_dir, lin
 
 __all__ = [
     "Claims",
+    "LinkOnPath",
     "UnsafeFolder",
     "is_folder_link",
     "is_hidden",
@@ -137,12 +138,47 @@ def make_folders(path: Path, mode: int = FOLDER_MODE, *, root: Path | None = Non
     fsutil.make_folders(path, mode=mode, root=root)
 
 
+_ROOTS: dict[Path, tuple[int, int]] = {}  # the daemon's folders as they were at start: (device, inode)
+
+
+def remember_roots(folders: Iterator[Path] | tuple[Path, ...] | list[Path]) -> None:
+    """Record which folders the configured inbox, outbox, processed/, failed/, review/ are (at start, reload)."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            st = os.stat(folder)
+            _ROOTS[Path(folder)] = (st.st_dev, st.st_ino)
+
+
+def check_root(root: Path) -> None:
+    """Raise :class:`UnsafeFolder` when a remembered folder was replaced (by a link or another folder).
+
+    A folder removed meanwhile is made again (and remembered as the new one).
+    """
+    key = _ROOTS.get(Path(root))
+    if key is None:
+        return
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        make_folders(root)
+        remember_roots([root])
+        return
+    if (st.st_dev, st.st_ino) != key:
+        raise UnsafeFolder(
+            f"{root} is not the folder it was when the daemon started (replaced, or a link put there); "
+            "not written through: restart the daemon if the change is wanted"
+        )
+
+
 def move_noreplace(src: Path, dst: Path, *, root: Path | None = None) -> Path:
     """Move ``src`` to ``dst`` (or ``dst`` with ``-1``, ``-2``... if taken); returns where it went.
 
     Works across file systems (copy, fsync, then remove the source) and never overwrites.
-    With ``root`` (the folder ``dst`` lies in), no folder below ``root`` may be a link.
+    With ``root`` (the folder ``dst`` lies in), no folder below ``root`` may be a link, and
+    ``root`` must be the folder it was at start (:func:`check_root`).
     """
+    if root is not None:
+        check_root(root)
     make_folders(dst.parent, root=root if root is not None else dst.parent)
     for _ in range(100):
         target = free_name(dst)
@@ -185,8 +221,11 @@ def write_noreplace(
 
     With ``replace`` an existing file is replaced; otherwise the first free ``NAME-N.ext`` is
     used. The temporary name is ``.NAME.knockout-TAG.tmp`` so crash leftovers can be found.
-    With ``root`` (the outbox), no folder below ``root`` may be a link. Returns the final path.
+    With ``root`` (the outbox), no folder below ``root`` may be a link, and ``root`` must be the
+    folder it was at start (:func:`check_root`). Returns the final path.
     """
+    if root is not None:
+        check_root(root)
     make_folders(path.parent, root=root if root is not None else path.parent)
     return fsutil.atomic_write(path, data, mode=mode, replace=replace, tag=f"knockout-{tag}")
 
@@ -257,13 +296,18 @@ class Claims:
         Raises
         ------
         UnsafeFolder
-            When the claims folder is not what :meth:`start` made (nothing is moved).
+            When the claims folder is not what :meth:`start` made (nothing is moved); as
+            :class:`LinkOnPath` when a folder on ``rel``'s path in the inbox is a link now.
         """
         self.check()
         dst = self.files / rel
         try:
             _make_inside(self.files, rel.parent)
-            os.rename(src, dst)
+            folder = _open_below(self.inbox, rel.parent)  # src's folder, never through a link
+            try:
+                os.rename(rel.name, dst, src_dir_fd=folder)
+            finally:
+                os.close(folder)
         except FileNotFoundError:
             return None
         return dst
@@ -328,6 +372,33 @@ def _make_inside(root: Path, rel: PurePath) -> None:
         with contextlib.suppress(FileExistsError):
             os.mkdir(p, 0o700)
         real_folder(p)
+
+
+class LinkOnPath(UnsafeFolder):
+    """A folder on an input's path became a symbolic link (or a file) after the input was seen."""
+
+
+def _open_below(root: Path, rel: PurePath) -> int:
+    """A descriptor of the folder ``root/rel``, each part below ``root`` opened with ``O_NOFOLLOW``.
+
+    Raises
+    ------
+    UnsafeFolder
+        When a part is a symbolic link (or not a folder) now: the path leads outside.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(root, flags)
+    for part in rel.parts:
+        try:
+            nfd = os.open(part, flags, dir_fd=fd)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise LinkOnPath(f"{part} on its path is a link or not a folder now; not followed") from None
+            raise
+        os.close(fd)
+        fd = nfd
+    return fd
 
 
 def mark_path(marks: Path, rel: PurePath) -> Path:

@@ -28,7 +28,7 @@ from knockout.process import Processed
 from . import files
 from .claiming import Claimer
 from .config import Config, Job
-from .executor import TooSlow, WorkLost
+from .executor import Crashed, TooSlow, WorkLost
 from .journal import Journal
 from .records import Outcome, Work
 from .seen import Seen
@@ -107,7 +107,7 @@ class Filer:
         w = o.work
         if isinstance(o.error, ImageError):
             self._undecodable(w, o.error)
-        elif isinstance(o.error, TooSlow):
+        elif isinstance(o.error, (TooSlow, Crashed)):
             self.fail(w, str(o.error))
         elif isinstance(o.error, (WorkLost, OSError)):
             self.transient(w, f"{type(o.error).__name__}: {o.error}")

@@ -119,7 +119,7 @@ def read(state_dir: Path, *, since: float | None = None) -> Iterator[dict[str, A
     for path in _files(state_dir):
         try:
             fh = open(path, "rb")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # none yet, or state_dir is not a folder
             continue
         with fh:
             for line in fh:

@@ -98,6 +98,7 @@ class Daemon:
                     raise SettingsError(
                         f"{cfg.source}: job '{job.name}': cannot create {folder}: {exc.strerror or exc}"
                     ) from None
+        files.remember_roots([folder for job in cfg.jobs for folder in (job.inbox, *job.folders())])
         for job in cfg.jobs:
             try:
                 files.real_folder(job.inbox / files.CLAIMS)
@@ -118,6 +119,8 @@ class Daemon:
                 self._recover(job)
             except files.UnsafeFolder as exc:
                 raise SettingsError(f"{self.cfg.source}: job '{job.name}': {exc}") from None
+            except OSError as exc:  # a read-only inbox: said once; its files are tried again later
+                self.status.unsafe(job, OSError(f"cannot make its claims folder: {exc.strerror or exc}"))
 
     def _recover(self, job: Job) -> None:
         self.claimer.recover(
@@ -291,6 +294,9 @@ class Daemon:
             return False
         try:
             w = self.claimer.claim(c, st)
+        except files.LinkOnPath as exc:  # swapped for a link since it was seen: nothing moved, forgotten
+            self.status.ignored(c.job, c.rel, str(exc))
+            return False
         except files.UnsafeFolder as exc:  # nothing was moved: the file waits in the inbox
             self.status.unsafe(c.job, exc)
             self.finder.later(c, max(self.cfg.rescan or 10.0, 2.0))

@@ -45,3 +45,14 @@ def png_header_only(w: int, h: int) -> bytes:
 def srgb_profile() -> bytes:
     # one profile per run: its header holds a creation time
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def striped_jpeg(h: int, w: int, *, rows: bool = False) -> bytes:
+    """A large JPEG of stripes (columns in red, and rows in green with ``rows``): big, cheap to make."""
+    big = np.zeros((h, w, 3), np.uint8)
+    big[:, :, 0] = np.arange(w, dtype=np.uint32)[None, :] % 251
+    if rows:
+        big[:, :, 1] = np.arange(h, dtype=np.uint32)[:, None] % 241
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, "JPEG", quality=80)
+    return buf.getvalue()

@@ -128,5 +128,5 @@ def check_image(path: Path, mode: str = "RGBA", size: tuple[int, int] = (90, 120
 
 
 def done_count(log: str) -> int:
-    """How many "INPUT -> OUTPUT (method, N ms)" lines a daemon log holds."""
-    return len(re.findall(r" -> .*\(\w[\w-]*, \d+ ms\)$", log, flags=re.M))
+    """How many "INPUT -> OUTPUT (method, N ms)" lines a daemon log holds (flagged for review or not)."""
+    return len(re.findall(r" -> .*\(\w[\w-]*, \d+ ms\)(?:; to review: .*)?$", log, flags=re.M))

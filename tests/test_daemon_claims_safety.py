@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from daemon_util import DaemonProcess, image_bytes, knockout, visible, wait_for, write_config
 
 pytestmark = pytest.mark.slow
@@ -118,3 +119,70 @@ def test_links_planted_inside_the_claims_are_never_followed(tmp_path):
     assert (fake / "files").is_symlink()
     assert (stranger / "keep.jpg").exists()
     assert [p.name for p in visible(tmp_path / "outbox")] == ["back.png"]
+
+
+def test_a_subfolder_swapped_for_a_link_between_scan_and_claim_moves_nothing_outside(tmp_path):
+    """Issue 14, abuse again: inbox/sub/a.jpg seen, then `sub` replaced by a link to another folder
+    holding an a.jpg of the same size and time: the claim's rename went through the link."""
+    cfg = write_config(
+        tmp_path,
+        settle=3.0,
+        jobs=[{"name": "main", "inbox": "inbox", "outbox": "outbox", "recursive": True}],
+    )
+    inbox, outside = tmp_path / "inbox", tmp_path / "outside"
+    (inbox / "sub").mkdir(parents=True)
+    outside.mkdir()
+    data = image_bytes(3)
+    (inbox / "sub" / "a.jpg").write_bytes(data)
+    (outside / "a.jpg").write_bytes(data)
+    st = os.stat(inbox / "sub" / "a.jpg")
+    os.utime(outside / "a.jpg", ns=(st.st_atime_ns, st.st_mtime_ns))
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        os.rename(inbox / "sub", tmp_path / "moved-away")  # within the settle time: the scan saw sub/a.jpg
+        os.symlink(outside, inbox / "sub")
+        wait_for(lambda: "sub/a.jpg" in d.text(), 60, d, "sub/a.jpg to be looked at")
+        time.sleep(2)
+    finally:
+        d.stop()
+    assert (outside / "a.jpg").read_bytes() == data, d.text()  # never moved, never touched
+    assert sorted(p.name for p in outside.iterdir()) == ["a.jpg"]
+    assert not (tmp_path / "outbox" / "sub").exists(), d.text()
+    assert (tmp_path / "moved-away" / "a.jpg").exists()
+    assert "sub/a.jpg: sub on its path is a link or not a folder now; not followed" in d.text(), d.text()
+
+
+def test_outbox_and_processed_replaced_by_links_while_running_are_never_written_through(tmp_path):
+    """Issue 14, abuse again: the outbox, then processed/, renamed away and replaced by a link
+    (or another folder) while the daemon runs: the outputs and inputs went where the links point."""
+    cfg = write_config(tmp_path)
+    inbox, outbox, done, elsewhere = (tmp_path / n for n in ("inbox", "outbox", "processed", "elsewhere"))
+    elsewhere.mkdir()
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        os.rename(outbox, tmp_path / "outbox-old")
+        os.symlink(elsewhere, outbox)
+        (inbox / "a.jpg").write_bytes(image_bytes(1))
+        wait_for((tmp_path / "failed" / "a.jpg.error.txt").exists, 60, d, "a.jpg to fail")
+        os.unlink(outbox)
+        (tmp_path / "other").mkdir()
+        os.rename(tmp_path / "other", outbox)  # another real folder: not the one it was either
+        (inbox / "b.jpg").write_bytes(image_bytes(2))
+        wait_for((tmp_path / "failed" / "b.jpg.error.txt").exists, 60, d, "b.jpg to fail")
+        os.rmdir(outbox)
+        os.rename(tmp_path / "outbox-old", outbox)  # back: work goes on
+        os.rename(done, tmp_path / "processed-old")
+        os.symlink(elsewhere, done)
+        (inbox / "c.jpg").write_bytes(image_bytes(3))
+        wait_for((tmp_path / "failed" / "c.jpg.error.txt").exists, 60, d, "c.jpg to fail")
+    finally:
+        d.stop()
+    assert list(elsewhere.iterdir()) == [], d.text()
+    for name in ("a", "b"):
+        reason = yaml.safe_load((tmp_path / "failed" / f"{name}.jpg.error.txt").read_text())["reason"]
+        assert "is not the folder it was when the daemon started" in reason, reason
+    reason = yaml.safe_load((tmp_path / "failed" / "c.jpg.error.txt").read_text())["reason"]
+    assert "but the input cannot be moved" in reason and "is not the folder it was" in reason, reason
+    assert [p.name for p in visible(outbox)] == ["c.png"]

@@ -6,6 +6,8 @@ input cut exactly once, nothing written outside the daemon's folders, a record f
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import os
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from _images import striped_jpeg
 from daemon_util import DaemonProcess, done_count, image_bytes, knockout, visible, wait_for, write_config
 from PIL import Image
 
@@ -67,7 +70,8 @@ def test_a_name_that_is_not_utf8_with_after_leave_is_cut_once_and_the_loop_lives
 
 def test_two_daemons_with_after_leave_sharing_inbox_and_state_cut_each_input_once(tmp_path):
     """Item 3: the second daemon, started while the first was busy, cut most inputs again."""
-    jobs = [{"name": "main", "inbox": "inbox", "outbox": "outbox", "after": "leave"}]
+    # review: null: every cut-out in the outbox, whatever its confidence (this test counts outputs)
+    jobs = [{"name": "main", "inbox": "inbox", "outbox": "outbox", "after": "leave", "review": None}]
     a = write_config(tmp_path, "a.yaml", jobs=jobs, workers=1, state_dir=".state")
     b = write_config(tmp_path, "b.yaml", jobs=jobs, workers=1, state_dir=".state")
     inbox = tmp_path / "inbox"
@@ -179,6 +183,31 @@ def _damaged() -> dict[str, bytes]:
     }
 
 
+def _damaged_variants() -> dict[str, bytes]:
+    """Item 7's classes again: other formats and other places to cut (each decodes with Pillow, or nearly)."""
+    from conftest import synthetic_headshot
+
+    rgb, _ = synthetic_headshot(400, 300, seed=6)
+    im = Image.fromarray(rgb)
+
+    def save(fmt: str, **kw) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, fmt, **kw)
+        return buf.getvalue()
+
+    png, prog, base, webp = save("PNG"), save("JPEG", progressive=True), save("JPEG"), save("WEBP")
+    idat = png.index(b"IDAT")
+    scans = [i for i in range(len(prog) - 1) if prog[i : i + 2] == b"\xff\xda"]
+    iend = png[png.index(b"IEND") - 4 :]
+    return {
+        "idat.png": png[: idat + (len(png) - idat) // 2] + iend,  # IDAT cut short, the end chunk kept
+        "early.jpg": prog[: scans[len(scans) // 2]] + b"\xff\xd9",  # progressive: half its scans, an end marker
+        "prog.jpg": prog[: (scans[0] + scans[1]) // 2],  # progressive cut inside its first scan
+        "tail.jpg": base[: len(base) - len(base) // 100] + b"\xff\xd9",  # the last 1 %: only a few blocks grey
+        "cut.webp": webp[: len(webp) * 9 // 10],
+    }
+
+
 def test_damaged_images_are_failed_not_processed(tmp_path):
     """Item 7: half a JPEG with an end marker, a header claiming 3000x2000, a NaN float TIFF were 'processed'."""
     cfg = write_config(tmp_path)
@@ -194,6 +223,23 @@ def test_damaged_images_are_failed_not_processed(tmp_path):
     assert "truncated or corrupt" in reasons["half.jpg.error.txt"]
     assert "truncated or corrupt" in reasons["tall.jpg.error.txt"]
     assert "NaN or infinite" in reasons["nan.tif.error.txt"]
+
+
+def test_variants_of_damaged_images_are_failed_not_processed(tmp_path):
+    """Item 7 again: a PNG with its IDAT cut, progressive JPEGs cut short, a JPEG missing its last 1 %, a WebP cut."""
+    cfg = write_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    variants = _damaged_variants()
+    for name, data in variants.items():
+        (inbox / name).write_bytes(data)
+    r = _once(cfg)
+    assert r.returncode == 1
+    assert visible(tmp_path / "outbox") == [] and visible(tmp_path / "review") == []
+    reasons = {p.name: yaml.safe_load(p.read_text())["reason"] for p in (tmp_path / "failed").glob("*.error.txt")}
+    assert set(reasons) == {f"{name}.error.txt" for name in variants}, reasons
+    for name, reason in reasons.items():
+        assert reason.startswith("truncated or corrupt image: "), (name, reason)
 
 
 def test_a_file_rewritten_through_an_open_descriptor_after_its_claim_is_cut_again(tmp_path):
@@ -247,7 +293,8 @@ def test_a_writer_pausing_longer_than_settle_is_not_failed(tmp_path):
 def test_overwrite_never_loses_the_output_of_a_sibling_input(tmp_path):
     """Item 11: a.jpg, a.png, a.webp with collision: overwrite kept one output and counted three."""
     cfg = write_config(
-        tmp_path, jobs=[{"name": "main", "inbox": "inbox", "outbox": "outbox", "collision": "overwrite"}]
+        tmp_path,
+        jobs=[{"name": "main", "inbox": "inbox", "outbox": "outbox", "collision": "overwrite", "review": None}],
     )
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -412,17 +459,6 @@ def test_a_jpeg_with_thousands_of_scans_fails_and_the_photo_beside_it_is_cut(tmp
     assert reason.startswith("too many scans: "), reason
 
 
-def _striped_jpeg(h: int, w: int, *, rows: bool = False) -> bytes:
-    """A large JPEG of stripes (columns in red, and rows in green with ``rows``): big, cheap to make."""
-    big = np.zeros((h, w, 3), np.uint8)
-    big[:, :, 0] = np.arange(w, dtype=np.uint32)[None, :] % 251
-    if rows:
-        big[:, :, 1] = np.arange(h, dtype=np.uint32)[:, None] % 241
-    buf = io.BytesIO()
-    Image.fromarray(big).save(buf, "JPEG", quality=80)
-    return buf.getvalue()
-
-
 def test_running_out_of_memory_is_a_resource_limit_retried_not_a_bad_file(tmp_path):
     """Item 9: under a memory limit a large JPEG went straight to failed/ for good, as if it were bad."""
     import resource
@@ -430,7 +466,7 @@ def test_running_out_of_memory_is_a_resource_limit_retried_not_a_bad_file(tmp_pa
     cfg = write_config(tmp_path, workers=1, retries=2)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (inbox / "big.jpg").write_bytes(_striped_jpeg(5000, 6000, rows=True))
+    (inbox / "big.jpg").write_bytes(striped_jpeg(5000, 6000, rows=True))
     limit = 1024 * 2**20  # address space for the daemon and each of its workers
 
     def limited():
@@ -461,7 +497,7 @@ def test_a_file_over_the_time_limit_fails_and_its_neighbours_are_cut(tmp_path):
     inbox.mkdir()
     # 72 MP: several seconds on any machine (12 MP takes about 0.8 s on an idle one), while the small
     # photos take tens of milliseconds: the limit of 1.5 s separates them however fast or busy the machine
-    (inbox / "huge.jpg").write_bytes(_striped_jpeg(8000, 9000))
+    (inbox / "huge.jpg").write_bytes(striped_jpeg(8000, 9000))
     for i in range(3):
         (inbox / f"small{i}.jpg").write_bytes(image_bytes(i))
     r = _once(cfg)
@@ -470,3 +506,184 @@ def test_a_file_over_the_time_limit_fails_and_its_neighbours_are_cut(tmp_path):
     reason = yaml.safe_load((tmp_path / "failed" / "huge.jpg.error.txt").read_text())["reason"]
     assert reason.startswith("took longer than time_limit = 1.5 s"), reason
     assert b"died" not in r.stderr, r.stderr  # the small ones were resubmitted, never counted as crashes
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def test_only_the_file_that_kills_its_worker_fails_the_ones_beside_it_are_cut(tmp_path):
+    """Item 12: files in flight beside one that kills its worker were charged its crashes.
+
+    The test plays the OOM killer: any worker of the daemon over 700 MB resident is SIGKILLed
+    (the 72 MP photo needs well over 1 GB, a small photo's worker stays near 150 MB).
+    """
+    import signal
+    import threading
+
+    cfg = write_config(tmp_path, workers=2, retries=2)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a-huge.jpg").write_bytes(striped_jpeg(8000, 9000))
+    small = [f"b{i}.jpg" for i in range(8)]
+    for i, name in enumerate(small):
+        (inbox / name).write_bytes(image_bytes(i))
+    d = DaemonProcess(cfg, "--once")
+    kills, stop = [], threading.Event()
+
+    def oom_killer():
+        while not stop.is_set():
+            for pid in _descendants(d.proc.pid):
+                if _rss_mb(pid) > 700:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                        kills.append(pid)
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=oom_killer, daemon=True)
+    killer.start()
+    try:
+        rc = d.wait(600)
+    finally:
+        stop.set()
+        killer.join()
+        d.stop()
+    log = d.text()
+    assert rc == 1, log
+    assert len(kills) >= 3, (kills, log)
+    cut = [p.name for p in visible(tmp_path / "outbox") + visible(tmp_path / "review") if p.suffix == ".png"]
+    assert sorted(cut) == sorted(n.replace(".jpg", ".png") for n in small), log
+    assert [p.name for p in (tmp_path / "failed").iterdir()] in (
+        ["a-huge.jpg", "a-huge.jpg.error.txt"],
+        ["a-huge.jpg.error.txt", "a-huge.jpg"],
+    ), log
+    reason = yaml.safe_load((tmp_path / "failed" / "a-huge.jpg.error.txt").read_text())["reason"]
+    assert reason.startswith("the worker process died on this file 3 times"), reason
+    assert "Traceback" not in log, log
+    for name in small:  # never charged, never retried through the inbox
+        assert not [line for line in log.splitlines() if name in line and ("died" in line or "retry" in line)], log
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path):
+    """``folder`` bind-mounted read-only onto itself (skips where mounting is not allowed)."""
+    r = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, check=False)
+    if r.returncode:
+        pytest.skip(f"cannot bind-mount here: {r.stderr.decode().strip()}")
+    try:
+        r = subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], capture_output=True, check=False)
+        if r.returncode:
+            pytest.skip(f"cannot remount read-only here: {r.stderr.decode().strip()}")
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_knockout_status_says_when_the_state_dir_is_not_writable(tmp_path):
+    """Item 12: with a state_dir it cannot write, a running daemon was "not running" (it has not run)."""
+    cfg = write_config(tmp_path, state_dir="state")
+    (tmp_path / "state").mkdir()
+    with _read_only(tmp_path / "state"):
+        d = DaemonProcess(cfg)
+        try:
+            d.wait_ready()
+            wait_for(lambda: "knockout status cannot see this daemon" in d.text(), 30, d, "the status error")
+            r = knockout("status", "-c", str(cfg))
+        finally:
+            d.stop()
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "has not run" not in r.stdout, r.stdout
+    assert "is not writable (Read-only file system)" in r.stdout and "a daemon may be running" in r.stdout, r.stdout
+    assert "cannot update" in r.stderr, r.stderr
+    # a state_dir below a file: said so too, by the daemon (exit 2) and by knockout status
+    (tmp_path / "afile").write_text("x")
+    cfg = write_config(tmp_path, name="other.yaml", state_dir="afile/state")
+    r = _once(cfg)
+    assert r.returncode == 2 and b"state_dir: cannot create" in r.stderr and b"Traceback" not in r.stderr, r.stderr
+    r = knockout("status", "-c", str(cfg))
+    assert "is not a folder" in r.stdout and "Traceback" not in r.stderr, r.stdout + r.stderr
+
+
+def test_a_read_only_inbox_is_said_once_not_retried_with_a_traceback(tmp_path):
+    """Item 12: a file that can never be claimed (read-only inbox) gave a traceback every 8 s."""
+    cfg = write_config(tmp_path, rescan=0.5)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.jpg").write_bytes(image_bytes(1))
+    with _read_only(inbox):
+        d = DaemonProcess(cfg)
+        try:
+            wait_for(lambda: "Read-only file system" in d.text(), 60, d, "the read-only inbox")
+            time.sleep(5)  # ten rescans: still said once
+            r = knockout("status", "-c", str(cfg))
+        finally:
+            d.stop()
+    log = d.text()
+    assert "Traceback" not in log, log
+    assert log.count("a.jpg: cannot be claimed (Read-only file system)") == 1, log
+    assert log.count("cannot make its claims folder: Read-only file system") == 1, log
+    assert (inbox / "a.jpg").exists() and not (tmp_path / "outbox" / "a.png").exists()
+    assert "Read-only file system" in r.stdout, r.stdout
+
+
+def test_fifos_and_sockets_in_the_inbox_are_never_opened_and_counted_once(tmp_path):
+    """Item 12: FIFOs and sockets sat in the inbox unreported (and opening a FIFO blocks)."""
+    import socket
+
+    cfg = write_config(tmp_path, jobs=[{"name": "main", "inbox": "inbox", "outbox": "outbox", "recursive": True}])
+    inbox = tmp_path / "inbox"
+    (inbox / "sub").mkdir(parents=True)
+    os.mkfifo(inbox / "pipe.jpg")
+    os.mkfifo(inbox / "sub" / "pipe2.png")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.getcwd()
+    os.chdir(inbox)  # a relative address: AF_UNIX paths are limited to 108 bytes
+    try:
+        sock.bind("sock.jpg")
+    finally:
+        os.chdir(old)
+    (inbox / "ok.jpg").write_bytes(image_bytes(2))
+    d = DaemonProcess(cfg)
+    try:
+        wait_for((tmp_path / "outbox" / "ok.png").exists, 60, d, "ok.jpg")
+        wait_for(lambda: d.text().count("not a regular file") >= 3, 30, d, "the three special files")
+        time.sleep(5)  # rescans: still said once each
+        counts = _counts(tmp_path, cfg)["main"]
+        r = knockout("status", "-c", str(cfg))
+        with pytest.raises(OSError) as no_reader:  # nobody holds the FIFO open for reading
+            os.close(os.open(inbox / "pipe.jpg", os.O_WRONLY | os.O_NONBLOCK))
+        assert no_reader.value.errno == errno.ENXIO
+    finally:
+        d.stop()
+        sock.close()
+    log = d.text()
+    for name in ("pipe.jpg", "sub/pipe2.png", "sock.jpg"):
+        assert log.count(f"{name}: not a regular file") == 1, (name, log)
+    assert counts["ignored"] == 3 and counts["processed"] == 1 and counts["failed"] == 0, counts
+    assert "3 ignored" in r.stdout, r.stdout
+    assert "Traceback" not in log
+    assert stat.S_ISSOCK(os.lstat(inbox / "sock.jpg").st_mode) and stat.S_ISFIFO(os.lstat(inbox / "pipe.jpg").st_mode)

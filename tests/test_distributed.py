@@ -20,6 +20,8 @@ from typing import Any
 import daemon_util as du
 import numpy as np
 import pytest
+import yaml
+from _images import striped_jpeg
 from conftest import synthetic_headshot
 from knockout.daemon.executor import WorkLost
 from PIL import Image
@@ -625,3 +627,36 @@ def test_a_scheduler_unreachable_at_start_means_the_local_pool_or_waiting(mode, 
                 ex.submit(_jpeg(0), Settings()).result(timeout=10)
     finally:
         ex.shutdown(wait=False)
+
+
+def test_watch_dask_fails_a_file_over_the_time_limit_and_restarts_its_worker(tmp_path):
+    """Issue 14 item 8: time_limit held only in the local pool; on Dask a slow file held its worker."""
+    with (
+        distributed.LocalCluster(
+            processes=True, n_workers=1, threads_per_worker=1, dashboard_address=":0", host="127.0.0.1"
+        ) as c,
+        distributed.Client(c.scheduler_address, set_as_default=False) as client,
+    ):
+        before = set(client.run(os.getpid).values())
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        (inbox / "huge.jpg").write_bytes(striped_jpeg(8000, 9000))  # several seconds on any machine
+        for i in range(3):
+            (inbox / f"small{i}.jpg").write_bytes(_jpeg(i))
+        cfg = du.write_config(tmp_path, time_limit=1.5)
+        d = du.DaemonProcess(cfg, "--dask", c.scheduler_address, "--once")
+        try:
+            rc = d.wait(300)
+        finally:
+            d.stop()
+        log = d.text()
+        assert rc == 1, log
+        cut = [p.name for p in du.visible(tmp_path / "outbox") + du.visible(tmp_path / "review") if p.suffix == ".png"]
+        assert sorted(cut) == ["small0.png", "small1.png", "small2.png"], log
+        reason = yaml.safe_load((tmp_path / "failed" / "huge.jpg.error.txt").read_text())["reason"]
+        assert reason.startswith("took longer than time_limit = 1.5 s on the Dask worker tcp://"), reason
+        assert "lost the Dask scheduler" not in log and "local pool" not in log.split("watching", 1)[1], log
+        client.wait_for_workers(1, timeout=60)
+        after = set(client.run(os.getpid).values())
+        assert after and not after & before, (before, after)  # the worker was restarted, not left busy
+        assert client.submit(sum, [1, 2], pure=False).result(timeout=60) == 3

@@ -17,6 +17,10 @@ Failures
       work is taken. Either way a thread keeps reconnecting, and new work goes back to the cluster
       once it answers. Each submitted file completes its future exactly once, so a file resubmitted
       after a loss never yields two outputs.
+    * A file over ``time_limit`` (seconds it has been executing on a worker, looked at twice a
+      second): its future is cancelled and it fails with :class:`~knockout.daemon.executor.TooSlow`;
+      the worker is restarted through its nanny so it does not stay busy with it (a worker
+      without a nanny cannot be restarted: it stays busy until the file finishes, with a warning).
     * A worker that cannot import knockout (or runs another version) is named in a warning and gets
       no tasks: Dask never finishes a task that a worker fails to unpickle.
 
@@ -37,7 +41,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .daemon.executor import WorkLost
+from .daemon.executor import TooSlow, WorkLost
 from .fsutil import atomic_write
 from .imageio import ImageError
 from .process import Processed, process_bytes
@@ -91,6 +95,11 @@ def _process_on_worker(data: bytes, settings: Settings) -> Processed | ImageErro
 
 
 _INSTALL_ON_WORKERS = "install the same knockout version, with its [dask] extra, on every worker"
+
+
+def _executing(dask_worker: Any) -> list[str]:
+    """The keys a Dask worker is executing right now (run on the worker by ``client.run``)."""
+    return [str(ts.key) for ts in dask_worker.state.executing]
 
 
 def _knockout_version() -> str:
@@ -166,6 +175,8 @@ class DaskExecutor:
         Makes the local executor (same interface); required with ``on_scheduler_loss="local"``.
     connect_timeout : float
         Seconds one connection attempt may take.
+    time_limit : float
+        Seconds one file may execute on a worker (0: no limit); see the module docstring.
 
     Raises
     ------
@@ -183,6 +194,7 @@ class DaskExecutor:
         fallback_factory: Callable[[], Any] | None = None,
         *,
         connect_timeout: float = 10.0,
+        time_limit: float = 0.0,
         _client: Any = None,
     ) -> None:
         _require_dask()
@@ -214,6 +226,10 @@ class DaskExecutor:
                 self._lost(None, str(exc))
         self._monitor = threading.Thread(target=self._look, name="knockout-dask-monitor", daemon=True)
         self._monitor.start()
+        self.time_limit = time_limit
+        self._started: dict[str, float] = {}  # key -> when it was first seen executing
+        if time_limit:
+            threading.Thread(target=self._watch_time, name="knockout-dask-time-limit", daemon=True).start()
 
     # -- the executor interface ------------------------------------------------------------
     @property
@@ -291,6 +307,50 @@ class DaskExecutor:
                     if capacity != self._capacity:
                         log.info("the Dask cluster now has %d worker threads", capacity // 2)
                     self._capacity, self._versions = capacity, versions
+
+    def _watch_time(self) -> None:
+        """Fail the files executing longer than ``time_limit`` and restart their workers."""
+        while not self._closed.wait(min(0.5, self.time_limit / 4)):
+            with self._lock:
+                client, keys = self._client, set(self._pending)
+            if client is None or not keys or client.status != "running":
+                continue
+            try:
+                executing = client.run(_executing, on_error="ignore")
+            except Exception as exc:  # the scheduler is going away: its loss is handled elsewhere
+                log.debug("cannot ask the Dask workers what they execute: %s", exc)
+                continue
+            now = time.monotonic()
+            for worker, running in executing.items():
+                for key in set(running) & keys:
+                    started = self._started.setdefault(key, now)
+                    if now - started > self.time_limit:
+                        self._too_slow(client, key, worker)
+            self._started = {k: t for k, t in self._started.items() if k in keys}
+
+    def _too_slow(self, client: Any, key: str, worker: str) -> None:
+        with self._lock:
+            task, fut = self._pending.pop(key, (None, None))
+        if task is None:
+            return
+        # resolved first: the cancelled future's callback then only releases it (no resubmission)
+        task.resolve(
+            exc=TooSlow(
+                f"took longer than time_limit = {self.time_limit:g} s on the Dask worker {worker}; stopped, "
+                "the worker is restarted (raise time_limit if it is expected)"
+            )
+        )
+        fut.cancel()  # forgotten by the scheduler: the restart does not reschedule it elsewhere
+        try:
+            client.restart_workers([worker], timeout=60)
+        except Exception as exc:  # no nanny, or it did not come back in time
+            log.warning(
+                "cannot restart the Dask worker %s (%s): it stays busy with a file over time_limit until it ends",
+                worker,
+                exc,
+            )
+        else:
+            log.warning("a file ran over time_limit = %g s on the Dask worker %s; restarted", self.time_limit, worker)
 
     def _usable_workers(self) -> list[str] | None:
         """Workers that can run knockout, or None when all known ones can (no restriction)."""

@@ -162,7 +162,7 @@ def decode(data: bytes, *, settings: Settings | None = None) -> Picture:
             for warned in said:  # Pillow says "truncated" or "corrupt" in a warning and carries on: a failure
                 if _DAMAGE.search(str(warned.message)):
                     raise ImageError(f"truncated or corrupt image: {_one_line(Exception(warned.message))}")
-            _check_complete(im)
+            _check_complete(im, data)
             icc = im.info.get("icc_profile") or None
             frames = max(1, int(getattr(im, "n_frames", 1) or 1))
             orientation = _orientation(im)
@@ -198,20 +198,86 @@ _DAMAGE = re.compile(r"truncat|corrupt|premature", re.IGNORECASE)
 _MISSING = 128  # what libjpeg fills in for scan data that is not there: Y = Cb = Cr = 128, grey
 
 
-def _check_complete(im: Image.Image) -> None:
+def _check_complete(im: Image.Image, data: bytes) -> None:
     """Refuse a JPEG whose scan data ended early, which libjpeg decodes without an error.
 
     A JPEG cut short (with an end marker appended, or a header claiming more rows than the data
-    holds) decodes with its missing rows exactly grey 128 in every channel: its last row of
-    blocks (8 pixel rows) all 128 is taken for missing data; a photo never has that.
+    holds) decodes with everything after the cut exactly grey 128 in every channel: a bottom-right
+    8x8 block all 128 is taken for missing data (a photo never has that; a flat mid-grey
+    drawing does). A progressive JPEG cut short decodes from the scans it has, without grey:
+    its scan headers must bring every coefficient of every component to full precision
+    (:func:`_progression_missing`). Not caught: a progressive JPEG cut inside its last scan (its
+    blocks after the cut lack only the last refinement).
     """
-    if im.format != "JPEG" or im.mode not in ("RGB", "L") or im.height < 8:
+    if im.format != "JPEG":
         return
-    tail = np.asarray(im.crop((0, im.height - 8, im.width, im.height)))
+    if im.info.get("progressive") or im.info.get("progression"):
+        missing = _progression_missing(data)
+        if missing:
+            raise ImageError(
+                f"truncated or corrupt image: the progressive JPEG's scans end before the image is complete ({missing})"
+            )
+    if im.mode not in ("RGB", "L") or im.height < 8 or im.width < 8:
+        return
+    tail = np.asarray(im.crop((im.width - 8, im.height - 8, im.width, im.height)))
     if (tail == _MISSING).all():
         raise ImageError(
-            "truncated or corrupt image: the JPEG's scan data ends early (its last rows are the grey of missing data)"
+            "truncated or corrupt image: the JPEG's scan data ends early (its last blocks are the grey of missing data)"
         )
+
+
+def _progression_missing(data: bytes) -> str:
+    """What a progressive JPEG's scans leave unfinished ('' when every coefficient reaches full precision).
+
+    Reads only the marker segments (the frame's components, each scan's components, spectral
+    band ``Ss..Se`` and successive-approximation bit ``Al``), skipping entropy-coded data.
+    """
+    data = bytes(data)
+    comps: list[int] = []
+    done: dict[int, int] = {}  # component id -> bit mask of the coefficients finished (Al == 0)
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return "a marker is missing"
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:  # end of image
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 2
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        seg = data[pos + 4 : pos + 2 + length]
+        if marker in (0xC2, 0xC6, 0xCA, 0xCE) and len(seg) >= 6:
+            comps = [seg[6 + 3 * i] for i in range(seg[5]) if 6 + 3 * i < len(seg)]
+        pos += 2 + length
+        if marker != 0xDA:
+            continue
+        ns = seg[0] if seg else 0
+        if len(seg) < 4 + 2 * ns:
+            return "a scan header is cut short"
+        ss, se, al = seg[1 + 2 * ns], seg[2 + 2 * ns], seg[3 + 2 * ns] & 0x0F
+        if al == 0 and ss <= se <= 63:
+            band = ((1 << (se + 1)) - 1) ^ ((1 << ss) - 1)
+            for i in range(ns):
+                done[seg[1 + 2 * i]] = done.get(seg[1 + 2 * i], 0) | band
+        while True:  # the entropy-coded data: up to the next marker that is not a stuffed 0xFF or RSTn
+            pos = data.find(b"\xff", pos)
+            if pos < 0 or pos + 1 >= n:
+                return "its data ends inside a scan"
+            nxt = data[pos + 1]
+            if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
+                pos += 1 if nxt == 0xFF else 2
+                continue
+            break
+    full = (1 << 64) - 1
+    short = [c for c in comps if done.get(c, 0) != full]
+    if not short:
+        return ""
+    left = sum(64 - bin(done.get(c, 0)).count("1") for c in short)
+    return f"{left} of {64 * len(comps)} coefficients of its {len(comps)} components never reach full precision"
 
 
 MAX_SCANS = 100  # a progressive JPEG has about 10; thousands (empty ones) take a minute to decode
