@@ -225,3 +225,35 @@ def test_bad_inputs_are_clear_errors():
         matte(img[..., 0], seg_of(truth >= 0.5))
     with pytest.raises(ValueError, match="does not match"):
         matte(img, seg_of(np.zeros((10, 10), bool)))
+
+
+def test_the_laplacian_assembled_by_diagonals_solves_the_textbook_system():
+    # Levin et al.'s matting Laplacian built window by window as a dense matrix, on a tiny
+    # random image: the closed-form solve must give what solving that system exactly gives
+    rng = np.random.default_rng(7)
+    h, w = 9, 11
+    img = rng.integers(0, 256, (h, w, 3)).astype(np.float32)
+    mask = np.zeros((h, w), bool)
+    mask[:, : w // 2] = True
+    ys, xs = np.nonzero(np.ones((h, w), bool) & (np.arange(w)[None, :] > 1) & (np.arange(w)[None, :] < w - 2))
+    prior = rng.uniform(0.2, 0.8, len(ys)).astype(np.float32)
+    inside = mask[ys, xs]
+    lap = np.zeros((h * w, h * w))
+    eps = matte_module._EPS
+    for cy in range(1, h - 1):
+        for cx in range(1, w - 1):
+            idx = [(cy + dy) * w + cx + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+            win = img.reshape(-1, 3)[idx].astype(np.float64) / 255
+            dev = win - win.mean(axis=0)
+            inv = np.linalg.inv(dev.T @ dev / 9 + eps / 9 * np.eye(3))
+            lap[np.ix_(idx, idx)] += np.eye(9) - (1 + dev @ inv @ dev.T) / 9
+    unk = ys * w + xs
+    rest = np.setdiff1d(np.arange(h * w), unk)
+    wt = np.where(inside, matte_module._PRIOR_IN, matte_module._PRIOR_OUT)
+    a = lap[np.ix_(unk, unk)] + np.diag(wt)
+    b = wt * prior - lap[np.ix_(unk, rest)] @ mask.ravel()[rest].astype(np.float64)
+    want = np.clip(np.linalg.solve(a, b), 0, 1)
+    got = matte_module._closed_form(img, mask, ys, xs, prior=prior, inside=inside)
+    close = (want > 0.06) & (want < 0.94)  # (the solve snaps alphas near 0 and 1)
+    assert close.sum() > 20
+    assert np.abs(got[close] - want[close]).max() < 0.01
