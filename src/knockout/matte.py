@@ -267,8 +267,10 @@ def _solve(img: np.ndarray, mask: np.ndarray, ys: np.ndarray, xs: np.ndarray, pr
     inside = mask[ys, xs]
     free = np.zeros((h, w), bool)
     free[ys, xs] = inside | (prior > 0)
-    free = _dilate(free, 1)
-    pick = free[ys, xs]
+    pick = np.zeros(len(ys), bool)  # those and their 8 neighbours
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            pick |= free[np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1)]
     out = prior.copy()
     if pick.any():
         out[pick] = _closed_form(img, mask, ys[pick], xs[pick], prior=prior[pick], inside=inside[pick])
@@ -295,9 +297,10 @@ def _closed_form(img, mask, ys, xs, *, prior, inside) -> np.ndarray:
     flat = (ys + 2) * pw + (xs + 2)
     index = np.full((h + 4) * pw, -1, np.int32)
     index[flat] = np.arange(n, dtype=np.int32)
-    centres = np.zeros((h, w), bool)
-    centres[ys, xs] = True
-    centres = _dilate(centres, 1)
+    centres = np.zeros((h, w), bool)  # the windows that hold an unknown
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            centres[np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1)] = True
     centres[[0, -1], :] = False
     centres[:, [0, -1]] = False
     cy, cx = np.nonzero(centres)
@@ -412,8 +415,8 @@ def _upsample(mask: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
 
 def _cleared(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """A copy of ``image`` with (0, 0, 0) wherever ``alpha`` is 0: nothing of the old backdrop is kept."""
-    out = image.copy()
-    out[alpha == 0] = 0
+    out = np.empty_like(image)
+    np.multiply(image, (alpha > 0)[..., None], out=out)
     return out
 
 
@@ -589,9 +592,7 @@ def _hair(img, mask, band, a, *, d_out, band_f, b_loc, backdrop, p):
     az = _alpha(zp, zf, zb, inside=np.zeros(len(zp), bool), fallback=np.zeros(len(zp), np.float32), unknown=unknown)
     cand = np.zeros(mask.shape, bool)
     cand[zone] = az >= _HAIR_LO
-    lbl, _ = ndi.label(cand | seeds, structure=np.ones((3, 3), bool))
-    ids = np.unique(lbl[seeds])
-    keep = np.isin(lbl, ids[ids > 0]) & cand
+    keep = _touching(cand, seeds)
     if not keep.any():
         return None
     kz = keep[zone]
@@ -623,11 +624,18 @@ def _gaps(img, mask, band, a, *, d_in, b_loc, backdrop, p):
         return None
     seeds = np.zeros(mask.shape, bool)
     seeds[band] = a < _GAP_HI
-    lbl, _ = ndi.label(low | seeds, structure=np.ones((3, 3), bool))
-    ids = np.unique(lbl[seeds])
-    keep = np.isin(lbl, ids[ids > 0]) & low
+    keep = _touching(low, seeds)
     if not keep.any():
         return None
     keep = _dilate(keep, 2) & inner
     k = keep[iy, ix]
     return keep, ai[k], ifl[k], ibl[k]
+
+
+def _touching(cand: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """The pixels of ``cand`` 8-connected to ``seeds`` through ``cand`` (both (H, W) bool)."""
+    lbl, n = ndi.label(cand | seeds, structure=np.ones((3, 3), bool))
+    hit = np.zeros(n + 1, bool)  # a lookup table of the labels the seeds touch
+    hit[lbl[seeds]] = True
+    hit[0] = False
+    return hit[lbl] & cand
