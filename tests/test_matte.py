@@ -180,6 +180,21 @@ def test_big_images_are_matted_reduced_and_refined_at_full_size(monkeypatch):
     )
 
 
+def test_the_full_size_colours_of_a_reduced_matte_do_not_depend_on_the_strip_size(monkeypatch):
+    # big photos un-mix their full-size edge pixels in strips (to bound the temporaries):
+    # the strips must give the colours one pass gives
+    truth = disc_alpha(120, 100, r=40, soft=3.0)
+    img = composite(truth, seed=5)
+    seg = seg_of(truth >= 0.5, work_side=30)
+    monkeypatch.setattr(matte_module, "_MATTE_PIXELS", 120 * 100 // 4)
+    a_one, c_one = matte(img, seg, settings=Settings())
+    monkeypatch.setattr(matte_module, "_F_STRIP", 7)
+    a_strips, c_strips = matte(img, seg, settings=Settings())
+    assert np.array_equal(a_one, a_strips)
+    assert ((a_one > 0) & (a_one < 255)).sum() > 100
+    assert np.array_equal(c_one, c_strips)
+
+
 def strand_head(h=100, w=100, bg=(40, 95, 185)):
     """Dark brown hair (a disc with a soft edge) with thin faint strands flying out onto a
     coloured backdrop: (image, true alpha, true foreground, hard mask without the strands)."""

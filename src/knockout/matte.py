@@ -67,6 +67,7 @@ _CG_TOL, _CG_ITER = 1e-3, 1000
 # to the local subject colour, and (on big photos) the pull to the reduced image's field
 _F_SMOOTH, _F_EPS, _F_PRIOR, _F_PULL = 1.0, 0.05, 0.01, 0.3
 _F_REACH = 3.0  # sigma (px) of the mean that carries the field out under alpha 0
+_F_STRIP = 1 << 16  # full-size edge pixels un-mixed at a time
 
 
 def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -416,7 +417,8 @@ def _upsample(mask: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
 def _cleared(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """A copy of ``image`` with (0, 0, 0) wherever ``alpha`` is 0: nothing of the old backdrop is kept."""
     out = np.empty_like(image)
-    np.multiply(image, (alpha > 0)[..., None], out=out)
+    for r in range(0, len(out), 256):  # in strips: no full-size temporary
+        np.multiply(image[r : r + 256], (alpha[r : r + 256] > 0)[..., None], out=out[r : r + 256])
     return out
 
 
@@ -511,18 +513,22 @@ def _foreground_full(image, edge, small, small_fg, f):
     Each mixed full-size pixel weighs its own un-mixed colour (by ``a^2``, as in
     :func:`_foreground`) against the field solved on the reduced image at its reduced pixel.
     """
-    mix = edge.a < 1
+    mix = np.flatnonzero(edge.a < 1)
     ys, xs = edge.ys[mix], edge.xs[mix]
-    field = small.astype(np.float32)
+    field = small.copy()
     sy, sx, sfg = small_fg
     field[sy, sx] = sfg
-    par = field[np.minimum(ys // f, field.shape[0] - 1), np.minimum(xs // f, field.shape[1] - 1)]
-    a = edge.a[mix][:, None]
-    px = image[ys, xs].astype(np.float32)
-    target = px - (1 - a) * edge.bl[mix]
-    data = ((px > 1) & (px < 254)).astype(np.float32)
-    fg = (data * a * target + _F_PULL * par) / (data * a * a + _F_PULL)
-    return ys, xs, np.rint(np.clip(fg, 0, 255)).astype(np.uint8)
+    out = np.empty((len(mix), 3), np.uint8)
+    for c in range(0, len(mix), _F_STRIP):  # in strips of pixels, to bound the temporaries at 12 MP
+        i, y, x = mix[c : c + _F_STRIP], ys[c : c + _F_STRIP], xs[c : c + _F_STRIP]
+        par = field[np.minimum(y // f, field.shape[0] - 1), np.minimum(x // f, field.shape[1] - 1)].astype(np.float32)
+        a = edge.a[i][:, None]
+        px = image[y, x].astype(np.float32)
+        target = px - (1 - a) * edge.bl[i]
+        data = ((px > 1) & (px < 254)).astype(np.float32)
+        fg = (data * a * target + _F_PULL * par) / (data * a * a + _F_PULL)
+        out[c : c + _F_STRIP] = np.rint(np.clip(fg, 0, 255))
+    return ys, xs, out
 
 
 def _backdrop_at(bl, b_den, px, backdrop) -> np.ndarray:
