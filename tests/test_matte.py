@@ -272,3 +272,26 @@ def test_the_laplacian_assembled_by_diagonals_solves_the_textbook_system():
     close = (want > 0.06) & (want < 0.94)  # (the solve snaps alphas near 0 and 1)
     assert close.sum() > 20
     assert np.abs(got[close] - want[close]).max() < 0.01
+
+
+def test_local_means_of_scattered_points_equal_those_of_the_full_image():
+    # the strands' and the extension's local means are taken from the points alone (bincount):
+    # the same means as the full-size image that is zero elsewhere
+    rng = np.random.default_rng(3)
+    h, w = 48, 40
+    ys, xs = np.divmod(rng.choice(h * w, 300, replace=False), w)
+    colors = rng.uniform(0, 255, (300, 3)).astype(np.float32)
+    weights = rng.uniform(0.1, 1, 300).astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    img[ys, xs] = colors
+    wt = np.zeros((h, w), np.float32)
+    wt[ys, xs] = weights
+    qy, qx = np.divmod(np.arange(h * w), w)
+    for sigma in (3.0, 10.0):
+        want, want_den = matte_module._LocalMean(img, wt, sigma).at(qy, qx)
+        points = matte_module._LocalMean.of_points((h, w), ys, xs, colors, weights=weights, sigma=sigma)
+        got, got_den = points.at(qy, qx)
+        assert np.allclose(got_den, want_den, atol=1e-6)
+        ok = want_den > 1e-3
+        assert ok.mean() > 0.5
+        assert np.allclose(got[ok], want[ok], atol=0.01)

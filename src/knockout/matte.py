@@ -186,14 +186,37 @@ class _LocalMean:
     """
 
     def __init__(self, img: np.ndarray, weight: np.ndarray, sigma: float) -> None:
-        size = 2 * round(2 * sigma) + 1
-        k = self.k = max(2, round(sigma / 2.5))
+        k, small = self._geometry(sigma)
         weight = np.asarray(weight, np.float32)
-        small = max(1, round(size / k)) | 1
         self.den = ndi.uniform_filter(_reduce(weight, k), small)
         self.num = np.empty((3, *self.den.shape), np.float32)
         for c in range(3):
             ndi.uniform_filter(_reduce(img[..., c] * weight, k), small, output=self.num[c])
+
+    def _geometry(self, sigma: float) -> tuple[int, int]:
+        """The block side k (also kept as ``self.k``) and the box filter's size in blocks."""
+        k = self.k = max(2, round(sigma / 2.5))
+        return k, max(1, round((2 * round(2 * sigma) + 1) / k)) | 1
+
+    @classmethod
+    def of_points(cls, shape, ys, xs, colors, *, weights, sigma: float) -> _LocalMean:
+        """The same for an image of ``shape`` (H, W) that is zero but at the pixels ``(ys, xs)``
+        (N,), which hold ``colors`` (N, 3) with ``weights`` (N,): the block sums are taken from the
+        points themselves (``bincount``), without full-size images."""
+        self = cls.__new__(cls)
+        k, small = self._geometry(sigma)
+        bh, bw = -(-shape[0] // k), -(-shape[1] // k)
+        block = (ys // k) * bw + xs // k
+        weights = np.asarray(weights, np.float64)
+
+        def mean(v):
+            return (np.bincount(block, weights=v, minlength=bh * bw).reshape(bh, bw) / (k * k)).astype(np.float32)
+
+        self.den = ndi.uniform_filter(mean(weights), small)
+        self.num = np.empty((3, bh, bw), np.float32)
+        for c in range(3):
+            ndi.uniform_filter(mean(weights * colors[:, c]), small, output=self.num[c])
+        return self
 
     def at(self, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mean colour (N, 3) float32, weight density (N,)) at pixels ``(ys, xs)``."""
@@ -484,23 +507,16 @@ def _foreground(image: np.ndarray, alpha: np.ndarray, e: _Edge) -> tuple[np.ndar
     data = ((px > 1) & (px < 254)).astype(np.float64)
     fg = np.empty((n, 3))
     for c in range(3):
-        d = data[:, c] * a * a
-        lap = off + sparse.diags(diag + d + prior)
+        dg = diag + data[:, c] * a * a + prior
+        lap = splinalg.LinearOperator((n, n), matvec=lambda x, dg=dg: off @ x + dg * x, dtype=np.float64)
         rhs = data[:, c] * a * target[:, c] + prior * fl[:, c] + extra[:, c]
         x0 = np.clip(np.where(a > 0.3, target[:, c] / np.maximum(a, 0.3), fl[:, c]), 0, 255)
-        fg[:, c], _ = splinalg.cg(lap, rhs, x0=x0, rtol=1e-3, maxiter=300, M=sparse.diags(1.0 / lap.diagonal()))
+        fg[:, c], _ = splinalg.cg(lap, rhs, x0=x0, rtol=1e-3, maxiter=300, M=sparse.diags(1.0 / dg))
     np.clip(fg, 0, 255, out=fg)
     clear = e.a == 0  # the edge's pixels out on the backdrop: the field's local mean, confident pixels first
-    if clear.any():  # (on the edge's bounding box only, with a margin wider than the window)
-        m = 4 * math.ceil(_F_REACH) + 4
-        y0, x0 = max(0, e.ys.min() - m) // 8 * 8, max(0, e.xs.min() - m) // 8 * 8  # (on the blocks' grid)
-        box = (min(h, e.ys.max() + m + 1) - y0, min(w, e.xs.max() + m + 1) - x0)
-        field = np.zeros((*box, 3), np.float32)
-        weight = np.zeros(box, np.float32)
-        field[ys - y0, xs - x0] = fg
-        weight[ys - y0, xs - x0] = a * a
+    if clear.any():
         cy, cx = e.ys[clear], e.xs[clear]
-        ext, den = _LocalMean(field, weight, _F_REACH).at(cy - y0, cx - x0)
+        ext, den = _LocalMean.of_points((h, w), ys, xs, fg, weights=a * a, sigma=_F_REACH).at(cy, cx)
         ext[~(den > 1e-6)] = 0.0
         ys, xs = np.concatenate([ys, cy]), np.concatenate([xs, cx])
         fg = np.concatenate([fg, ext])
@@ -585,13 +601,9 @@ def _hair(img, mask, band, a, *, d_out, band_f, b_loc, backdrop, p):
     if not len(ky):
         return None
     # the subject colour out there: the mean subject colour of the band pixels around
-    known = np.zeros(mask.shape, np.float32)
-    known[ky, kx] = 1.0
-    fcol = np.zeros(img.shape, np.float32)
-    fcol[ky, kx] = kf
     zy, zx = np.nonzero(zone)
     zp = img[zy, zx]
-    zf, zden = _LocalMean(fcol, known, p.hair / 2 + 1).at(zy, zx)
+    zf, zden = _LocalMean.of_points(mask.shape, ky, kx, kf, weights=np.ones(len(ky)), sigma=p.hair / 2 + 1).at(zy, zx)
     unknown = ~(zden > 1e-4)
     zf[unknown] = zp[unknown]  # no subject colour known nearby: no strand (see _alpha)
     zb = _backdrop_at(*b_loc.at(zy, zx), zp, backdrop)
