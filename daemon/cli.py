@@ -71,14 +71,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser(
         "report",
         parents=[common_options()],
-        help="write a static HTML review page of the daemon's journal",
-        description="One self-contained HTML file (thumbnails embedded, no server, no network): each input "
-        "beside its cut-out on a checkerboard, failures with their reasons, cut-outs by confidence "
-        "(lowest first), filters by job and day.",
+        help="write a static HTML review page of the daemon's journal or of knockout cut --report files",
+        description="One self-contained HTML file (thumbnails embedded, no server, no network): each input\n"
+        "beside its cut-out on a checkerboard and on a colour, failures with their reasons, cut-outs by\n"
+        "confidence (lowest first), filters by job and day. Without BATCH: the daemon's journal.",
+        epilog="examples:\n  knockout report -c config.yaml -o review.html --since 2d\n"
+        "  knockout cut shoot/ -o cutouts/ --report shoot.csv && knockout report shoot.csv -o shoot.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument(
+        "batch", nargs="*", metavar="BATCH", help="batch reports (.csv or .jsonl) written by knockout cut --report"
     )
     r.add_argument("-c", "--config", metavar="FILE", help="config file (same rule as knockout watch)")
     r.add_argument("-o", "--output", metavar="FILE", default="knockout-review.html", help="the page to write")
-    r.add_argument("--since", metavar="AGE", help="only the journal's last AGE (30m, 1h, 2d)")
+    r.add_argument("--since", metavar="AGE", help="only the last AGE (30m, 1h, 2d)")
+    r.add_argument(
+        "--background",
+        metavar="COLOUR",
+        default="white",
+        help="the colour each cut-out is also shown on: a name (white), '#fff' or '#rrggbb' (default white; "
+        "the page has a control to change it)",
+    )
     r.set_defaults(func=run_report)
 
 
@@ -284,10 +297,47 @@ def _print_journal(summary: dict[str, Any], since: str | None, state_dir: Path) 
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from knockout.report import read_report
+    from knockout.settings import SettingsError, _parse_color
+
     from . import journal
     from .review_page import write_page
 
     since = _since(args.since)
-    counts = write_page(journal.read(_state_dir(args.config), since=since), Path(args.output))
+    background = _parse_color("--background", args.background)
+    if args.batch and args.config:
+        raise SettingsError("give batch reports or -c CONFIG (the daemon's journal), not both")
+    if not args.batch:
+        state_dir = _state_dir(args.config)
+        if not journal.exists(state_dir):
+            print(
+                f"knockout: error: {state_dir / journal.NAME}: no journal (the daemon has not run with this "
+                "config); give -c CONFIG, or batch reports of knockout cut --report",
+                file=sys.stderr,
+            )
+            return 1
+        records = list(journal.read(state_dir, since=since))
+        title = "knockout review"
+    else:
+        records = []
+        for name in args.batch:
+            try:
+                rows = read_report(Path(name))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SettingsError(f"{name}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+            except ValueError as exc:
+                raise SettingsError(str(exc)) from None
+            for rec in rows:  # a batch without a --job is filed under the report's name
+                rec["job"] = rec["job"] or Path(name).stem
+            records += rows
+        if since is not None:
+            records = [x for x in records if "time" in x and datetime.fromisoformat(x["time"]).timestamp() >= since]
+        title = "knockout review: " + ", ".join(Path(n).name for n in args.batch)
+    try:
+        counts = write_page(records, Path(args.output), title=title, background=background)
+    except OSError as exc:
+        raise SettingsError(f"{args.output}: cannot write the page ({exc.strerror or exc})") from None
     print(f"{args.output}: {counts['processed']} processed, {counts['failed']} failed")
     return 0

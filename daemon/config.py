@@ -307,7 +307,7 @@ def _job(raw: Any, i: int, base: Path, shared: Settings, errs: _Problems) -> Job
     if not isinstance(raw, Mapping):
         errs.add(path, f"jobs[{i}]: must be a mapping with at least inbox and outbox")
         return None
-    errs.unknown(raw, JOB_KEYS, path, where)
+    errs.unknown(raw, JOB_KEYS, path, f"jobs[{i}]: ")
     for key in ("inbox", "outbox"):
         if key not in raw:
             errs.add(path, f"{where}{key}: missing; every job needs an inbox and an outbox folder")

@@ -158,7 +158,12 @@ def parse_executor(workers: Any, executor: Any, *, where: str) -> ExecutorConfig
         if key not in known
     ]
     address = executor.get("dask")
-    if not isinstance(address, str) or not address.strip():
+    if "dask" not in executor:
+        problems.append(
+            f"{where}: executor.dask: missing; a mapping executor is a Dask scheduler: add dask: 'tcp://host:8786' "
+            "(or use executor: local, with workers: N for the local pool)"
+        )
+    elif not isinstance(address, str) or not address.strip():
         problems.append(
             f"{where}: executor.dask: {address!r} is not allowed; use a scheduler address such as 'tcp://host:8786'"
         )

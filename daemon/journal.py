@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Journal", "parse_since", "read"]
+__all__ = ["Journal", "exists", "parse_since", "read"]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,11 @@ def _files(state_dir: Path) -> list[Path]:
         if m:
             rotated.append((int(m.group(1)), p))
     return [p for _, p in sorted(rotated, reverse=True)] + [base]
+
+
+def exists(state_dir: Path) -> bool:
+    """Whether ``state_dir`` holds a journal (its current file or a rotated one)."""
+    return any(p.exists() for p in _files(state_dir))
 
 
 def read(state_dir: Path, *, since: float | None = None) -> Iterator[dict[str, Any]]:

@@ -12,9 +12,12 @@ from knockout.prior import Face
 
 
 def _clear_case() -> tuple[np.ndarray, np.ndarray]:
-    """A subject far from the backdrop in colour: its barrier is high, the backdrop's 0."""
+    """A subject far from the backdrop in colour: its barrier is high, the backdrop's 0.
+
+    With the face box of the tests (x 25, y 32, 30 x 30) the subject reaches 17 rows above it (the head's top).
+    """
     mask = np.zeros((100, 80), bool)
-    mask[30:, 20:60] = True
+    mask[15:, 20:60] = True
     barrier = np.where(mask, 60.0, 0.5).astype(np.float32)
     return mask, barrier
 
@@ -57,6 +60,17 @@ def test_mixed_colours_are_low_contrast():
     assert a.signals["mixed"] > 0.8 and a.reasons == ("low-contrast",)
     lab[mask] += 40  # now they differ
     assert assess(mask, barrier, 10.0, face=None, lab=lab).signals["mixed"] < 0.05
+
+
+def test_the_top_of_the_head_cut_away_is_named():
+    mask, barrier = _clear_case()
+    face = Face(x=25, y=32, w=30, h=30)
+    shorn = mask.copy()
+    shorn[:34] = False  # the hair above the face went with the backdrop (dark hair on a dark backdrop)
+    a = assess(shorn, barrier, 10.0, face=face)
+    assert a.reasons == ("head-top",) and a.confidence < 0.3
+    assert a.signals["crown_kept"] < 0.2
+    assert assess(mask, barrier, 10.0, face=face).signals["crown_kept"] == 1.0
 
 
 def test_shape_mismatch_is_refused():

@@ -347,6 +347,32 @@ def _run(*args: str, cwd: Path | None = None, stdin: bytes | None = None, env: d
     )
 
 
+def test_in_out_with_an_output_name_knockout_cannot_write_is_refused_before_any_work(tmp_path):
+    """``knockout cut in.jpg out.tiff`` (ImageMagick's habit): one line naming out.tiff and the formats it
+    could be, exit 2, nothing written (it used to cut in.jpg to in-cutout.png and call out.tiff missing)."""
+    src = _headshot_file(tmp_path / "in.jpg")
+    for name in ("out.tiff", "out.txt", "out"):
+        r = _cli("cut", str(src), str(tmp_path / name))
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1, r.stderr
+        assert f"{tmp_path / name}: no such file" in lines[0] and ".png, .webp or .jpg" in lines[0], r.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jpg"]
+
+
+def test_a_folder_and_a_new_name_says_to_use_o_before_any_work(tmp_path):
+    """``knockout cut shoot/ cutouts/`` (rembg's ``p IN_DIR OUT_DIR``): one line saying to use -o, exit 2,
+    nothing written (it used to write shoot/NAME-cutout.png beside every photo and call cutouts/ missing)."""
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    _headshot_file(shoot / "a.jpg")
+    r = _cli("cut", str(shoot), str(tmp_path / "cutouts"))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and f"-o {tmp_path / 'cutouts'}" in lines[0], r.stderr
+    assert [p.name for p in shoot.iterdir()] == ["a.jpg"] and not (tmp_path / "cutouts").exists()
+    assert _cli("cut", str(shoot), "-o", str(tmp_path / "cutouts")).returncode == 0
+    assert (tmp_path / "cutouts" / "a.png").exists()
+
+
 def test_in_out_names_the_output_and_its_extension_the_format(tmp_path):
     src = _headshot_file(tmp_path / "in.jpg")
     r = _cli("cut", str(src), str(tmp_path / "out.png"))

@@ -83,7 +83,7 @@ BAD = [
     ({"settings": {"method": "magic"}}, "method: 'magic' is not allowed"),
     ({"jobs": []}, "jobs: a list of one or more jobs is required"),
     ({"jobs": [{"inbox": "in"}]}, "jobs[0].outbox: missing"),
-    ({"jobs": [{"inbox": "in", "outbox": "out", "colision": "skip"}]}, "jobs[0].unknown key 'colision'"),
+    ({"jobs": [{"inbox": "in", "outbox": "out", "colision": "skip"}]}, "jobs[0]: unknown key 'colision'"),
     ({"jobs": [{"inbox": "in", "outbox": "out", "after": "keep"}]}, "jobs[0].after: 'keep' is not allowed"),
     ({"jobs": [{"inbox": "in", "outbox": "in/out"}]}, "jobs[0].outbox"),
     ({"jobs": [{"inbox": "in", "outbox": "out", "processed": "in/done"}]}, "jobs[0].processed"),
@@ -133,7 +133,9 @@ def test_dask_without_the_extra_is_a_clear_error(tmp_path, capsys, monkeypatch):
 
 USER_ERRORS = [
     ({"retries": "many"}, "retries: 'many' is not allowed; use an integer from 0 to 100"),
-    ({"jobs": [{"inbox": "in", "outbox": "out", "colour": "grey"}]}, "jobs[0].unknown key 'colour'"),
+    ({"jobs": [{"inbox": "in", "outbox": "out", "colour": "grey"}]}, "jobs[0]: unknown key 'colour'"),
+    # an executor mapping without its scheduler (max_in_flight alone is for Dask): say what is missing
+    ({"executor": {"max_in_flight": 4}}, "executor.dask: missing; a mapping executor is a Dask scheduler"),
     ({"jobs": [{"inbox": "in", "outbox": "in/out"}]}, "the outbox folder must be outside the inbox"),
     (
         {"jobs": [{"name": "a", "inbox": "in", "outbox": "o1"}, {"name": "b", "inbox": "./in", "outbox": "o2"}]},

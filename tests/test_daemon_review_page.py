@@ -22,8 +22,13 @@ document.getElementById('f').onload = function () {
   var d = this.contentDocument, imgs = Array.from(d.images), rows = Array.from(d.querySelectorAll('.row'));
   var out = {images: imgs.length, rendered: imgs.filter(i => i.complete && i.naturalWidth > 0).length,
     processed: d.getElementById('n-processed').textContent, failed: d.getElementById('n-failed').textContent,
-    rows: rows.map(r => r.dataset.event), reasons: Array.from(d.querySelectorAll('.reason')).map(e => e.textContent)};
-  d.getElementById('job').value = 'other'; d.getElementById('job').dispatchEvent(new Event('change'));
+    rows: rows.map(r => r.dataset.event), reasons: Array.from(d.querySelectorAll('.reason')).map(e => e.textContent),
+    links: Array.from(d.querySelectorAll('a')).map(a => a.href),
+    days: Array.from(d.getElementById('day').options).map(o => o.value),
+    colour: Array.from(d.querySelectorAll('img.on-colour')).map(i => getComputedStyle(i).backgroundColor)};
+  var bg = d.getElementById('bg'); bg.value = '#ff0000'; bg.dispatchEvent(new Event('input'));
+  out.switched = Array.from(d.querySelectorAll('img.on-colour')).map(i => getComputedStyle(i).backgroundColor);
+  d.getElementById('job').value = 'JOB'; d.getElementById('job').dispatchEvent(new Event('change'));
   out.filtered = d.getElementById('n-processed').textContent;
   document.body.innerHTML = '<pre id="result">' + JSON.stringify(out) + '</pre>';
 };
@@ -40,6 +45,21 @@ def _chromium(*args: str) -> str:
     )
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout
+
+
+def _probe(page, *, job: str) -> dict:
+    """What chromium makes of ``page``: images, counts, rows, links, colours (before and after
+    switching the colour control to red), and the processed count once filtered to ``job``."""
+    probe = page.parent / "probe.html"
+    probe.write_text(PROBE.replace("PAGE", page.name).replace("JOB", job))
+    dom = _chromium("--virtual-time-budget=20000", "--dump-dom", probe.as_uri())
+    return json.loads(html.unescape(re.search(r'<pre id="result">(.*?)</pre>', dom, re.S).group(1)))
+
+
+def _screenshot(page, shot) -> None:
+    _chromium("--window-size=1000,900", f"--screenshot={shot}", page.as_uri())
+    with Image.open(shot) as im:
+        assert im.size == (1000, 900) and len(im.convert("L").getcolors(1 << 16) or ()) > 10  # not blank
 
 
 @needs_chromium
@@ -72,17 +92,85 @@ def test_the_review_page_renders_the_journal_in_a_browser(tmp_path):
     assert shown == sorted(shown) and len(shown) == 3  # lowest first
     assert html.escape((tmp_path / "outbox" / "face0.png").as_uri()) in text  # names link the full-size files
 
-    (tmp_path / "probe.html").write_text(PROBE.replace("PAGE", page.name))
-    dom = _chromium("--virtual-time-budget=20000", "--dump-dom", (tmp_path / "probe.html").as_uri())
-    got = json.loads(html.unescape(re.search(r'<pre id="result">(.*?)</pre>', dom, re.S).group(1)))
-    assert got["images"] == 2 * n_done  # input and cut-out per processed file (the broken input has none)
+    got = _probe(page, job="other")
+    assert got["images"] == 3 * n_done  # input, cut-out on the checkerboard and on the colour per processed file
     assert got["rendered"] == got["images"]
     assert (int(got["processed"]), int(got["failed"])) == (n_done, n_failed)
     assert got["rows"] == ["failed"] + ["processed"] * n_done
     assert len(got["reasons"]) == 1 and "not an image" in got["reasons"][0]
     assert got["filtered"] == "1"  # the job filter hides the rows of other jobs
 
-    shot = tmp_path / "review.png"
-    _chromium("--window-size=1000,900", f"--screenshot={shot}", page.as_uri())
-    with Image.open(shot) as im:
-        assert im.size == (1000, 900) and len(im.convert("L").getcolors(1 << 16) or ()) > 10  # not blank
+    assert set(got["colour"]) == {"rgb(255, 255, 255)"} and set(got["switched"]) == {"rgb(255, 0, 0)"}
+    _screenshot(page, tmp_path / "review.png")
+
+
+@needs_chromium
+def test_the_review_page_of_knockout_cut_batch_reports_in_a_browser(tmp_path):
+    import csv
+
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    for i in range(3):
+        (shoot / f"face{i}.jpg").write_bytes(image_bytes(i))
+    (shoot / "broken.jpg").write_bytes(b"\xff\xd8 not really a JPEG")
+    r = knockout("cut", "shoot", "-o", "cutouts", "--report", "shoot.csv", "-q", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr  # broken.jpg failed
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "face9.jpg").write_bytes(image_bytes(9))
+    r = knockout(
+        "cut", str(tmp_path / "more"), "-o", str(tmp_path / "more-out"), "--report", str(tmp_path / "more.jsonl")
+    )
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(open(tmp_path / "shoot.csv", encoding="utf-8")))
+    n_done, n_failed = sum(not x["error"] for x in rows) + 1, sum(bool(x["error"]) for x in rows)
+    assert (n_done, n_failed) == (4, 1)
+
+    page = tmp_path / "pages" / "shoot.html"
+    page.parent.mkdir()
+    r = knockout("report", "shoot.csv", "more.jsonl", "-o", str(page), "--background", "#00b140", cwd=tmp_path)
+    assert r.returncode == 0 and "4 processed, 1 failed" in r.stdout, r.stderr
+    text = page.read_text()
+    assert "http:" not in text and "https:" not in text  # self-contained: nothing fetched
+    shown = [float(c) for c in re.findall(r"confidence (\d\.\d\d)", text)]
+    assert shown == sorted(shown) and len(shown) == n_done  # lowest first, across both reports
+    got = _probe(page, job="more")
+    assert got["images"] == 3 * n_done and got["rendered"] == got["images"]
+    assert (int(got["processed"]), int(got["failed"])) == (n_done, n_failed)
+    assert got["rows"] == ["failed"] + ["processed"] * n_done
+    assert len(got["reasons"]) == 1 and "broken.jpg" not in got["reasons"][0] and got["reasons"][0]
+    # relative paths in the report (the batch ran in tmp_path) link the full-size files
+    for out in [tmp_path / "cutouts" / f"face{i}.png" for i in range(3)] + [tmp_path / "more-out" / "face9.png"]:
+        assert out.as_uri() in got["links"]
+    assert (shoot / "broken.jpg").as_uri() in got["links"]
+    assert set(got["colour"]) == {"rgb(0, 177, 64)"} and set(got["switched"]) == {"rgb(255, 0, 0)"}
+    assert len(got["days"]) == 2 and got["days"][1][:4].isdigit()  # 'all' and the day the batch ran
+    assert got["filtered"] == "1"  # the job filter: a batch without --job is filed under the report's name
+    _screenshot(page, tmp_path / "batch.png")
+
+
+def test_report_refuses_bad_batch_reports_with_one_line_naming_the_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "bad.jsonl").write_text('{"input": "a.jpg"}\n{not json\n')
+    (tmp_path / "ok.csv").write_text("input,output,confidence\na.jpg,a.png,0.5\n")
+    for args, says in [
+        (["missing.csv"], "missing.csv: cannot read it"),
+        (["notes.txt"], "notes.txt: not a batch report"),
+        (["bad.csv"], "bad.csv: not a batch report (no 'input' column"),
+        (["bad.jsonl"], "bad.jsonl: line 2 is not JSON"),
+        (["ok.csv", "--background", "nocolour"], "--background: 'nocolour' is not a colour"),
+        (["ok.csv", "-c", "config.yaml"], "not both"),
+    ]:
+        r = knockout("report", *args, "-o", "page.html", cwd=tmp_path)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and says in lines[0], (args, r.stderr)
+        assert lines[0].startswith("knockout: error: ") and not (tmp_path / "page.html").exists()
+    r = knockout("report", "ok.csv", "-o", "page.html", cwd=tmp_path)
+    assert r.returncode == 0 and "1 processed, 0 failed" in r.stdout, r.stderr
+    # no batch and a daemon that never ran: say so, rather than write an empty page
+    (tmp_path / "page.html").unlink()
+    write_config(tmp_path)
+    r = knockout("report", "-o", "page.html", cwd=tmp_path)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and "journal.jsonl: no journal" in lines[0], r.stderr
+    assert not (tmp_path / "page.html").exists()

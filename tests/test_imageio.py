@@ -496,7 +496,7 @@ def test_depth_16_keeps_a_16_bit_input_without_banding(tmp_path):
     assert r.returncode == 0 and _png_header((tmp_path / "m16.png").read_bytes()) == (16, 0)
 
 
-def test_depth_16_from_an_8_bit_input_widens_it():
+def test_depth_16_from_an_8_bit_input_is_the_8_bit_cut_out_unrounded():
     from conftest import synthetic_headshot
 
     from knockout.process import process_bytes
@@ -507,8 +507,10 @@ def test_depth_16_from_an_8_bit_input_widens_it():
     eight = np.asarray(
         Image.open(io.BytesIO(process_bytes(to_bytes(Image.fromarray(img), "PNG"), settings=Settings()).data))
     )
-    wide = np.frombuffer(zlib_pixels(res.data), ">u2").reshape(48, 36, 4)
-    np.testing.assert_array_equal(wide, eight.astype(np.uint16) * 257)
+    wide = np.frombuffer(zlib_pixels(res.data), ">u2").reshape(48, 36, 4).astype(np.int32)
+    sure = eight[..., 3] == 255
+    np.testing.assert_array_equal(wide[sure], eight[sure].astype(np.int32) * 257)  # the input's own pixels
+    assert np.abs(wide - eight.astype(np.int32) * 257).max() <= 257  # the edge: rounded once, at 16 bits
 
 
 def zlib_pixels(png: bytes) -> bytes:
@@ -555,3 +557,50 @@ def test_depth_16_turns_a_16_bit_input_upright_like_the_8_bit_copy(orientation):
     pic = decode(data, settings=Settings(depth=16))
     assert pic.deep.shape == pic.rgb.shape == ((20, 30, 3) if orientation == 3 else (30, 20, 3))
     np.testing.assert_array_equal(pic.deep >> 8, pic.rgb)  # the 16 bits are the 8-bit copy's, turned alike
+
+
+def _soft_edged_headshot_16(h: int = 160, w: int = 128) -> np.ndarray:
+    """A 16-bit headshot whose outline is a smooth 6-pixel ramp from backdrop to skin, in 16-bit steps."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    r = np.hypot((xx - w / 2 - 0.37) / 0.28, (yy - 0.45 * h) / 0.3) * 0.3  # px, off the pixel grid
+    inside = np.clip((0.3 * h - r) / 6 + 0.5, 0, 1)  # 1 in the head, 0 on the backdrop, a ramp between
+    inside = np.maximum(inside, ((yy > 0.8 * h) & (np.abs(xx - w / 2) < 0.4 * w)).astype(float))
+    backdrop = np.array([120, 150, 200]) * 257.0
+    skin = np.array([200, 150, 120]) * 257.0
+    img = inside[..., None] * skin + (1 - inside[..., None]) * backdrop
+    return np.clip(np.rint(img), 0, 65535).astype(np.uint16)
+
+
+def test_depth_16_alpha_of_a_smooth_edge_has_16_bit_precision(tmp_path):
+    """The matte is computed in float at depth 16: a smooth edge's alpha keeps more than 8 bits."""
+    imagecodecs = pytest.importorskip("imagecodecs")
+    (tmp_path / "soft.png").write_bytes(png16(_soft_edged_headshot_16()))
+    r = _knockout("cut", str(tmp_path / "soft.png"), str(tmp_path / "d16.png"), "--depth", "16", "--feather", "3")
+    assert r.returncode == 0, r.stderr
+    a = imagecodecs.png_decode((tmp_path / "d16.png").read_bytes())[..., 3]
+    soft = a[(a > 0) & (a < 65535)]
+    assert len(soft) > 500
+    levels = np.unique(soft)
+    assert len(levels) > 2 * 256, len(levels)  # 8 bits widened give at most 254 (here: under 200)
+    assert np.mean(levels % 257 != 0) > 0.9  # not the 8-bit matte's levels times 257
+    # the default output stays 8-bit, with the 8-bit matte
+    assert _knockout("cut", str(tmp_path / "soft.png"), str(tmp_path / "d8.png"), "--feather", "3").returncode == 0
+    eight = Image.open(tmp_path / "d8.png")
+    assert eight.mode == "RGBA" and _png_header((tmp_path / "d8.png").read_bytes()) == (8, 6)
+    # and the two mattes agree to within the 8-bit one's rounding (and the colours' small differences)
+    assert np.abs(a / 257.0 - np.asarray(eight)[..., 3]).mean() < 1.0
+
+
+def test_depth_16_keeps_a_16_bit_input_alpha_at_16_bits(tmp_path):
+    """A 16-bit RGBA input's own alpha (a smooth fade) is multiplied in at 16 bits, not read at 8."""
+    imagecodecs = pytest.importorskip("imagecodecs")
+    rgb = _soft_edged_headshot_16()
+    h, w = rgb.shape[:2]
+    fade = np.clip(np.rint(np.linspace(20000, 65535, h)[:, None] * np.ones((1, w))), 0, 65535).astype(np.uint16)
+    (tmp_path / "rgba.png").write_bytes(png16(np.dstack([rgb, fade])))
+    r = _knockout("cut", str(tmp_path / "rgba.png"), str(tmp_path / "o16.png"), "--depth", "16")
+    assert r.returncode == 0, r.stderr
+    a = imagecodecs.png_decode((tmp_path / "o16.png").read_bytes())[..., 3].astype(np.int64)
+    body = slice(int(0.85 * h), h - 1), slice(int(0.2 * w), int(0.8 * w))  # the shoulders: the matte's alpha is 1
+    np.testing.assert_allclose(a[body], fade[body], atol=1)  # the input's 16-bit alpha, not 8 bits x 257
+    assert np.mean(a[body] % 257 != 0) > 0.9

@@ -295,3 +295,21 @@ def test_local_means_of_scattered_points_equal_those_of_the_full_image():
         ok = want_den > 1e-3
         assert ok.mean() > 0.5
         assert np.allclose(got[ok], want[ok], atol=0.01)
+
+
+@pytest.mark.parametrize("side", [80, 1000])  # matted at full size, and on a reduced copy then refined
+def test_a_float_image_gives_a_float_matte_close_to_the_8_bit_one(side):
+    alpha = disc_alpha(side, side, r=side * 0.3, soft=6.0)
+    yy = np.mgrid[0:side, 0:side][0].astype(np.float32)
+    exact = alpha[..., None] * FG + (1 - alpha[..., None]) * (BG + 20 * yy[..., None] / side)  # float, unrounded
+    img8 = np.clip(np.round(exact), 0, 255).astype(np.uint8)
+    seg = seg_of(alpha >= 0.5)
+    a8, c8 = matte(img8, seg)
+    af, cf = matte((exact / 255).astype(np.float32), seg)
+    assert af.dtype == cf.dtype == np.float32 and af.shape == a8.shape and cf.shape == c8.shape
+    assert 0 <= af.min() and af.max() <= 1 and 0 <= cf.min() and cf.max() <= 1
+    assert np.abs(af * 255 - a8).mean() < 0.5 and np.abs(cf * 255 - c8).mean() < 0.5
+    soft = (af > 0) & (af < 1)
+    assert not np.allclose(af[soft] * 255, np.round(af[soft] * 255))  # not rounded to 8-bit levels
+    with pytest.raises(ValueError, match="uint8 \\(or float, 0-1\\)"):
+        matte(img8.astype(np.int16), seg)

@@ -53,6 +53,9 @@ def test_wheel_holds_knockout_daemon_and_no_top_level_daemon(tmp_path):
     assert "knockout/commands/cut.py" in names and "knockout/py.typed" in names
     meta = zipfile.ZipFile(wheel).read(f"knockout-{knockout.__version__}.dist-info/METADATA").decode()
     assert "Requires-Python: >=3.10" in meta
+    assert "License-Expression: MIT" in meta and "License-File: LICENSE" in meta
+    licence = zipfile.ZipFile(wheel).read(f"knockout-{knockout.__version__}.dist-info/licenses/LICENSE").decode()
+    assert licence.startswith("MIT License")
     for dep in ("numpy", "pillow", "scikit-learn", "pyyaml", "watchdog", "tqdm"):
         assert f"Requires-Dist: {dep}" in meta
     assert "Provides-Extra: heif" in meta
@@ -71,3 +74,19 @@ def test_metadata_has_classifiers_and_extras():
     # isal stays a dependency because the README says why
     assert any(r.startswith("isal") for r in meta.get_all("Requires-Dist") or [])
     assert "## Why isal" in (ROOT / "README.md").read_text()
+
+
+def test_the_build_requires_a_setuptools_that_reads_the_license_expression():
+    """``license = "MIT"`` (an SPDX expression, PEP 639) is read by setuptools 77 and later; older
+    ones reject the whole pyproject.toml ("project.license must be valid exactly by one definition"),
+    so a build environment that picks 68-76 (what ``setuptools>=68`` allowed) could not build knockout."""
+    import re
+
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert isinstance(conf["project"]["license"], str)
+    (req,) = [r for r in conf["build-system"]["requires"] if r.startswith("setuptools")]
+    floor = tuple(int(x) for x in re.fullmatch(r"setuptools>=([\d.]+)", req).group(1).split("."))
+    assert floor >= (77,), req

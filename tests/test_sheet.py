@@ -117,6 +117,9 @@ def test_sheet_shows_progress_and_q_is_quiet(tmp_path):
     r = _sheet_cli(*paths, "-o", str(tmp_path / "a.png"), env={"KNOCKOUT_PROGRESS_EVERY": "0"})
     assert r.returncode == 0, r.stderr
     assert "knockout: 1/3 done" in r.stderr and "knockout: 2/3 done" in r.stderr
-    assert "knockout: sheet of 3 images x 1 methods" in r.stderr
+    assert "knockout: sheet of 3 images x 1 method -> " in r.stderr
+    assert "cut out with" not in r.stderr  # no log line per file between the progress lines (cut has none)
+    r = _sheet_cli(*paths, "-o", str(tmp_path / "c.png"), "-v", env={"KNOCKOUT_PROGRESS_EVERY": "0"})
+    assert r.returncode == 0 and r.stderr.count(": cut out with threshold") == 3, r.stderr  # -v: one a file
     r = _sheet_cli(*paths, "-o", str(tmp_path / "b.png"), "-q", env={"KNOCKOUT_PROGRESS_EVERY": "0"})
     assert r.returncode == 0 and r.stderr == "" and Image.open(tmp_path / "b.png").format == "PNG"

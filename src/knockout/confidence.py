@@ -7,6 +7,8 @@ Each signal is one the segmentation already has, so the check costs a few millis
 - ``low-contrast``: the subject's and the backdrop's colours overlap;
 - ``border``: much of the top and upper side edges, where a headshot's backdrop is, stayed subject;
 - ``leak``: the backdrop reached into the face or neck found by the face detector;
+- ``head-top``: the top of the head right above the face (hair, a bald crown, a hat) was cut as
+  backdrop, which is what dark hair on a dark backdrop, or fair hair on a light one, looks like;
 - ``no-face``: no frontal face was found, so nothing checks the result against a person.
 
 The disagreement with other plausible answers (``alternatives``) is measured and reported in
@@ -101,6 +103,8 @@ def assess(
     if face is not None:
         sure = face.sure_subject((h, w))
         sig["face_kept"] = float(mask[sure].mean()) if sure.any() else 1.0
+        crown = face.crown((h, w))
+        sig["crown_kept"] = float(mask[crown].mean()) if crown.any() else 1.0
     # each ramp: 1 where half or more of the good cut-outs are, 0.1 where most failures are
     factors = {
         "unstable": _ramp(-sig["unstable_px"], bad=-4.0, good=-1.2),
@@ -111,6 +115,7 @@ def assess(
         factors["no-face"] = 0.8
     else:
         factors["leak"] = _ramp(sig["face_kept"], bad=0.7, good=0.97)
+        factors["head-top"] = _ramp(sig["crown_kept"], bad=0.5, good=0.9)
     confidence = float(np.prod(list(factors.values())))
     reasons = tuple(k for k, v in sorted(factors.items(), key=lambda kv: kv[1]) if v < 0.85)
     return Assessment(confidence=round(confidence, 4), reasons=reasons, signals=sig)

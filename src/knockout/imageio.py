@@ -98,10 +98,11 @@ class Picture:
     frames : int
         Frames or pages in the source (animated GIF/WebP/PNG, multi-page TIFF); only the first
         is read.
-    deep : ndarray of uint16, shape (H, W, 3), or None
+    deep : ndarray of uint16, shape (H, W, 3) or (H, W, 4), or None
         With ``depth: 16``, a 16-bit source's colours at full precision, upright (16-bit grey
         through Pillow; 16-bit RGB/RGBA PNG and TIFF through imagecodecs, which Pillow reads at
-        8 bits only). None for 8-bit sources and with ``depth: 8``.
+        8 bits only), and its alpha channel at 16 bits as the fourth one when it has one. None
+        for 8-bit sources and with ``depth: 8``.
     notes : tuple of str
         What the user should be told about this file (the first frame used, 16 bits not read).
     """
@@ -340,7 +341,7 @@ def _deep(data: bytes, im: Image.Image, orientation: int) -> tuple[np.ndarray | 
         return None, (f"its 16-bit pixels cannot be read ({_one_line(exc)}); read at 8 bits",)
     if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] < 3:
         return None, ()
-    arr = arr[..., :3]
+    arr = arr[..., :4]  # RGB, and a 16-bit alpha channel if there is one
     return np.ascontiguousarray(_UPRIGHT.get(orientation, lambda a: a)(arr)), ()
 
 

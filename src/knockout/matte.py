@@ -75,10 +75,12 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
 
     Parameters
     ----------
-    image : ndarray of uint8, shape (H, W, 3)
-        The sRGB image that was segmented.
+    image : ndarray of uint8, or of float in [0, 1], shape (H, W, 3)
+        The sRGB image that was segmented, or the same image at a higher precision (a 16-bit
+        source divided by 65535, for ``depth: 16``): then the matte is computed and returned
+        in float, without rounding to 8 bits, so a smooth edge does not band.
     seg : Segmentation
-        The result of :func:`knockout.segment` on ``image``.
+        The result of :func:`knockout.segment` on ``image`` (or on its 8-bit copy).
     settings : Settings, optional
         ``feather`` (width in pixels of the soft band; 0 keeps the hard 0/255 edge) and
         ``decontaminate`` (un-mix the backdrop colour from edge pixels). The presets keep
@@ -86,9 +88,9 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
 
     Returns
     -------
-    alpha : ndarray of uint8, shape (H, W)
-        0 on the backdrop, 255 on the subject, soft in between.
-    colors : ndarray of uint8, shape (H, W, 3)
+    alpha : ndarray of uint8 (float32 in [0, 1] for a float ``image``), shape (H, W)
+        0 on the backdrop, 255 (1.0) on the subject, soft in between.
+    colors : ndarray of uint8 (float32 in [0, 1] for a float ``image``), shape (H, W, 3)
         The subject's colours: ``image`` where the alpha is 255; on the soft edge, with
         ``decontaminate``, the subject colour estimated as one smooth field (the backdrop
         un-mixed, see :func:`_foreground`), else the image's; where the alpha is 0, nothing of
@@ -98,18 +100,28 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
     Raises
     ------
     ValueError
-        If ``image`` is not (H, W, 3) uint8 or ``seg.mask`` does not match its size.
+        If ``image`` is not (H, W, 3) uint8 or float, or ``seg.mask`` does not match its size.
     """
     settings = settings or Settings()
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+    if (
+        not isinstance(image, np.ndarray)
+        or image.ndim != 3
+        or image.shape[2] != 3
+        or not (image.dtype == np.uint8 or np.issubdtype(image.dtype, np.floating))
+    ):
         got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise ValueError(f"image must be a uint8 array of shape (H, W, 3), got {got}")
+        raise ValueError(f"image must be a uint8 (or float, 0-1) array of shape (H, W, 3), got {got}")
     mask = np.asarray(seg.mask, bool)
     if mask.shape != image.shape[:2]:
         raise ValueError(f"segmentation mask {mask.shape} does not match the image {image.shape[:2]}; segment it first")
+    wide = image.dtype != np.uint8
+    if wide:  # the working copy in 8-bit levels (0-255), unrounded
+        image = image.astype(np.float32)  # (a copy: the caller's array is left alone)
+        image *= np.float32(255)
+        np.clip(image, 0, 255, out=image)
     hard = mask.astype(np.uint8) * np.uint8(255)
     if settings.feather <= 0 or settings.preset:
-        return hard, _cleared(image, hard)
+        return _result(image, hard, wide=wide)
     backdrop = np.asarray(seg.backdrop, np.float32).reshape(-1, 3)
     work_h = max(1, seg.work_mask.shape[0])
     f = _reduction(*mask.shape)
@@ -118,26 +130,48 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
         edge = _edge(image, mask, backdrop, p, solve=True)
         alpha = hard
     else:
-        small = np.asarray(Image.fromarray(image).reduce(f))
+        small = _reduce_image(image, f)
         small_mask = np.asarray(Image.fromarray(hard).reduce(f)) >= 128
         p = _Params(settings.feather / f, max(1.0, small.shape[0] / work_h))
         small_edge = _edge(small, small_mask, backdrop, p, solve=False)
         if small_edge is None:
-            return hard, _cleared(image, hard)
+            return _result(image, hard, wide=wide)
         edge, alpha = _refine(image, small_edge, small_mask, f)
     if edge is None:
-        return alpha, _cleared(image, alpha)
-    alpha[edge.ys, edge.xs] = np.round(edge.a * 255).astype(np.uint8)
+        return _result(image, alpha, wide=wide)
+    if wide:
+        alpha = alpha.astype(np.float32) / np.float32(255)
+        alpha[edge.ys, edge.xs] = edge.a
+    else:
+        alpha[edge.ys, edge.xs] = np.round(edge.a * 255).astype(np.uint8)
     colors = _cleared(image, alpha)
-    if not settings.decontaminate:
-        return alpha, colors
-    if f == 1:
-        ys, xs, fg = _foreground(image, alpha, edge)
-    else:  # the field solved on the reduced image, each full-size pixel's own colour weighed in
-        sy, sx, sfg = _foreground(small, _small_alpha(small_mask, small_edge), small_edge)
-        ys, xs, fg = _foreground_full(image, edge, small, (sy, sx, sfg), f)
-    colors[ys, xs] = fg
+    if settings.decontaminate:
+        if f == 1:
+            ys, xs, fg = _foreground(image, alpha, edge)
+        else:  # the field solved on the reduced image, each full-size pixel's own colour weighed in
+            sy, sx, sfg = _foreground(small, _small_alpha(small_mask, small_edge), small_edge)
+            sfg = sfg if wide else np.rint(sfg)
+            ys, xs, fg = _foreground_full(image, edge, small, (sy, sx, sfg), f)
+        colors[ys, xs] = fg if wide else np.rint(fg).astype(np.uint8)
+    if wide:
+        colors /= np.float32(255)
     return alpha, colors
+
+
+def _result(image: np.ndarray, alpha: np.ndarray, *, wide: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A hard matte's ``(alpha, colors)``: uint8, or float32 in 0-1 for a ``wide`` (float, 0-255) image."""
+    colors = _cleared(image, alpha)
+    if not wide:
+        return alpha, colors
+    return alpha.astype(np.float32) / np.float32(255), colors / np.float32(255)
+
+
+def _reduce_image(image: np.ndarray, f: int) -> np.ndarray:
+    """``image`` box-reduced by ``f`` (Pillow's ``reduce``; its partial blocks at the edges are
+    the mean of what they hold), in its own dtype (uint8, or float levels)."""
+    if image.dtype == np.uint8:
+        return np.asarray(Image.fromarray(image).reduce(f))
+    return np.stack([_reduce(image[..., c], f) for c in range(3)], axis=2)
 
 
 def _reduction(h: int, w: int) -> int:
@@ -465,15 +499,16 @@ def _foreground(image: np.ndarray, alpha: np.ndarray, e: _Edge) -> tuple[np.ndar
     neighbours with alpha 1 held at their own colour; and a slight pull ``m`` to the local
     subject colour ``Fl``. Solved by conjugate gradients. The edge's pixels with alpha 0 then
     get the field's local mean (weighted by ``a^2``): the subject's edge colour extended outward. Returns coordinates
-    (two (M,)) and colours ((M, 3) uint8).
+    (two (M,)) and colours ((M, 3) float, 0-255, unrounded).
     """
     mix = (e.a > 0) & (e.a < 1)
     ys, xs = e.ys[mix], e.xs[mix]
     n = len(ys)
     if not n:
-        return ys, xs, np.zeros((0, 3), np.uint8)
+        return ys, xs, np.zeros((0, 3))
     h, w = alpha.shape
     a = e.a[mix].astype(np.float64)
+    scale = 255 if alpha.dtype == np.uint8 else 1  # (a float matte for depth 16)
     af = alpha.reshape(-1)
     index = np.full(h * w, -1, np.int32)
     index[ys * w + xs] = np.arange(n, dtype=np.int32)
@@ -488,10 +523,10 @@ def _foreground(image: np.ndarray, alpha: np.ndarray, e: _Edge) -> tuple[np.ndar
         j = ny[ok] * w + nx[ok]
         i = me[ok]
         aj = af[j]
-        wij = _F_SMOOTH * (_F_EPS + np.abs(a[i] - aj / 255))
+        wij = _F_SMOOTH * (_F_EPS + np.abs(a[i] - aj / scale))
         ji = index[j]
         unk = ji >= 0
-        sure = ~unk & (aj == 255)  # neighbours on the backdrop (alpha 0) say nothing of F
+        sure = ~unk & (aj >= scale)  # neighbours on the backdrop (alpha 0) say nothing of F
         np.add.at(diag, i[unk | sure], wij[unk | sure])
         rows.append(i[unk])
         cols.append(ji[unk])
@@ -520,7 +555,7 @@ def _foreground(image: np.ndarray, alpha: np.ndarray, e: _Edge) -> tuple[np.ndar
         ext[~(den > 1e-6)] = 0.0
         ys, xs = np.concatenate([ys, cy]), np.concatenate([xs, cx])
         fg = np.concatenate([fg, ext])
-    return ys, xs, np.rint(fg).astype(np.uint8)
+    return ys, xs, fg
 
 
 def _foreground_full(image, edge, small, small_fg, f):
@@ -534,7 +569,7 @@ def _foreground_full(image, edge, small, small_fg, f):
     field = small.copy()
     sy, sx, sfg = small_fg
     field[sy, sx] = sfg
-    out = np.empty((len(mix), 3), np.uint8)
+    out = np.empty((len(mix), 3), np.float32)
     for c in range(0, len(mix), _F_STRIP):  # in strips of pixels, to bound the temporaries at 12 MP
         i, y, x = mix[c : c + _F_STRIP], ys[c : c + _F_STRIP], xs[c : c + _F_STRIP]
         par = field[np.minimum(y // f, field.shape[0] - 1), np.minimum(x // f, field.shape[1] - 1)].astype(np.float32)
@@ -543,7 +578,7 @@ def _foreground_full(image, edge, small, small_fg, f):
         target = px - (1 - a) * edge.bl[i]
         data = ((px > 1) & (px < 254)).astype(np.float32)
         fg = (data * a * target + _F_PULL * par) / (data * a * a + _F_PULL)
-        out[c : c + _F_STRIP] = np.rint(np.clip(fg, 0, 255))
+        out[c : c + _F_STRIP] = np.clip(fg, 0, 255)
     return ys, xs, out
 
 

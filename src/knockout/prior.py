@@ -53,6 +53,17 @@ class Face:
         neck = (np.abs(xx - cx) <= 0.15 * self.w) & (yy >= cy) & (yy <= chin + 0.25 * self.h)
         return core | neck
 
+    def crown(self, shape: tuple[int, int]) -> np.ndarray:
+        """The top of the head just above the face box (hair, a crown, a hat), inside the frame, (H, W) bool.
+
+        From 0.3 box heights above the box's top to 0.1 below it, 0.2 box widths either side of its
+        centre. In the hand-drawn masks of 244 real portraits with a face found it is 90 % or more
+        subject on 194, under half on 11 (tilted heads, boxes set low): evidence, not a sure zone.
+        """
+        yy, xx = _grid(shape)
+        cx, _ = self.center
+        return (yy >= self.y - 0.3 * self.h) & (yy < self.y + 0.1 * self.h) & (np.abs(xx - cx) <= 0.2 * self.w)
+
     def body(self, shape: tuple[int, int]) -> np.ndarray:
         """The bottom rows below the face: the body, where a headshot is cut off by the frame, (H, W) bool."""
         yy, xx = _grid(shape)

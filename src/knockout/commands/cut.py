@@ -359,7 +359,7 @@ def run(args: argparse.Namespace) -> int:
                     flagged += res.review
                     log.debug("%s -> %s (%s, %.0f ms)", src, dst, res.method, res.milliseconds)
             if report is not None:
-                _report_row(report, src, dst, res, err)
+                _report_row(report, src, dst, res, err, job=args.job)
     except SettingsError:  # e.g. the Dask scheduler does not answer at start: a usage error, exit 2
         raise
     except Exception as exc:  # the pool or the cluster went away: report, count the rest as failed
@@ -381,12 +381,15 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _report_row(report: BatchReport, src: Path, dst: Path, res: Processed | None, err: str | None) -> None:
+def _report_row(
+    report: BatchReport, src: Path, dst: Path, res: Processed | None, err: str | None, *, job: str | None
+) -> None:
     if res is None:
-        report.add(input=str(src), error=(err or "").splitlines()[0] if err else None)
+        report.add(input=str(src), error=(err or "").splitlines()[0] if err else None, job=job)
         return
     report.add(
         input=str(src),
+        job=job,
         output=str(dst),
         method=res.method,
         tolerance=round(res.tolerance, 2),
@@ -411,6 +414,18 @@ def _named_output(args: argparse.Namespace) -> tuple[list[str], Path | None]:
             second.suffix.lower() in _OUTPUT_SUFFIXES and (not second.exists() or _is_own_output(second))
         ):
             paths, out = paths[:1], second
+        elif not second.exists() and not glob.has_magic(paths[1]):
+            raise SettingsError(
+                f"{second}: no such file; as the output of knockout cut IN OUT its name must end in "
+                ".png, .webp or .jpg (the format)"
+            )
+    elif len(paths) == 2 and args.outdir is None and Path(paths[0]).is_dir():
+        second = Path(paths[1])
+        if not second.exists() and not glob.has_magic(paths[1]):  # rembg's habit: `rembg p IN_DIR OUT_DIR`
+            raise SettingsError(
+                f"{second}: no such file or folder; to write the cut-outs of {paths[0]} there, use -o: "
+                f"knockout cut {paths[0]} -o {paths[1]}"
+            )
     if "-" in paths:
         if len(paths) > 1:
             raise SettingsError("- (standard input) must be the only input: knockout cut - OUT.png, or -o - for stdout")

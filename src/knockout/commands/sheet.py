@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
         captions.append(path.name)
         for (_, settings), (_, cuts) in zip(methods, rows, strict=True):
             cuts.append(cut_out(pic.rgb, settings=settings, source_alpha=pic.alpha).pixels)
-        log.info("%s: cut out with %s", path, ", ".join(label for label, _ in methods))
+        log.debug("%s: cut out with %s", path, ", ".join(label for label, _ in methods))
     if not originals:
         print("knockout: error: no image could be read; nothing to draw", file=sys.stderr)
         return 1 if failed else 2
@@ -270,5 +270,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"knockout: error: cannot write {args.sheet}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     if not quiet:
-        print(f"knockout: sheet of {len(originals)} images x {len(methods)} methods -> {args.sheet}", file=sys.stderr)
+        n, m = len(originals), len(methods)
+        what = f"{n} image{'s' * (n != 1)} x {m} method{'s' * (m != 1)}"
+        print(f"knockout: sheet of {what} -> {args.sheet}", file=sys.stderr)
     return 1 if failed else 0
