@@ -466,7 +466,8 @@ def test_running_out_of_memory_is_a_resource_limit_retried_not_a_bad_file(tmp_pa
     cfg = write_config(tmp_path, workers=1, retries=2)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (inbox / "big.jpg").write_bytes(striped_jpeg(5000, 6000, rows=True))
+    # 42 MP: more than the limit lets a cut hold (30 MP fitted once the matte took less memory)
+    (inbox / "big.jpg").write_bytes(striped_jpeg(6000, 7000, rows=True))
     limit = 1024 * 2**20  # address space for the daemon and each of its workers
 
     def limited():

@@ -180,6 +180,21 @@ def test_big_images_are_matted_reduced_and_refined_at_full_size(monkeypatch):
     )
 
 
+def test_the_full_size_colours_of_a_reduced_matte_do_not_depend_on_the_strip_size(monkeypatch):
+    # big photos un-mix their full-size edge pixels in strips (to bound the temporaries):
+    # the strips must give the colours one pass gives
+    truth = disc_alpha(120, 100, r=40, soft=3.0)
+    img = composite(truth, seed=5)
+    seg = seg_of(truth >= 0.5, work_side=30)
+    monkeypatch.setattr(matte_module, "_MATTE_PIXELS", 120 * 100 // 4)
+    a_one, c_one = matte(img, seg, settings=Settings())
+    monkeypatch.setattr(matte_module, "_F_STRIP", 7)
+    a_strips, c_strips = matte(img, seg, settings=Settings())
+    assert np.array_equal(a_one, a_strips)
+    assert ((a_one > 0) & (a_one < 255)).sum() > 100
+    assert np.array_equal(c_one, c_strips)
+
+
 def strand_head(h=100, w=100, bg=(40, 95, 185)):
     """Dark brown hair (a disc with a soft edge) with thin faint strands flying out onto a
     coloured backdrop: (image, true alpha, true foreground, hard mask without the strands)."""
@@ -225,6 +240,61 @@ def test_bad_inputs_are_clear_errors():
         matte(img[..., 0], seg_of(truth >= 0.5))
     with pytest.raises(ValueError, match="does not match"):
         matte(img, seg_of(np.zeros((10, 10), bool)))
+
+
+def test_the_laplacian_assembled_by_diagonals_solves_the_textbook_system():
+    # Levin et al.'s matting Laplacian built window by window as a dense matrix, on a tiny
+    # random image: the closed-form solve must give what solving that system exactly gives
+    rng = np.random.default_rng(7)
+    h, w = 9, 11
+    img = rng.integers(0, 256, (h, w, 3)).astype(np.float32)
+    mask = np.zeros((h, w), bool)
+    mask[:, : w // 2] = True
+    ys, xs = np.nonzero(np.ones((h, w), bool) & (np.arange(w)[None, :] > 1) & (np.arange(w)[None, :] < w - 2))
+    prior = rng.uniform(0.2, 0.8, len(ys)).astype(np.float32)
+    inside = mask[ys, xs]
+    lap = np.zeros((h * w, h * w))
+    eps = matte_module._EPS
+    for cy in range(1, h - 1):
+        for cx in range(1, w - 1):
+            idx = [(cy + dy) * w + cx + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+            win = img.reshape(-1, 3)[idx].astype(np.float64) / 255
+            dev = win - win.mean(axis=0)
+            inv = np.linalg.inv(dev.T @ dev / 9 + eps / 9 * np.eye(3))
+            lap[np.ix_(idx, idx)] += np.eye(9) - (1 + dev @ inv @ dev.T) / 9
+    unk = ys * w + xs
+    rest = np.setdiff1d(np.arange(h * w), unk)
+    wt = np.where(inside, matte_module._PRIOR_IN, matte_module._PRIOR_OUT)
+    a = lap[np.ix_(unk, unk)] + np.diag(wt)
+    b = wt * prior - lap[np.ix_(unk, rest)] @ mask.ravel()[rest].astype(np.float64)
+    want = np.clip(np.linalg.solve(a, b), 0, 1)
+    got = matte_module._closed_form(img, mask, ys, xs, prior=prior, inside=inside)
+    close = (want > 0.06) & (want < 0.94)  # (the solve snaps alphas near 0 and 1)
+    assert close.sum() > 20
+    assert np.abs(got[close] - want[close]).max() < 0.01
+
+
+def test_local_means_of_scattered_points_equal_those_of_the_full_image():
+    # the strands' and the extension's local means are taken from the points alone (bincount):
+    # the same means as the full-size image that is zero elsewhere
+    rng = np.random.default_rng(3)
+    h, w = 48, 40
+    ys, xs = np.divmod(rng.choice(h * w, 300, replace=False), w)
+    colors = rng.uniform(0, 255, (300, 3)).astype(np.float32)
+    weights = rng.uniform(0.1, 1, 300).astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    img[ys, xs] = colors
+    wt = np.zeros((h, w), np.float32)
+    wt[ys, xs] = weights
+    qy, qx = np.divmod(np.arange(h * w), w)
+    for sigma in (3.0, 10.0):
+        want, want_den = matte_module._LocalMean(img, wt, sigma).at(qy, qx)
+        points = matte_module._LocalMean.of_points((h, w), ys, xs, colors, weights=weights, sigma=sigma)
+        got, got_den = points.at(qy, qx)
+        assert np.allclose(got_den, want_den, atol=1e-6)
+        ok = want_den > 1e-3
+        assert ok.mean() > 0.5
+        assert np.allclose(got[ok], want[ok], atol=0.01)
 
 
 @pytest.mark.parametrize("side", [80, 1000])  # matted at full size, and on a reduced copy then refined
