@@ -31,6 +31,7 @@ from .prior import Face
 
 __all__ = ["Assessment", "assess"]
 
+_FACE_INTACT = 0.95  # head-top is judged only above a face kept this well (else the box is false, or it is a leak)
 _CLEAR_BACKDROP = 0.25  # a pixel within this share of the tolerance is backdrop beyond doubt
 
 
@@ -121,7 +122,8 @@ def assess(
         factors["no-face"] = 0.8
     else:
         factors["leak"] = _ramp(sig["face_kept"], bad=0.7, good=0.97)
-        factors["head-top"] = _ramp(sig["crown_kept"], bad=0.5, good=0.9)
+        if sig["face_kept"] >= _FACE_INTACT:  # the face kept, the head above it not: hair lost, not a leak
+            factors["head-top"] = _ramp(sig["crown_kept"], bad=0.5, good=0.9)
     confidence = float(np.prod(list(factors.values())))
     reasons = tuple(k for k, v in sorted(factors.items(), key=lambda kv: kv[1]) if v < 0.85)
     return Assessment(confidence=round(confidence, 4), reasons=reasons, signals=sig)
