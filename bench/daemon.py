@@ -89,7 +89,9 @@ class _Daemon:
         self.work = work
         work.mkdir(parents=True)
         cfg = {"settle": settle, "rescan": 0, "workers": workers, "state_dir": ".state", "log_level": "warning"}
-        cfg["jobs"] = [{"inbox": "inbox", "outbox": "outbox"}]
+        # review: null keeps doubtful cut-outs in the outbox, where arrivals are timed (a review folder
+        # would take about half of these real portraits and the run would wait for them forever)
+        cfg["jobs"] = [{"inbox": "inbox", "outbox": "outbox", "review": None}]
         (work / "config.yaml").write_text(yaml.safe_dump(cfg))
         self.log = open(work / "daemon.log", "w")
         self.proc = subprocess.Popen(
