@@ -12,8 +12,8 @@ Each signal is one the segmentation already has, so the check costs a few millis
   backdrop, or fair hair on a light one, looks like;
 - ``no-face``: no frontal face was found, so nothing checks the result against a person.
 
-The disagreement with other plausible answers (``alternatives``) is measured and reported in
-``signals`` but is not a factor (it raised false alarms on small pictures).
+The disagreement with other plausible answers (``alternatives``, for tuning) is measured in
+``signals`` when they are given but is not a factor (it raised false alarms on small pictures).
 
 The confidence is the product of one factor per signal, each 1 when the signal is clean and
 falling smoothly as it gets worse, so the reasons named are the factors that cost the most.
@@ -76,8 +76,9 @@ def assess(
     face : Face or None
         The face found in the working image, if any.
     alternatives : sequence of ndarray of bool, shape (h, w)
-        Other plausible answers (the first pass, the other plateau rule's choice): the less the
-        mask agrees with them (IoU), the less sure it is.
+        Other plausible answers, for tuning: their agreement with the mask is measured in
+        ``signals`` (``agree``, ``disagree_px``) but is not a factor. :func:`~knockout.segment`
+        passes none.
 
     Returns
     -------
@@ -97,13 +98,14 @@ def assess(
     sig["border"] = float(mask[strip].mean())
     if lab is not None:
         sig["mixed"] = _mixed_colours(lab, mask)
-    sig["agree"] = min((_iou(mask, alt) for alt in alternatives), default=1.0)
     # the same two signals as outline displacements in pixels: area changes over the outline's length,
     # so a small picture, whose outline is a large share of its area, is not judged harsher
     perimeter = max(float(edge.sum()), 1.0)
     near = float((barrier > tolerance / 1.25).sum() - (barrier > tolerance * 1.25).sum())
     sig["unstable_px"] = near / perimeter
-    sig["disagree_px"] = max((float((mask ^ alt).sum()) / perimeter for alt in alternatives), default=0.0)
+    if alternatives:
+        sig["agree"] = min(_iou(mask, alt) for alt in alternatives)
+        sig["disagree_px"] = max(float((mask ^ alt).sum()) / perimeter for alt in alternatives)
     if face is not None:
         sure = face.sure_subject((h, w))
         sig["face_kept"] = float(mask[sure].mean()) if sure.any() else 1.0

@@ -133,16 +133,10 @@ def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
         else:
             tol = float(settings.tolerance)
         region = ndi.binary_erosion(barrier <= tol, iterations=2) | seeds
-        if i == 0:
-            first_pass = barrier > tol
     work = _clean(barrier > tol, settings)
-    others = [first_pass]
-    if settings.tolerance == "auto":  # the other plateau rule's choice
-        alt = _auto_tolerance(barrier, seeds, anchor, longest=settings.effective_method == "kmeans", prior=prior)
-        others.append(barrier > alt)
     mask = _upscale_mask(work, image.shape[:2])
     backdrop = _backdrop_colors(small, region, rng)
-    judged = assess(work, barrier, tol, face=face, alternatives=others, lab=lab)
+    judged = assess(work, barrier, tol, face=face, lab=lab)
     log.debug("segment: tolerance %.1f, subject %.1f%%, confidence %.2f", tol, 100 * work.mean(), judged.confidence)
     return Segmentation(mask=mask, backdrop=backdrop, tolerance=tol, work_mask=work, assessment=judged, face=face)
 
