@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_composites import _find_portraits
 
 DATA = _find_portraits()
+SIGNALS = ("unstable_px", "mixed", "border", "face_kept", "crown_kept")  # the confidence's, in --csv
 GROUPS = {"plain+studio": ("plain", "studio"), "gradient": ("gradient",)}
 
 
@@ -84,9 +85,11 @@ def main() -> int:
             conf = None if judged is None else judged.confidence
             res.setdefault(r["background_kind"], []).append((iou(a, gt), boundary_f(a, gt), dt, conf, r["name"]))
             reasons = " ".join(judged.reasons) if judged else ""
+            sig = judged.signals if judged else {}
             per_image.append(
                 {"config": name, "image": r["name"], "kind": r["background_kind"], "iou": iou(a, gt),
-                 "confidence": conf, "reasons": reasons, "ms": 1000 * dt}
+                 "confidence": conf, "reasons": reasons, "ms": 1000 * dt,
+                 "face": c.segmentation.face is not None, **{k: sig.get(k, "") for k in SIGNALS}}
             )  # fmt: skip
         groups = {g: [x for k in kinds for x in res.get(k, [])] for g, kinds in GROUPS.items()}
         groups["all"] = groups["plain+studio"] + groups["gradient"]

@@ -144,7 +144,7 @@ class Settings:
     max_pixels: int = 89_478_485
     seed: int = 0
     face_prior: bool = True
-    review_below: float = 0.45
+    review_below: float = 0.8
     strip: bool = False
     depth: int = 8
 
