@@ -213,7 +213,7 @@ def _work(src: Path, dst: Path, settings: Settings, *, debug: bool = False) -> R
             sys.stdout.buffer.write(res.data)
             sys.stdout.buffer.flush()
         else:
-            atomic_write(dst, res.data)
+            atomic_write(dst, res.data, durable=False)  # the inputs are kept: a crash loses nothing
     except OSError as exc:
         return src, dst, None, _error(f"cannot write {dst}: {exc.strerror or exc}", debug)
     return src, dst, dataclasses.replace(res, data=b""), None
