@@ -538,3 +538,17 @@ def test_files_pillow_reads_are_found_in_folders_and_globs(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names
     r = _cli("cut", str(shoot / "*.jfif"), "-o", str(tmp_path / "g"))
     assert r.returncode == 0 and [p.name for p in (tmp_path / "g").iterdir()] == ["a.png"]
+
+
+def test_pool_workers_import_the_core_without_scipys_unused_imports():
+    # the fork server preloads the core with knockout._lean_imports, as the command line imports it
+    from concurrent.futures import ProcessPoolExecutor
+
+    from knockout.commands.cut import _pool_context
+
+    with ProcessPoolExecutor(1, mp_context=_pool_context()) as pool:
+        loaded = set(pool.submit(eval, "list(__import__('sys').modules)").result())
+        parsed = pool.submit(eval, "'Array API Standard Support' in __import__('scipy.ndimage').ndimage.label.__doc__")
+        assert parsed.result() is False
+    assert {"knockout.process", "scipy.ndimage"} <= loaded
+    assert not {"numpy.f2py", "numpy.testing", "unittest"} & loaded

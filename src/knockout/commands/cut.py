@@ -365,7 +365,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["knockout.process"])
+    ctx.set_forkserver_preload(["knockout._preload"])
     return ctx
 
 
