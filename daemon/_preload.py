@@ -11,11 +11,15 @@ from __future__ import annotations
 import io
 import warnings
 
-import numpy as np
-from PIL import Image
+from knockout._lean_imports import install
 
-from knockout.process import process_bytes
-from knockout.settings import Settings
+install()  # before SciPy is imported: as the command line does (0.1-0.15 s of CPU less per pool)
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from knockout.process import process_bytes  # noqa: E402
+from knockout.settings import Settings  # noqa: E402
 
 
 def warm() -> None:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from knockout._cpus import limit_threads, usable_cpus
+from knockout._cpus import limit_threads, own_threads_limited, usable_cpus
 
 
 def _in_fresh_process(code: str) -> dict:
@@ -59,3 +59,16 @@ def test_cut_workers_are_capped_and_warm():
 def test_zero_threads_is_refused():
     with pytest.raises(ValueError, match="threads must be >= 1"):
         limit_threads(0)
+
+
+def test_own_threads_limited_caps_only_within_the_block():
+    cpus = usable_cpus()
+    with own_threads_limited(1):
+        assert usable_cpus() == 1
+        with own_threads_limited(4):  # never above an outer cap
+            assert usable_cpus() == 1
+        assert usable_cpus() == 1
+    assert usable_cpus() == cpus
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        with own_threads_limited(0):
+            pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import subprocess
 import sys
@@ -160,6 +161,30 @@ def test_parallel_jobs(tmp_path, capsys):
     assert main(["cut", str(tmp_path), "-o", str(tmp_path / "out"), "-j", "2"]) == 0
     assert len(list((tmp_path / "out").iterdir())) == 3
     assert _summary(capsys.readouterr().err) == (3, 0, 0)
+
+
+def test_parallel_jobs_cut_each_file_exactly_once_and_report_each_error(tmp_path):
+    # with -j 2 this process cuts files too, beside a pool worker that takes files once it is ready
+    shoot = tmp_path / "shoot"
+    for i in range(7):
+        _headshot_file(shoot / f"p{i}.png", seed=i)
+    (shoot / "bad1.jpg").write_text("not an image\n")
+    (shoot / "bad2.png").write_bytes(b"")
+    (shoot / "bad3.jpg").write_bytes((shoot / "p0.png").read_bytes()[:60])
+    r2 = _cli("cut", "shoot", "-o", "out2", "-j", "2", "--report", "r2.jsonl", cwd=tmp_path)
+    r1 = _cli("cut", "shoot", "-o", "out1", "--report", "r1.jsonl", cwd=tmp_path)
+    assert r2.returncode == r1.returncode == 1, r2.stderr
+    assert _summary(r2.stderr) == _summary(r1.stderr) == (7, 3, 0)
+    rows = [json.loads(line) for line in (tmp_path / "r2.jsonl").read_text().splitlines()]
+    assert sorted(row["input"] for row in rows) == sorted(str(Path("shoot") / p.name) for p in shoot.iterdir())
+    failed = {Path(row["input"]).name for row in rows if row.get("error")}
+    assert failed == {"bad1.jpg", "bad2.png", "bad3.jpg"}
+    errors = [ln for ln in r2.stderr.splitlines() if ln.startswith("knockout: error: ")]
+    assert len(errors) == 3 and all(any(f"{name}: " in ln for ln in errors) for name in failed)
+    names = sorted(p.name for p in (tmp_path / "out1").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "out2").iterdir()) and len(names) == 7
+    for name in names:  # the same cut-outs as one process makes
+        assert (tmp_path / "out2" / name).read_bytes() == (tmp_path / "out1" / name).read_bytes()
 
 
 # -- bad inputs, through the installed command ---------------------------------------------------
@@ -513,3 +538,17 @@ def test_files_pillow_reads_are_found_in_folders_and_globs(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names
     r = _cli("cut", str(shoot / "*.jfif"), "-o", str(tmp_path / "g"))
     assert r.returncode == 0 and [p.name for p in (tmp_path / "g").iterdir()] == ["a.png"]
+
+
+def test_pool_workers_import_the_core_without_scipys_unused_imports():
+    # the fork server preloads the core with knockout._lean_imports, as the command line imports it
+    from concurrent.futures import ProcessPoolExecutor
+
+    from knockout.commands.cut import _pool_context
+
+    with ProcessPoolExecutor(1, mp_context=_pool_context()) as pool:
+        loaded = set(pool.submit(eval, "list(__import__('sys').modules)").result())
+        parsed = pool.submit(eval, "'Array API Standard Support' in __import__('scipy.ndimage').ndimage.label.__doc__")
+        assert parsed.result() is False
+    assert {"knockout.process", "scipy.ndimage"} <= loaded
+    assert not {"numpy.f2py", "numpy.testing", "unittest"} & loaded

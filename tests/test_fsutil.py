@@ -53,3 +53,30 @@ def test_temp_file_is_hidden_in_the_same_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(fsutil.os, "replace", spy)
     atomic_write(tmp_path / "a.png", b"x")
     assert seen and seen[0].startswith(".a.png.")
+
+
+def test_durable_writes_are_fsynced_and_others_not(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    atomic_write(tmp_path / "a.png", b"x")
+    assert len(synced) == 2  # the file and its folder
+    synced.clear()
+    atomic_write(tmp_path / "b.png", b"y", durable=False)
+    assert synced == [] and (tmp_path / "b.png").read_bytes() == b"y"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a.png", "b.png"]
+
+
+def test_cut_outputs_are_not_fsynced(tmp_path, monkeypatch):
+    # knockout cut keeps its inputs: a crash loses only outputs a second run makes again
+    from conftest import synthetic_headshot
+    from PIL import Image
+
+    from knockout.cli import main
+
+    img, _ = synthetic_headshot(72, 54)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    synced = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    assert main(["cut", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert (tmp_path / "out" / "a.png").is_file() and synced == []

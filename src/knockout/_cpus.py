@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["limit_threads", "usable_cpus"]
+__all__ = ["limit_threads", "own_threads_limited", "usable_cpus"]
 
 _cap: dict[str, int] = {}  # 'threads', set by limit_threads in a pool's worker process
 
@@ -37,3 +39,24 @@ def limit_threads(threads: int) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(threads)
+
+
+@contextmanager
+def own_threads_limited(threads: int) -> Iterator[None]:
+    """Cap :func:`usable_cpus` (knockout's own thread pools) at ``threads`` within a ``with`` block.
+
+    For the process that cuts files beside its pool's workers: the BLAS pool is held at one
+    thread around each cut-out anyway (:func:`knockout.process.process_bytes`), and nothing else
+    of the process is changed for after the block.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    before = _cap.get("threads")
+    _cap["threads"] = min(threads, before or threads)
+    try:
+        yield
+    finally:
+        if before is None:
+            _cap.pop("threads", None)
+        else:
+            _cap["threads"] = before

@@ -11,9 +11,9 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._formats import EXTENSIONS, output_suffix
 from ..fsutil import atomic_write, make_folders
@@ -193,10 +193,15 @@ def _work(src: Path, dst: Path, settings: Settings, *, debug: bool = False) -> R
     traceback after its first line.
     """
     from ..imageio import ImageError
-    from ..process import process_bytes
 
     try:
-        res = process_bytes(_read(src), settings=settings)
+        data = _read(src)
+        if "knockout.process" in sys.modules:
+            from ..process import process_bytes
+
+            res = process_bytes(data, settings=settings)
+        else:
+            res = _first_cut(data, settings)
     except ImageError as exc:
         return src, dst, None, _error(str(exc), debug)
     except OSError as exc:
@@ -208,10 +213,26 @@ def _work(src: Path, dst: Path, settings: Settings, *, debug: bool = False) -> R
             sys.stdout.buffer.write(res.data)
             sys.stdout.buffer.flush()
         else:
-            atomic_write(dst, res.data)
+            atomic_write(dst, res.data, durable=False)  # the inputs are kept: a crash loses nothing
     except OSError as exc:
         return src, dst, None, _error(f"cannot write {dst}: {exc.strerror or exc}", debug)
     return src, dst, dataclasses.replace(res, data=b""), None
+
+
+def _first_cut(data: bytes, settings: Settings) -> Processed:
+    """The first file of a process, decoded on a thread while the core (SciPy) is imported: Pillow
+    decodes without holding the GIL that the imports need (the whole decode, 0.1 s at 12 MP, is
+    hidden in a one-off cut)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..imageio import decode
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(1) as pool:
+        decoding = [pool.submit(decode, data, settings=settings)]  # popped: the only reference is the cut's
+        from ..process import process_decoded
+
+        return process_decoded(lambda: decoding.pop().result(), settings=settings, started=t0)
 
 
 def _read(src: Path) -> bytes:
@@ -226,42 +247,102 @@ def _error(message: str, debug: bool) -> str:
 def _run_local(
     jobs: list[tuple[Path, Path]], settings: Settings, workers: int, *, debug: bool = False
 ) -> Iterator[Result]:
-    """Run ``jobs`` here, in ``workers`` processes; yields results as they finish.
+    """Run ``jobs`` in ``workers`` processes, this one included; yields results as they finish.
 
-    One file, or one worker, runs in this process (no pool). A pool's workers are started
-    once, each with its share of the CPUs as its thread budget, and warm up before the first file.
+    One file, or one worker, runs in this process (no pool). With more, this process cuts files
+    too, beside ``workers - 1`` pool workers started once: it starts on the first file at once
+    while the pool starts (the pool's fork server imports the core, its workers warm up), and a
+    worker takes a file only once it is ready, one at a time, so no file waits behind a worker
+    that has not started. Each process gets its share of the CPUs as its thread budget. A worker
+    that dies fails the file it had; this process cuts the rest.
     """
-    if workers <= 1 or len(jobs) <= 1:
-        from .._memory import reuse_freed_memory
+    from .._memory import reuse_freed_memory
 
+    if workers <= 1 or len(jobs) <= 1:
         reuse_freed_memory()
         for src, dst in jobs:
             yield _work(src, dst, settings, debug=debug)
         return
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import queue
+    import threading
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
 
-    from .._cpus import usable_cpus
+    from .._cpus import own_threads_limited, usable_cpus
 
     n = min(workers, len(jobs))
+    threads = max(1, usable_cpus() // n)
+    todo = deque(jobs)
+    lock = threading.Lock()
+    done: queue.SimpleQueue = queue.SimpleQueue()  # results from the workers; None when a feeder ends
+
+    def take() -> tuple[Path, Path] | None:
+        with lock:
+            return todo.popleft() if todo else None
+
     pool = ProcessPoolExecutor(
-        max_workers=n,
-        mp_context=_pool_context(),
-        initializer=_start_worker,
-        initargs=(max(1, usable_cpus() // n), settings),
+        max_workers=n - 1, mp_context=_pool_context(), initializer=_start_worker, initargs=(threads, settings)
     )
+
+    def feed() -> None:
+        """Keep one worker busy with one file at a time, from when it is ready."""
+        job = None
+        try:
+            pool.submit(_ready).result()  # the worker has started and warmed up
+            while (job := take()) is not None:
+                done.put(pool.submit(_work, job[0], job[1], settings, debug=debug).result())
+        # a worker killed by the OOM killer (BrokenProcessPool): its file fails, the rest go on here;
+        # Ctrl-C in a worker (KeyboardInterrupt, also raised here in this process's main thread)
+        except BaseException as exc:
+            if job is not None:
+                done.put((*job, None, _error(f"worker process failed: {type(exc).__name__}: {exc}", debug)))
+        finally:
+            done.put(None)
+
+    feeders = [threading.Thread(target=feed, daemon=True) for _ in range(n - 1)]
+    for t in feeders:
+        t.start()
+    reuse_freed_memory()
     finished = False
     try:
-        futures = {pool.submit(_work, src, dst, settings, debug=debug): (src, dst) for src, dst in jobs}
-        for fut in as_completed(futures):
-            src, dst = futures[fut]
-            try:
-                yield fut.result()
-            except Exception as exc:  # e.g. a worker killed by the OOM killer
-                yield src, dst, None, _error(f"worker process failed: {type(exc).__name__}: {exc}", debug)
+        with own_threads_limited(threads):
+            yield from _cut_here(take, done, len(feeders), settings, debug=debug)
         finished = True
     finally:
-        # on Ctrl-C, drop the queued files at once instead of cutting them all out first
+        if not finished:  # on Ctrl-C, drop the files not started instead of cutting them all out first
+            with lock:
+                todo.clear()
         pool.shutdown(wait=finished, cancel_futures=not finished)
+
+
+def _cut_here(
+    take: Callable[[], tuple[Path, Path] | None], done: Any, feeders: int, settings: Settings, *, debug: bool
+) -> Iterator[Result]:
+    """Cut files here while there are any to take, yielding the workers' results as they come in;
+    then the workers' last results, until each of the ``feeders`` has said it is done (None)."""
+    import queue
+
+    while (job := take()) is not None:
+        yield _work(job[0], job[1], settings, debug=debug)
+        while True:  # what the workers finished meanwhile
+            try:
+                res = done.get_nowait()
+            except queue.Empty:
+                break
+            if res is None:
+                feeders -= 1
+            else:
+                yield res
+    while feeders:
+        res = done.get()
+        if res is None:
+            feeders -= 1
+        else:
+            yield res
+
+
+def _ready() -> None:
+    """A no-op run in a pool worker: when it returns, the worker has started and warmed up."""
 
 
 def _start_worker(threads: int, settings: Settings) -> None:
@@ -284,7 +365,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["knockout.process"])
+    ctx.set_forkserver_preload(["knockout._preload"])
     return ctx
 
 
