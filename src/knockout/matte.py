@@ -6,7 +6,9 @@ mask's boundary this module estimates, from the image itself:
 
 - ``B``, the local backdrop colour: a Gaussian-weighted mean of the sure-backdrop pixels
   nearby (normalized convolution), so vignettes and gradients are followed;
-- ``F``, the local subject colour: the same over the sure-subject pixels nearby;
+- ``F``, the local subject colour: the same over the sure-subject pixels nearby, or the mean
+  colour of the subject deeper in (past the hair reach) where its line to ``B`` passes nearer
+  the pixel (a thin dark strand leaving a lighter, lit edge is a mix of the hair and ``B``);
 - the alpha: outside the hard mask by projecting the pixel onto the line from ``B`` to ``F``,
   ``a = ((I - B) . (F - B)) / |F - B|^2``; inside it by ``|I - B| / |F - B|`` (less the noise
   level), which also keeps subject pixels of another hue than the local mean. Where ``F`` and
