@@ -16,6 +16,7 @@ def face_headshot(
     center: float = 0.5,
     shoulders: float = 1.6,
     cap=None,
+    spot=None,
     h: int = 400,
     w: int = 300,
     noise: float = 2.0,
@@ -24,7 +25,9 @@ def face_headshot(
     """A head with a real face, a neck and shoulders on a backdrop: ((h, w, 3) uint8, (h, w) bool mask).
 
     ``center`` is the head's horizontal position (0-1), ``shoulders`` their half-width in face
-    widths; ``cap`` an RGB colour for a cap that fills the frame's whole top edge above the head.
+    widths; ``cap`` an RGB colour for a cap that fills the frame's whole top edge above the head;
+    ``spot`` an RGB colour for a pool of light on the backdrop behind the head, fading to
+    ``backdrop`` towards the frame's edges (a spotlit studio backdrop).
     """
     from skimage.data import astronaut
 
@@ -33,6 +36,9 @@ def face_headshot(
     img[:] = backdrop
     yy, xx = np.mgrid[0:h, 0:w]
     cx, cy = center * w, 0.36 * h
+    if spot is not None:
+        pool = np.exp(-(((xx - cx) / (0.45 * w)) ** 2 + ((yy - cy) / (0.45 * h)) ** 2))[..., None]
+        img[:] = np.asarray(backdrop, np.float32) + pool * (np.asarray(spot, np.float32) - backdrop)
     face = astronaut()[40:200, 165:285].astype(np.float32)  # 160 x 120: forehead to chin
     fh, fw = face.shape[:2]
     y0, x0 = int(cy - fh / 2), int(cx - fw / 2)

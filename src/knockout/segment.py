@@ -27,12 +27,15 @@ log = logging.getLogger(__name__)
 
 WORK_SIDE = 400  # long side of the working image, in pixels
 _TOLERANCES = np.geomspace(1.0, 80.0, 40).astype(np.float32)
-_ITERATIONS = 2
+_ITERATIONS = 3
 _BOX_SAMPLES = 3  # a reduction box-averages at least this many samples per side (see _downscale)
 _EIGHT = np.ones((3, 3), bool)
 _K = 2  # half-width of the window (in tolerance steps) over which area change is measured
 _FLAT = 0.005  # area change (fraction of the image) still counted as flat
 _CLEARED = 0.05  # a plateau that clears this much more of the frame beside the head is preferred
+_NEAR = 0.05  # the backdrop's local colour is averaged over about this share of the working image's long side
+_MARGIN = 3  # pixels next to the subject (mixed with it) left out of the backdrop's local colour
+_FAR = 0.05  # where less of the neighbourhood than this is backdrop, the fitted surface stands in for it
 _SMOOTH = 1.0  # texture (Lab deviation) above the smoothest backdrop candidate's still counted as backdrop
 
 
@@ -117,8 +120,8 @@ def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
     centers = None  # the kmeans clusters of the previous pass, the next pass's starting point
     surface = _fit_surface(lab, seeds, degree=1, rng=rng)
     for i in range(_ITERATIONS):
-        if i:  # refit the smooth backdrop on the backdrop the previous pass found
-            surface = _fit_surface(lab, region, degree=2, rng=rng)
+        if i:  # refit the smooth backdrop on the backdrop the previous pass found, then follow it locally
+            surface = _local_backdrop(lab, region, _fit_surface(lab, region, degree=2, rng=rng))
         residual = lab - surface
         if settings.effective_method == "kmeans":
             cost, centers = _kmeans_cost(residual, seeds, settings, rng, init=centers)
@@ -301,6 +304,27 @@ def _fit_surface(lab: np.ndarray, region: np.ndarray, *, degree: int, rng: np.ra
     if ok.sum() >= a.shape[-1] * 4:
         coef, *_ = np.linalg.lstsq(ab[ok], yb[ok], rcond=None)
     return (a @ coef.astype(np.float32)).astype(np.float32)
+
+
+def _local_backdrop(lab: np.ndarray, region: np.ndarray, surface: np.ndarray) -> np.ndarray:
+    """The backdrop's colour near each pixel: the mean of the backdrop found around it, (h, w, 3) float32.
+
+    A spotlit or vignetted backdrop changes colour across the frame in ways a low-order surface
+    does not follow (a bright pool behind the head, dark corners); the colour of the backdrop
+    already found nearby does. The mean is a normalised box filter applied twice (close to a
+    Gaussian of ``_NEAR`` times the long side); where little of the neighbourhood is backdrop
+    (inside the subject), ``surface`` takes over smoothly.
+    """
+    size = max(3, round(_NEAR * max(region.shape) * 6**0.5))
+    region = ndi.binary_erosion(region, iterations=_MARGIN)  # not the mixed pixels along the outline
+    weight = region.astype(np.float32)
+    weight = ndi.uniform_filter(ndi.uniform_filter(weight, size), size)
+    out = np.empty_like(surface)
+    for c in range(3):
+        known = np.where(region, lab[..., c], 0).astype(np.float32)
+        known = ndi.uniform_filter(ndi.uniform_filter(known, size), size)
+        out[..., c] = (known + _FAR * surface[..., c]) / (weight + _FAR)
+    return out
 
 
 def _texture(lab: np.ndarray, radius: int = 2) -> np.ndarray:
