@@ -6,7 +6,9 @@ mask's boundary this module estimates, from the image itself:
 
 - ``B``, the local backdrop colour: a Gaussian-weighted mean of the sure-backdrop pixels
   nearby (normalized convolution), so vignettes and gradients are followed;
-- ``F``, the local subject colour: the same over the sure-subject pixels nearby;
+- ``F``, the local subject colour: the same over the sure-subject pixels nearby, or the mean
+  colour of the subject deeper in (past the hair reach) where its line to ``B`` passes nearer
+  the pixel (a thin dark strand leaving a lighter, lit edge is a mix of the hair and ``B``);
 - the alpha: outside the hard mask by projecting the pixel onto the line from ``B`` to ``F``,
   ``a = ((I - B) . (F - B)) / |F - B|^2``; inside it by ``|I - B| / |F - B|`` (less the noise
   level), which also keeps subject pixels of another hue than the local mean. Where ``F`` and
@@ -281,16 +283,22 @@ def _edge(image: np.ndarray, mask: np.ndarray, backdrop: np.ndarray, p: _Params,
     fl, f_den = f_loc.at(by, bx)
     bl = _backdrop_at(*b_loc.at(by, bx), px, backdrop)
     no_f = ~(f_den > 1e-3)
+    # the subject's colour from deeper in (the hair's own colour, past the hair reach): where its
+    # line to the backdrop passes nearer the pixel than the local mean's, it is the subject colour
+    # mixed there (a thin dark strand is not a mix of the backdrop with the lighter edge mean)
+    deep = _LocalMean(img, mask & (d_in > p.hair), p.hair + 1)
+    fd, d_den = deep.at(by, bx)
+    fl = _nearer_line(px, fl, fd, bl, ok=(d_den > 1e-3) & ~no_f)
     fl[no_f] = px[no_f]  # (and no trust in the projection there: see _alpha)
     sigma = max(0.5, p.feather / 2)
     soft = ndi.gaussian_filter(mask.astype(np.float32), sigma)[band]
     a = _alpha(px, fl, bl, inside=mask[band], fallback=soft, unknown=no_f)
     zones = []
     hair = _hair(img, mask, band, a, d_out=d_out, band_f=(by[~no_f], bx[~no_f], fl[~no_f]), b_loc=b_loc,
-                 backdrop=backdrop, p=p)  # fmt: skip
+                 deep=deep, backdrop=backdrop, p=p)  # fmt: skip
     if hair is not None:
         zones.append(hair)
-    gaps = _gaps(img, mask, band, a, d_in=d_in, b_loc=b_loc, backdrop=backdrop, p=p)
+    gaps = _gaps(img, mask, band, a, d_in=d_in, b_loc=b_loc, deep=deep, backdrop=backdrop, p=p)
     if gaps is not None:
         zones.append(gaps)
     if zones:  # merge the extra pixels into the band's, in raster order
@@ -615,6 +623,19 @@ def _alpha(px, fl, bl, *, inside, fallback, unknown) -> np.ndarray:
     return _snap(np.clip(conf * proj + (1 - conf) * fallback, 0.0, 1.0).astype(np.float32))
 
 
+def _nearer_line(px, fl, fd, bl, *, ok) -> np.ndarray:
+    """Of two subject colours (N, 3), per pixel the one whose segment to the backdrop ``bl``
+    passes nearer the pixel ``px`` (``fd`` only where ``ok``); a new array."""
+    res = []
+    for f in (fl, fd):
+        diff = f - bl
+        t = np.clip(_dot(px - bl, diff) / np.maximum(_dot(diff, diff), 1e-6), 0.0, 1.0)
+        r = px - bl - t[:, None] * diff
+        res.append(_dot(r, r))
+    use = (ok & (res[1] < res[0]))[:, None]
+    return np.where(use, fd, fl)
+
+
 def _snap(a: np.ndarray) -> np.ndarray:
     """Alphas within ``_SNAP`` of 0 or 1 set to it (in place; returned)."""
     a[a < _SNAP] = 0.0
@@ -622,8 +643,11 @@ def _snap(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _hair(img, mask, band, a, *, d_out, band_f, b_loc, backdrop, p):
+def _hair(img, mask, band, a, *, d_out, band_f, b_loc, deep, backdrop, p):
     """Strands beyond the band that the image says are subject, connected to the band's soft edge.
+
+    Their subject colour is the band's local one, or the deep subject's (``deep``, a
+    :class:`_LocalMean`) where that explains the pixel better (:func:`_nearer_line`).
 
     Returns (kept pixels' mask, their alpha, subject colours, backdrop colours), or None.
     """
@@ -642,6 +666,8 @@ def _hair(img, mask, band, a, *, d_out, band_f, b_loc, backdrop, p):
     unknown = ~(zden > 1e-4)
     zf[unknown] = zp[unknown]  # no subject colour known nearby: no strand (see _alpha)
     zb = _backdrop_at(*b_loc.at(zy, zx), zp, backdrop)
+    fd, d_den = deep.at(zy, zx)
+    zf = _nearer_line(zp, zf, fd, zb, ok=(d_den > 1e-3) & ~unknown)
     az = _alpha(zp, zf, zb, inside=np.zeros(len(zp), bool), fallback=np.zeros(len(zp), np.float32), unknown=unknown)
     cand = np.zeros(mask.shape, bool)
     cand[zone] = az >= _HAIR_LO
@@ -652,7 +678,7 @@ def _hair(img, mask, band, a, *, d_out, band_f, b_loc, backdrop, p):
     return keep, az[kz], zf[kz], zb[kz]
 
 
-def _gaps(img, mask, band, a, *, d_in, b_loc, backdrop, p):
+def _gaps(img, mask, band, a, *, d_in, b_loc, deep, backdrop, p):
     """Backdrop showing between strands inside the hard mask (a hair cloud the segmentation kept whole).
 
     Pixels inside the mask, beyond the band but within the hair reach, whose alpha says backdrop
@@ -665,8 +691,7 @@ def _gaps(img, mask, band, a, *, d_in, b_loc, backdrop, p):
     iy, ix = np.nonzero(inner)
     ip = img[iy, ix]
     # the subject colour: from deeper inside than the hair reaches (the strands' own colour)
-    deep = mask & (d_in > p.hair)
-    ifl, iden = _LocalMean(img, deep, p.hair + 1).at(iy, ix)
+    ifl, iden = deep.at(iy, ix)
     ibl = _backdrop_at(*b_loc.at(iy, ix), ip, backdrop)
     unknown = ~(iden > 1e-3)
     ifl[unknown] = ip[unknown]
