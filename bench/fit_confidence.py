@@ -1,6 +1,6 @@
-"""Fit the confidence's weights (knockout.confidence._BIAS, _WEIGHTS) and say how well they generalise.
+"""Fit the confidence's weights (knockout.confidence._BIAS, _FITTED) and say how well they generalise.
 
-Reads the per-image CSV of ``bench/quality.py --configs threshold --csv FILE`` (real portraits: IoU
+Reads the per-image CSV of ``bench/quality.py --configs threshold,kmeans --csv FILE`` (real portraits: IoU
 of the output's alpha and the confidence's signals). A cut-out failed when its IoU is below 0.90.
 The weights of the evidence of degree (log(1 + unstable_px), the colour overlap, no face) are fitted
 by a logistic regression; the leak and head-top evidence keeps its fixed weight (an offset). Prints
@@ -9,7 +9,7 @@ fit never saw), the AUROC of the weights in use (computed from the CSV's signals
 ``knockout.confidence``), and the shares of failed and of good (IoU >= 0.95) cut-outs flagged at a
 few values of review_below. Usage:
 
-    python bench/fit_confidence.py FILE.csv
+    python bench/fit_confidence.py FILE.csv [threshold|kmeans]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from knockout import confidence as C
 
+CONFIG = sys.argv[2] if len(sys.argv) > 2 else "threshold"
 FITTED = ("unstable", "low-contrast", "no-face")
 
 
@@ -38,16 +39,16 @@ def _evidence(sig: dict[str, float], face: bool) -> tuple[list[float], float]:
     offset = 0.0
     if face:
         leak = C._ramp(sig["face_kept"], bad=0.7, good=0.97)
-        offset -= C._WEIGHTS["leak"] * np.log(leak)
+        offset -= C._FIXED["leak"] * np.log(leak)
         if sig["face_kept"] >= C._FACE_INTACT:
-            offset -= C._WEIGHTS["head-top"] * np.log(C._ramp(sig["crown_kept"], bad=0.5, good=0.9))
+            offset -= C._FIXED["head-top"] * np.log(C._ramp(sig["crown_kept"], bad=0.5, good=0.9))
     return x, offset
 
 
 def main() -> int:
-    rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["config"] == "threshold"]
+    rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["config"] == CONFIG]
     if not rows:
-        sys.exit(f"{sys.argv[1]}: no threshold rows; run bench/quality.py --configs threshold --csv FILE")
+        sys.exit(f"{sys.argv[1]}: no {CONFIG} rows; run bench/quality.py --configs {CONFIG} --csv FILE")
     parsed = [_signals(r) for r in rows]
     ev = [_evidence(sig, face) for sig, face in parsed]
     x = np.array([e[0] for e in ev])
@@ -64,10 +65,10 @@ def main() -> int:
     fit = model.fit(x, bad)
     print(f"{len(rows)} cut-outs, {bad.sum()} failed (IoU < 0.90), {good.sum()} good (IoU >= 0.95)")
     weights = ", ".join(f"{n} {w:.2f}" for n, w in zip(FITTED, fit.coef_[0], strict=True))
-    print(f"fitted: _BIAS = {fit.intercept_[0]:.2f}, _WEIGHTS = {weights}")
+    print(f"fitted ({CONFIG}): _BIAS = {fit.intercept_[0]:.2f}, _FITTED = {weights}")
     alarms = 100 * np.mean(false_alarms)
     print(f"cross-validated AUROC {np.mean(aurocs):.3f}; good flagged where 85 % of failed are: {alarms:.0f} %")
-    used = np.array([C._judge(sig, has_face=face)[0] for sig, face in parsed])
+    used = np.array([C._judge(sig, has_face=face, method=CONFIG)[0] for sig, face in parsed])
     print(f"weights in use (knockout.confidence): AUROC {roc_auc_score(bad, -used):.3f} (in sample)")
     for t in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9):
         f = used < t

@@ -97,3 +97,14 @@ def test_segment_flags_a_low_contrast_subject_and_not_a_clear_one():
     good, doubtful = segment(clear, settings=s).assessment, segment(dark, settings=s).assessment
     assert good.confidence >= s.review_below > doubtful.confidence
     assert good.reasons == () and "unstable" in doubtful.reasons
+
+
+def test_the_weights_are_the_methods_and_an_unknown_method_is_refused():
+    mask, barrier = _clear_case()
+    face = Face(x=25, y=32, w=30, h=30)
+    threshold = assess(mask, barrier, 10.0, face=face)
+    kmeans = assess(mask, barrier, 10.0, face=face, method="kmeans")
+    assert kmeans.confidence < threshold.confidence  # a kmeans cut-out fails more often on the same evidence
+    assert kmeans.reasons == threshold.reasons == ()
+    with pytest.raises(ValueError, match="method must be one of"):
+        assess(mask, barrier, 10.0, face=face, method="grabcut")

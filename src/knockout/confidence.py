@@ -40,11 +40,18 @@ __all__ = ["Assessment", "assess"]
 
 _FACE_INTACT = 0.95  # head-top is judged only above a face kept this well (else the box is false, or it is a leak)
 _CLEAR_BACKDROP = 0.25  # a pixel within this share of the tolerance is backdrop beyond doubt
-# the log-odds that a cut-out failed (IoU < 0.90 on real portraits): a constant, and per signal its
-# weight times its evidence: log(1 + unstable_px), the colour overlap, 1 without a face (these three
-# fitted by bench/fit_confidence.py), -log of the leak and head-top ramps (fixed)
-_BIAS = -3.4
-_WEIGHTS = {"unstable": 2.3, "low-contrast": 1.25, "no-face": 0.2, "leak": 2.0, "head-top": 2.0}
+# the log-odds that a cut-out failed (IoU < 0.90 on real portraits), per method (their costs differ:
+# kmeans' is flat between cluster levels, so its outline moves less for the same doubt): a constant,
+# and per signal its weight times its evidence: log(1 + unstable_px), the colour overlap, 1 without a
+# face (these fitted by bench/fit_confidence.py), -log of the leak and head-top ramps (fixed). kmeans'
+# fitted constant (-1.5) would put nearly every kmeans cut-out below the shared review_below (its
+# signals tell its failures apart less well: AUROC 0.75); -2.0 flags about a fifth of its good ones
+_BIAS = {"threshold": -3.4, "kmeans": -2.0}
+_FITTED = {
+    "threshold": {"unstable": 2.3, "low-contrast": 1.25, "no-face": 0.2},
+    "kmeans": {"unstable": 1.6, "low-contrast": 2.1, "no-face": 0.6},
+}
+_FIXED = {"leak": 2.0, "head-top": 2.0}
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ def assess(
     face: Face | None,
     alternatives: Sequence[np.ndarray] = (),
     lab: np.ndarray | None = None,
+    method: str = "threshold",
 ) -> Assessment:
     """Judge a working-resolution segmentation from the signals that produced it.
 
@@ -91,12 +99,18 @@ def assess(
         Other plausible answers, for tuning: their agreement with the mask is measured in
         ``signals`` (``agree``, ``disagree_px``) but is not a factor. :func:`~knockout.segment`
         passes none.
+    lab : ndarray of float32, shape (h, w, 3), optional
+        The working image in CIE Lab, for the colour overlap (``low-contrast``).
+    method : {"threshold", "kmeans"}
+        The segmentation's method: the weights of the evidence are fitted per method.
 
     Returns
     -------
     Assessment
     """
     h, w = mask.shape
+    if method not in _BIAS:
+        raise ValueError(f"method must be one of {sorted(_BIAS)}, got {method!r}")
     if mask.shape != barrier.shape:
         raise ValueError(f"mask {mask.shape} and barrier {barrier.shape} must have the same shape")
     sig: dict[str, float] = {}
@@ -126,11 +140,11 @@ def assess(
         crown = face.crown((h, w))
         ok = mask[crown] | (barrier[crown] <= _CLEAR_BACKDROP * tolerance)
         sig["crown_kept"] = float(ok.mean()) if crown.any() else 1.0
-    confidence, reasons = _judge(sig, has_face=face is not None)
+    confidence, reasons = _judge(sig, has_face=face is not None, method=method)
     return Assessment(confidence=round(confidence, 4), reasons=reasons, signals=sig)
 
 
-def _judge(sig: dict[str, float], *, has_face: bool) -> tuple[float, tuple[str, ...]]:
+def _judge(sig: dict[str, float], *, has_face: bool, method: str = "threshold") -> tuple[float, tuple[str, ...]]:
     """The confidence and the reasons from the signals (``crown_kept``, ``face_kept`` with a face)."""
     # each ramp: 1 where half or more of the good cut-outs are, 0.1 where most failures are
     looks = {
@@ -151,7 +165,8 @@ def _judge(sig: dict[str, float], *, has_face: bool) -> tuple[float, tuple[str, 
         if sig["face_kept"] >= _FACE_INTACT:  # the face kept, the head above it not: hair lost, not a leak
             looks["head-top"] = _ramp(sig["crown_kept"], bad=0.5, good=0.9)
             evidence["head-top"] = -float(np.log(looks["head-top"]))
-    odds = _BIAS + sum(_WEIGHTS[k] * v for k, v in evidence.items())
+    weights = {**_FITTED[method], **_FIXED}
+    odds = _BIAS[method] + sum(weights[k] * v for k, v in evidence.items())
     confidence = 1.0 / (1.0 + float(np.exp(odds)))
     reasons = tuple(k for k, v in sorted(looks.items(), key=lambda kv: kv[1]) if v < 0.85)
     return confidence, reasons
