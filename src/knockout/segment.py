@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 WORK_SIDE = 400  # long side of the working image, in pixels
 _TOLERANCES = np.geomspace(1.0, 80.0, 40).astype(np.float32)
 _ITERATIONS = 3
+_COARSE_MIN = 100  # a working image narrower than this (its short side) has every pass at full size
 _BOX_SAMPLES = 3  # a reduction box-averages at least this many samples per side (see _downscale)
 _EIGHT = np.ones((3, 3), bool)
 _K = 2  # half-width of the window (in tolerance steps) over which area change is measured
@@ -109,39 +110,67 @@ def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
     texture = _texture(lab)
     face = find_face(small) if settings.face_prior else None
     seeds &= _backdrop_seeds(lab, seeds, texture, settings, above=None if face is None else face.above((h, w)))
-    anchor = _anchor((h, w))
-    if face is not None:  # the face and the body below it replace the bottom centre as the anchor
-        anchor = face.body((h, w))
-        prior = (face.sure_subject((h, w)), face.likely_backdrop((h, w)))
-    else:
-        prior = None
     rng = np.random.default_rng(settings.seed)
-    region = seeds
     centers = None  # the kmeans clusters of the previous pass, the next pass's starting point
-    surface = _fit_surface(lab, seeds, degree=1, rng=rng)
+    # the passes before the last only find the backdrop the next one fits its colour on: on every
+    # other pixel they cost a quarter (a tiny image is worked at full size throughout)
+    coarse = min(h, w) >= _COARSE_MIN
+    scale = 0.5 if coarse else 1.0
+    grid = (slice(None, None, 2), slice(None, None, 2)) if coarse else (slice(None), slice(None))
+    at = (lab[grid], seeds[grid], texture[grid])
+    region = at[1]
+    surface = _fit_surface(at[0], region, degree=1, rng=rng)
     for i in range(_ITERATIONS):
+        if i == _ITERATIONS - 1 and coarse:  # the last pass, at the working size
+            at, scale = (lab, seeds, texture), 1.0
+            region = np.repeat(np.repeat(region, 2, axis=0), 2, axis=1)[:h, :w] | seeds
         if i:  # refit the smooth backdrop on the backdrop the previous pass found, then follow it locally
-            surface = _local_backdrop(lab, region, _fit_surface(lab, region, degree=2, rng=rng))
-        residual = lab - surface
-        if settings.effective_method == "kmeans":
-            cost, centers = _kmeans_cost(residual, seeds, settings, rng, init=centers)
-        else:
-            cost = np.sqrt((residual**2).sum(axis=2))
-        cost += texture
-        barrier = _barrier(cost, seeds)
-        if settings.tolerance == "auto":
-            # a colour distance is continuous, so its longest plateau is the subject's outline; the
-            # kmeans cost is a few cluster levels, flat between them, so its first plateau is taken
-            tol = _auto_tolerance(barrier, seeds, anchor, longest=settings.effective_method != "kmeans", prior=prior)
-        else:
-            tol = float(settings.tolerance)
-        region = ndi.binary_erosion(barrier <= tol, iterations=2) | seeds
+            surface = _local_backdrop(at[0], region, _fit_surface(at[0], region, degree=2, rng=rng))
+        found = _one_pass(at, surface, face=face, scale=scale, settings=settings, rng=rng, centers=centers)
+        barrier, tol, centers = found
+        region = ndi.binary_erosion(barrier <= tol, iterations=2 if scale == 1 else 1) | at[1]
     work = _clean(barrier > tol, settings)
     mask = _upscale_mask(work, image.shape[:2])
     backdrop = _backdrop_colors(small, region, rng)
     judged = assess(work, barrier, tol, face=face, lab=lab, method=settings.effective_method)
     log.debug("segment: tolerance %.1f, subject %.1f%%, confidence %.2f", tol, 100 * work.mean(), judged.confidence)
     return Segmentation(mask=mask, backdrop=backdrop, tolerance=tol, work_mask=work, assessment=judged, face=face)
+
+
+def _one_pass(
+    at: tuple[np.ndarray, np.ndarray, np.ndarray],
+    surface: np.ndarray,
+    *,
+    face: Face | None,
+    scale: float,
+    settings: Settings,
+    rng: np.random.Generator,
+    centers: np.ndarray | None,
+) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """One segmentation pass on ``at`` (Lab, seeds, texture): the barrier, the tolerance, kmeans' centres.
+
+    ``scale`` is the size of ``at`` against the working image the face was found in.
+    """
+    lab, seeds, texture = at
+    shape = seeds.shape
+    residual = lab - surface
+    if settings.effective_method == "kmeans":
+        cost, centers = _kmeans_cost(residual, seeds, settings, rng, init=centers)
+    else:
+        cost = np.sqrt((residual**2).sum(axis=2))
+    cost += texture
+    barrier = _barrier(cost, seeds)
+    if settings.tolerance != "auto":
+        return barrier, float(settings.tolerance), centers
+    if face is not None:  # the face and the body below it replace the bottom centre as the anchor
+        face = Face(x=face.x * scale, y=face.y * scale, w=face.w * scale, h=face.h * scale)
+        anchor, prior = face.body(shape), (face.sure_subject(shape), face.likely_backdrop(shape))
+    else:
+        anchor, prior = _anchor(shape), None
+    # a colour distance is continuous, so its longest plateau is the subject's outline; the
+    # kmeans cost is a few cluster levels, flat between them, so its first plateau is taken
+    tol = _auto_tolerance(barrier, seeds, anchor, longest=settings.effective_method != "kmeans", prior=prior)
+    return barrier, tol, centers
 
 
 # -- input ----------------------------------------------------------------------------------
