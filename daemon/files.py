@@ -152,7 +152,10 @@ def remember_roots(folders: Iterator[Path] | tuple[Path, ...] | list[Path]) -> N
 def check_root(root: Path) -> None:
     """Raise :class:`UnsafeFolder` when a remembered folder was replaced (by a link or another folder).
 
-    A folder removed meanwhile is made again (and remembered as the new one).
+    A folder removed meanwhile is made again (and remembered as the new one). Something there that
+    is not a folder (a file put in its place, or a link to one) raises NotADirectoryError: nothing
+    can be written through it, and the caller retries until it is a folder again. That is decided
+    by what the thing is, not by its inode number, which a file system may give a new file again.
     """
     key = _ROOTS.get(Path(root))
     if key is None:
@@ -163,6 +166,8 @@ def check_root(root: Path) -> None:
         make_folders(root)
         remember_roots([root])
         return
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder (a file is in its place)", str(root))
     if (st.st_dev, st.st_ino) != key:
         raise UnsafeFolder(
             f"{root} is not the folder it was when the daemon started (replaced, or a link put there); "

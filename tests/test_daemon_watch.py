@@ -351,8 +351,11 @@ def test_sigterm_timeout_gives_unfinished_files_back(tmp_path):
     huge = _huge_jpeg()
     try:
         d.wait_ready()
+        # a file where the processed folder should be, made while the folder still exists so that it
+        # never takes the folder's inode number (a file system may reuse it; then it looked the same)
+        (tmp_path / "not-a-folder").write_text("a file where the processed folder should be")
         done.rmdir()
-        done.write_text("a file where the processed folder should be")
+        (tmp_path / "not-a-folder").rename(done)
         (inbox / "a.jpg").write_bytes(image_bytes(1))
         wait_for(lambda: "output written, cannot move the input" in d.text(), 30, d, "a.jpg's move to fail")
         (inbox / "huge.jpg").write_bytes(huge)
