@@ -34,15 +34,9 @@ def _signals(r: dict) -> tuple[dict[str, float], bool]:
 
 
 def _evidence(sig: dict[str, float], face: bool) -> tuple[list[float], float]:
-    """The fitted terms' evidence, and the fixed terms' contribution to the log-odds."""
-    x = [float(np.log1p(sig["unstable_px"])), sig.get("mixed", 0.0), 0.0 if face else 1.0]
-    offset = 0.0
-    if face:
-        leak = C._ramp(sig["face_kept"], bad=0.7, good=0.97)
-        offset -= C._FIXED["leak"] * np.log(leak)
-        if sig["face_kept"] >= C._FACE_INTACT:
-            offset -= C._FIXED["head-top"] * np.log(C._ramp(sig["crown_kept"], bad=0.5, good=0.9))
-    return x, offset
+    """The fitted terms' evidence, and the fixed terms' contribution to the log-odds (as knockout weighs them)."""
+    _, evidence = C._weigh(sig, has_face=face)
+    return [evidence[k] for k in FITTED], sum(w * evidence.get(k, 0.0) for k, w in C._FIXED.items())
 
 
 def main() -> int:

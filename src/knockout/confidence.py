@@ -146,6 +146,16 @@ def assess(
 
 def _judge(sig: dict[str, float], *, has_face: bool, method: str = "threshold") -> tuple[float, tuple[str, ...]]:
     """The confidence and the reasons from the signals (``crown_kept``, ``face_kept`` with a face)."""
+    looks, evidence = _weigh(sig, has_face=has_face)
+    weights = {**_FITTED[method], **_FIXED}
+    odds = _BIAS[method] + sum(weights[k] * v for k, v in evidence.items())
+    confidence = 1.0 / (1.0 + float(np.exp(odds)))
+    reasons = tuple(k for k, v in sorted(looks.items(), key=lambda kv: kv[1]) if v < 0.85)
+    return confidence, reasons
+
+
+def _weigh(sig: dict[str, float], *, has_face: bool) -> tuple[dict[str, float], dict[str, float]]:
+    """Each signal's ramp (how it looks on its own) and its evidence in the log-odds (before its weight)."""
     # each ramp: 1 where half or more of the good cut-outs are, 0.1 where most failures are
     looks = {
         "unstable": _ramp(-sig["unstable_px"], bad=-4.0, good=-1.2),
@@ -165,11 +175,7 @@ def _judge(sig: dict[str, float], *, has_face: bool, method: str = "threshold") 
         if sig["face_kept"] >= _FACE_INTACT:  # the face kept, the head above it not: hair lost, not a leak
             looks["head-top"] = _ramp(sig["crown_kept"], bad=0.5, good=0.9)
             evidence["head-top"] = -float(np.log(looks["head-top"]))
-    weights = {**_FITTED[method], **_FIXED}
-    odds = _BIAS[method] + sum(weights[k] * v for k, v in evidence.items())
-    confidence = 1.0 / (1.0 + float(np.exp(odds)))
-    reasons = tuple(k for k, v in sorted(looks.items(), key=lambda kv: kv[1]) if v < 0.85)
-    return confidence, reasons
+    return looks, evidence
 
 
 def _mixed_colours(lab: np.ndarray, mask: np.ndarray) -> float:
