@@ -199,8 +199,11 @@ class _Params:
 
     def __init__(self, feather: float, scale: float) -> None:
         self.feather = feather
-        self.r_in = feather + 0.5 * scale + 1.0  # how far inside the hard edge the soft band reaches
-        self.r_out = feather + 1.0 * scale + 2.0  # and outside (cut-off hair, upscaling error)
+        # how far inside the hard edge the soft band reaches, and outside: the hard mask is upscaled
+        # from the working size, so its outline may be a working pixel (``scale``) off either way;
+        # outside, more for hair the clean-up cut off
+        self.r_in = feather + 1.0 * scale + 1.0
+        self.r_out = feather + 1.0 * scale + 2.0
         # half-width of the windows of the local colours (2 sigma): across the whole band and a bit
         self.sigma_f = self.sigma_b = (self.r_in + self.r_out) / 2 + 1.0
         # beyond the band, up to this far out, strands that the image says are subject are kept
