@@ -42,8 +42,6 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
-from scipy import sparse
-from scipy.sparse import linalg as splinalg
 
 from .compose import Edits, cleared
 from .segment import Segmentation
@@ -71,6 +69,15 @@ _CG_TOL, _CG_ITER = 1e-3, 1000
 _F_SMOOTH, _F_EPS, _F_PRIOR, _F_PULL = 1.0, 0.05, 0.01, 0.3
 _F_REACH = 3.0  # sigma (px) of the mean that carries the field out under alpha 0
 _F_STRIP = 1 << 16  # full-size edge pixels un-mixed at a time
+
+
+def _sparse():
+    """``(scipy.sparse, scipy.sparse.linalg)``, imported when a solve first needs them: 0.07-0.1 s
+    of a one-off cut's start-up, which ``knockout cut`` spends on a thread while it segments."""
+    from scipy import sparse
+    from scipy.sparse import linalg
+
+    return sparse, linalg
 
 
 def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -409,6 +416,7 @@ def _closed_form(img, mask, ys, xs, *, prior, inside) -> np.ndarray:
     rhs = weight * prior - np.where(unk, 0, coef * known.ravel()[nb]).sum(axis=0)
     data = np.where(unk, coef, 0).T.astype(np.float64).ravel()
     cols = np.where(unk, cols, np.arange(n, dtype=np.int32)).T.ravel()
+    sparse, splinalg = _sparse()
     lap = sparse.csr_matrix((data, cols, np.arange(0, 25 * n + 1, 25)), shape=(n, n))
     # conjugate gradients (the system is symmetric positive definite) from the projection, with a
     # Jacobi preconditioner: tens of milliseconds where a sparse LU took up to seconds on hair
@@ -551,6 +559,7 @@ def _foreground(image: np.ndarray, alpha: np.ndarray, e: _Edge) -> tuple[np.ndar
         cols.append(ji[unk])
         vals.append(-wij[unk])
         np.add.at(extra, i[sure], wij[sure, None] * img[j[sure]])
+    sparse, splinalg = _sparse()
     off = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
     px = img[ys * w + xs].astype(np.float64)
     bl = e.bl[mix].astype(np.float64)
