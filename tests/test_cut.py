@@ -430,6 +430,29 @@ def test_in_out_names_the_output_and_its_extension_the_format(tmp_path):
         assert Image.open(tmp_path / photo).size == (54, 72)  # the photo itself untouched
 
 
+def test_o_with_an_image_name_names_the_one_output_and_never_makes_a_folder_of_it(tmp_path):
+    """``knockout cut big.jpg -o out.png`` (gcc's and ffmpeg's habit): out.png is the cut-out, not a folder
+    named out.png with big.png inside (what it did); with several inputs, one line and nothing written."""
+    src = _headshot_file(tmp_path / "in.jpg")
+    r = _cli("cut", str(src), "-o", str(tmp_path / "out.png"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out.png").is_file() and Image.open(tmp_path / "out.png").mode == "RGBA"
+    r = _cli("cut", str(src), "-o", str(tmp_path / "out.webp"))
+    assert r.returncode == 0 and Image.open(tmp_path / "out.webp").format == "WEBP", r.stderr
+    r = _cli("cut", str(src), "-o", str(tmp_path / "out.png"))  # run again: kept unless --overwrite
+    assert _summary(r.stderr) == (0, 0, 1), r.stderr
+    _headshot_file(tmp_path / "b.jpg", seed=1)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    r = _cli("cut", str(src), str(tmp_path / "b.jpg"), "-o", str(tmp_path / "two.png"))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and f"{tmp_path / 'two.png'}:" in lines[0], r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    # a folder that really is named like an image is still a folder
+    (tmp_path / "odd.png").mkdir()
+    assert _cli("cut", str(src), "-o", str(tmp_path / "odd.png")).returncode == 0
+    assert (tmp_path / "odd.png" / "in.png").is_file()
+
+
 def test_dash_reads_standard_input_and_writes_standard_output(tmp_path):
     data = _headshot_file(tmp_path / "a.jpg").read_bytes()
     r = _run("cut", "-", "-o", "-", stdin=data, cwd=tmp_path)  # cat a.jpg | knockout cut - -o - > a.png

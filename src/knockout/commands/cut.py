@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
+import importlib
 import logging
 import multiprocessing
 import os
@@ -36,10 +37,10 @@ _OUTPUT_SUFFIXES = {".png": "png", ".webp": "webp", ".jpg": "jpeg", ".jpeg": "jp
 EPILOG = """\
 Outputs: without -o, NAME-cutout.png beside each input (NAME-mask.png, NAME-solid.jpg for
 --output mask / solid); with -o, OUTDIR/NAME.png, sub-folders of a folder (-r) or of a glob's
-fixed part mirrored. Two paths IN OUT name the output when OUT ends in .png, .webp, .jpg or is
--, and is new or an earlier output of knockout (else both are inputs); its extension gives the format
-unless --format. - reads standard input or writes standard
-output (format from --format, PNG by default). An input is never overwritten, and an existing
+fixed part mirrored; -o OUT.png with one input names the output. Two paths IN OUT name the
+output when OUT ends in .png, .webp, .jpg or is -, and is new or an earlier output of knockout
+(else both are inputs); its extension gives the format unless --format. - reads standard input
+or writes standard output (format from --format, PNG by default). An input is never overwritten, and an existing
 output is kept unless --overwrite. Exit status: 0 all succeeded, 1 some inputs failed, 2 usage
 error (unknown option, bad setting value).
 
@@ -81,7 +82,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or glob patterns")
-    p.add_argument("-o", "--outdir", type=Path, help="output folder (created if missing), or - for standard output")
+    p.add_argument(
+        "-o",
+        "--outdir",
+        type=Path,
+        help="output folder (created if missing), an output file name for one input (OUT.png), "
+        "or - for standard output",
+    )
     p.add_argument("-c", "--config", metavar="FILE", help="take the settings of a job of this config.yaml")
     p.add_argument("--job", metavar="NAME", help="which job of --config (needed when it has several)")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folders")
@@ -228,10 +235,14 @@ def _first_cut(data: bytes, settings: Settings) -> Processed:
     from ..imageio import decode
 
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(1) as pool:
+    with ThreadPoolExecutor(2) as pool:
         decoding = [pool.submit(decode, data, settings=settings)]  # popped: the only reference is the cut's
         from ..process import process_decoded
 
+        # and the matte's sparse solvers, imported while the image is segmented (whose labellings,
+        # filters and resizes run without the GIL); the matte waits for that import if it is not done
+        if settings.feather > 0 and not settings.preset:
+            pool.submit(importlib.import_module, "scipy.sparse.linalg")
         return process_decoded(lambda: decoding.pop().result(), settings=settings, started=t0)
 
 
@@ -494,6 +505,14 @@ def _named_output(args: argparse.Namespace) -> tuple[list[str], Path | None]:
         if len(paths) != 1:
             raise SettingsError("-o - writes one image to standard output; give a single input")
         out = STDIO
+    elif args.outdir is not None and args.outdir.suffix.lower() in _OUTPUT_SUFFIXES and not args.outdir.is_dir():
+        # `-o out.png` (gcc's and ffmpeg's habit) names the one output; never a folder named like an image
+        if len(paths) != 1 or not (paths[0] == "-" or Path(paths[0]).is_file()):
+            raise SettingsError(
+                f"{args.outdir}: -o with an image name names the output of one input file; "
+                "for several inputs give -o a folder"
+            )
+        out = args.outdir
     elif len(paths) == 2 and args.outdir is None and (paths[0] == "-" or Path(paths[0]).is_file()):
         second = Path(paths[1])
         if paths[1] == "-" or (
@@ -600,7 +619,7 @@ def _plan(
             continue
         try:
             # mirrored sub-folders of -o: real folders only, never through a link out of it
-            make_folders(dst.parent, root=args.outdir if args.outdir not in (None, STDIO) else None)
+            make_folders(dst.parent, root=args.outdir if args.outdir not in (None, STDIO, dst) else None)
         except OSError as exc:
             _say(f"knockout: error: {src}: cannot create folder {dst.parent}: {exc.strerror or exc}")
             refused += 1
