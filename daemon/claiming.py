@@ -116,7 +116,7 @@ class Claimer:
                         finished(job, rel, path)
                         n_done += 1
                     else:
-                        back(files.move_noreplace(path, job.inbox / rel), job)
+                        back(files.move_noreplace(path, job.inbox / rel, root=job.inbox), job)
                         n_back += 1
                 except OSError as exc:  # stays adopted: recovered again at the next start
                     log.error("%s: cannot recover %s from %s: %s", job.name, rel, owner.name, exc)

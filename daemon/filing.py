@@ -268,7 +268,7 @@ class Filer:
                 key = (st.st_size, st.st_mtime_ns)
                 # recorded before it is back: a daemon sharing the inbox must never see it unrecorded
                 self.seen.add(job.name, rel, key)
-                back = files.move_noreplace(claim, job.inbox / rel)
+                back = files.move_noreplace(claim, job.inbox / rel, root=job.inbox)  # never through a linked folder
                 if back != job.inbox / rel:
                     self.seen.add(job.name, PurePath(back.relative_to(job.inbox)), key)
                 return back

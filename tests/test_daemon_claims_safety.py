@@ -186,3 +186,32 @@ def test_outbox_and_processed_replaced_by_links_while_running_are_never_written_
     reason = yaml.safe_load((tmp_path / "failed" / "c.jpg.error.txt").read_text())["reason"]
     assert "but the input cannot be moved" in reason and "is not the folder it was" in reason, reason
     assert [p.name for p in visible(outbox)] == ["c.png"]
+
+
+def test_recovered_claims_are_never_put_back_through_a_linked_inbox_folder(tmp_path):
+    """A dead daemon's claims of sub/a.jpg (not cut yet) and sub/b.jpg (cut; after: leave puts it
+    back) were moved back into inbox/sub while sub was a link to another folder: both landed there."""
+    inbox, outside, outbox = tmp_path / "inbox", tmp_path / "outside", tmp_path / "outbox"
+    outside.mkdir()
+    inbox.mkdir()
+    (outbox / "sub").mkdir(parents=True)
+    os.symlink(outside, inbox / "sub")
+    dead = inbox / ".knockout-claims" / f"{socket.gethostname()}-999999999-aaaaaa"
+    (dead / "files" / "sub").mkdir(parents=True)
+    (dead / "out" / "sub").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg"):
+        (dead / "files" / "sub" / name).write_bytes(image_bytes(1))
+    (outbox / "sub" / "b.png").write_bytes(b"the cut-out of b")  # b's output was written: only its move is missing
+    (dead / "out" / "sub" / "b.jpg.json").write_text(json.dumps({"output": str(outbox / "sub" / "b.png")}))
+    (dead / "owner.json").write_text(json.dumps({"host": socket.gethostname(), "pid": 999999999}))
+    cfg = write_config(tmp_path, jobs=[{"name": "main", "inbox": "inbox", "outbox": "outbox", "after": "leave"}])
+    r = knockout("watch", "-c", str(cfg), "--once", timeout=120)
+    assert list(outside.iterdir()) == [], r.stderr  # nothing moved through the link
+    for name in ("a.jpg", "b.jpg"):
+        assert f"cannot recover sub/{name}" in r.stderr and "symbolic link" in r.stderr, r.stderr
+    assert (tmp_path / "failed" / "sub").is_symlink()  # the link itself is filed as failed, as before
+    r = knockout("watch", "-c", str(cfg), "--once", timeout=120)  # the link gone: the next start loses nothing
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (inbox / "sub").iterdir()) == ["a.jpg", "b.jpg"], r.stderr
+    assert sorted(p.name for p in visible(outbox)) == ["a.png", "b.png"], r.stderr
+    assert list(outside.iterdir()) == []
