@@ -21,7 +21,7 @@ import socket
 import stat
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 
 from knockout import fsutil
@@ -175,18 +175,21 @@ def check_root(root: Path) -> None:
         )
 
 
-def move_noreplace(src: Path, dst: Path, *, root: Path | None = None) -> Path:
+def move_noreplace(
+    src: Path, dst: Path, *, root: Path | None = None, beside: Callable[[Path], Path] | None = None
+) -> Path:
     """Move ``src`` to ``dst`` (or ``dst`` with ``-1``, ``-2``... if taken); returns where it went.
 
     Works across file systems (copy, fsync, then remove the source) and never overwrites.
     With ``root`` (the folder ``dst`` lies in), no folder below ``root`` may be a link, and
-    ``root`` must be the folder it was at start (:func:`check_root`).
+    ``root`` must be the folder it was at start (:func:`check_root`). With ``beside`` (the name
+    of a file that goes beside the target, such as its record), a name is taken only when that is free too.
     """
     if root is not None:
         check_root(root)
     make_folders(dst.parent, root=root if root is not None else dst.parent)
     for _ in range(100):
-        target = free_name(dst)
+        target = free_name(dst, taken(beside))
         try:
             try:
                 link_or_rename(src, target)
@@ -200,6 +203,13 @@ def move_noreplace(src: Path, dst: Path, *, root: Path | None = None) -> Path:
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no free name", str(dst))
+
+
+def taken(beside: Callable[[Path], Path] | None) -> Callable[[Path], bool]:
+    """Whether a name is taken: something is there, or (with ``beside``) where its companion file goes."""
+    if beside is None:
+        return os.path.lexists
+    return lambda p: os.path.lexists(p) or os.path.lexists(beside(p))
 
 
 def _copy_across(src: Path, target: Path) -> None:
@@ -220,19 +230,27 @@ def _copy_across(src: Path, target: Path) -> None:
 
 
 def write_noreplace(
-    path: Path, data: bytes, *, tag: str, replace: bool, mode: int = 0o644, root: Path | None = None
+    path: Path,
+    data: bytes,
+    *,
+    tag: str,
+    replace: bool,
+    mode: int = 0o644,
+    root: Path | None = None,
+    beside: Callable[[Path], Path] | None = None,
 ) -> Path:
     """Write ``data`` atomically to ``path`` (:func:`knockout.fsutil.atomic_write`), making its folder.
 
     With ``replace`` an existing file is replaced; otherwise the first free ``NAME-N.ext`` is
     used. The temporary name is ``.NAME.knockout-TAG.tmp`` so crash leftovers can be found.
     With ``root`` (the outbox), no folder below ``root`` may be a link, and ``root`` must be the
-    folder it was at start (:func:`check_root`). Returns the final path.
+    folder it was at start (:func:`check_root`). With ``beside``, a free name is one whose companion
+    file's name (``beside(name)``, its review note) is free too. Returns the final path.
     """
     if root is not None:
         check_root(root)
     make_folders(path.parent, root=root if root is not None else path.parent)
-    return fsutil.atomic_write(path, data, mode=mode, replace=replace, tag=f"knockout-{tag}")
+    return fsutil.atomic_write(path, data, mode=mode, replace=replace, tag=f"knockout-{tag}", taken=taken(beside))
 
 
 class Claims:

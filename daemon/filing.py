@@ -10,6 +10,7 @@ review folder) is one more branch there; a journal writer hooks :meth:`Filer._do
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import time
@@ -180,10 +181,13 @@ class Filer:
                         self.made[dst][1],
                     )
                 claims.mark(w.rel, dst)
-                out = files.write_noreplace(dst, res.data, tag=self.claimer.token, replace=replace, root=root)
+                beside = review_path if to_review else None  # a free name has a free note name too
+                out = files.write_noreplace(
+                    dst, res.data, tag=self.claimer.token, replace=replace, root=root, beside=beside
+                )
                 self.made[out] = (job.name, w.rel)
                 if to_review:
-                    atomic_write(review_path(out), _review_note(job, w.rel, res).encode())
+                    self._note(out, _review_note(job, w.rel, res))
         except files.UnsafeFolder as exc:  # a link in the outbox: never written through
             claims.unmark(w.rel)
             self.fail(w, f"cannot write the output {dst}: {exc}")
@@ -211,6 +215,14 @@ class Filer:
         self.attempts.pop((job.name, w.rel), None)
         claims.unmark(w.rel)
         self._done(o, out, kept)
+
+    @staticmethod
+    def _note(out: Path, text: str) -> None:
+        """The review note beside a flagged cut-out; one that cannot be written is said, the cut-out stays."""
+        try:
+            atomic_write(review_path(out), text.encode())
+        except OSError as exc:  # a folder by that name, mirrored from the inbox, in overwrite mode
+            log.warning("%s: cut-out written, its review note %s cannot be: %s", out, review_path(out), exc.strerror)
 
     def _done(self, o: Outcome, out: Path, kept: Path | None = None) -> None:
         w, res, job = o.work, o.result, o.work.job
@@ -358,7 +370,7 @@ class Filer:
         self.attempts.pop((job.name, w.rel), None)
         self.bad.pop((job.name, w.rel), None)
         try:
-            dst = files.move_noreplace(w.claim, job.failed / w.rel, root=job.failed)
+            dst = files.move_noreplace(w.claim, job.failed / w.rel, root=job.failed, beside=record_path)
             note = {
                 "file": str(job.inbox / w.rel),
                 "reason": reason,
@@ -369,7 +381,7 @@ class Filer:
             }
             # one line per value, however long (a user greps these records)
             text = yaml.safe_dump(note, sort_keys=False, width=float("inf"))
-            atomic_write(record_path(dst), text.encode())
+            atomic_write(record_path(dst), text.encode(), replace=False)  # never another input's record
         except FileNotFoundError:
             return
         except OSError as exc:  # cannot even file it: leave it in the inbox and try again later
@@ -404,14 +416,20 @@ def _review_note(job: Job, rel: PurePath, res: Processed) -> str:
 
 
 def review_path(output: Path) -> Path:
-    """``NAME.review.txt`` beside a flagged cut-out (NAME without the output's extension, shortened if too long)."""
-    end = b".review.txt"
-    name = os.fsencode(output.stem)[: fsutil.NAME_MAX - len(end)]
-    return output.with_name(os.fsdecode(name + end))
+    """``NAME.review.txt`` beside a flagged cut-out (NAME without the output's extension; see :func:`_beside`)."""
+    return _beside(output, output.stem, ".review.txt")
 
 
 def record_path(failed: Path) -> Path:
-    """``NAME.error.txt`` beside a failed input; NAME shortened (in bytes) when the whole would be too long."""
-    end = b".error.txt"
-    name = os.fsencode(failed.name)[: fsutil.NAME_MAX - len(end)]
-    return failed.with_name(os.fsdecode(name + end))
+    """``NAME.error.txt`` beside a failed input (see :func:`_beside`)."""
+    return _beside(failed, failed.name, ".error.txt")
+
+
+def _beside(path: Path, name: str, end: str) -> Path:
+    """``name + end`` in ``path``'s folder; a whole too long for the file system has ``name`` shortened
+    (in bytes) and ended by a digest of it, so that two long names sharing a beginning never share one file."""
+    raw, tail = os.fsencode(name), os.fsencode(end)
+    if len(raw) + len(tail) > fsutil.NAME_MAX:
+        digest = b"-" + hashlib.sha256(raw).hexdigest()[:12].encode()
+        raw = raw[: fsutil.NAME_MAX - len(tail) - len(digest)] + digest
+    return path.with_name(os.fsdecode(raw + tail))

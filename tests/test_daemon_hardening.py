@@ -126,6 +126,35 @@ def test_names_up_to_the_file_systems_limit_are_cut_or_failed_with_a_record(tmp_
     assert not (inbox / ".knockout-claims").exists() or not any((inbox / ".knockout-claims").rglob("*.jpg"))
 
 
+def test_every_failure_and_every_flagged_cut_out_keeps_its_own_record(tmp_path):
+    """Two long names sharing their first 245 bytes shared one NAME.error.txt (and one NAME.review.txt):
+    the second replaced the first. A folder named like a record (x.error.txt/, x.review.txt/, mirrored
+    from the inbox) left a failed input without a record, or cut a flagged input twice."""
+    cfg = write_config(tmp_path, settings={"method": "threshold", "review_below": 1.0})  # every cut-out flagged
+    inbox, long = tmp_path / "inbox", "p" * 245
+    (inbox / "a.review.txt").mkdir(parents=True)
+    (inbox / "e.jpg.error.txt").mkdir()
+    for name in (f"{long}a.jpg", f"{long}b.jpg", "a.review.txt/x.jpg"):
+        (inbox / name).write_bytes(image_bytes(1))
+    for name in (f"{long}c.jpg", f"{long}d.jpg", "e.jpg.error.txt/y.jpg"):  # links: failed at once
+        os.symlink(tmp_path / "config.yaml", inbox / name)
+    first = _once(cfg)
+    (inbox / "a.jpg").write_bytes(image_bytes(2))  # their records' names are folders now
+    os.symlink(tmp_path / "config.yaml", inbox / "e.jpg")
+    second = _once(cfg)
+    log = (first.stderr + second.stderr).decode(errors="replace")
+    assert second.returncode == 1 and b"retry" not in second.stderr, log
+    notes = [p for p in (tmp_path / "review").rglob("*.review.txt") if p.is_file()]
+    noted = {yaml.safe_load(p.read_text())["file"] for p in notes}
+    cuts = list((tmp_path / "review").rglob("*.png"))
+    inputs = {str(inbox / n) for n in (f"{long}a.jpg", f"{long}b.jpg", "a.review.txt/x.jpg", "a.jpg")}
+    assert len(cuts) == len(notes) == 4 and noted == inputs, log
+    records = [p for p in (tmp_path / "failed").rglob("*.error.txt") if p.is_file()]
+    failed = {yaml.safe_load(p.read_text())["file"] for p in records}
+    assert failed == {str(inbox / n) for n in (f"{long}c.jpg", f"{long}d.jpg", "e.jpg.error.txt/y.jpg", "e.jpg")}, log
+    assert _counts(tmp_path, cfg)["main"]["failed"] == 1, log  # the second run's: e.jpg, counted
+
+
 def test_knockout_cut_cuts_a_folder_holding_a_250_byte_name(tmp_path):
     """Item 4: `knockout cut` on such a folder crashed the whole batch with a traceback."""
     src = tmp_path / "in"

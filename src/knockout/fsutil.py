@@ -89,7 +89,14 @@ def temp_name(path: Path, tag: str) -> Path:
 
 
 def atomic_write(
-    path: Path, data: bytes, *, mode: int = 0o644, replace: bool = True, tag: str | None = None, durable: bool = True
+    path: Path,
+    data: bytes,
+    *,
+    mode: int = 0o644,
+    replace: bool = True,
+    tag: str | None = None,
+    durable: bool = True,
+    taken: Callable[[Path], bool] = os.path.lexists,
 ) -> Path:
     """Write ``data`` to ``path`` so that readers never see a partial file; returns the final path.
 
@@ -109,6 +116,8 @@ def atomic_write(
         machine. ``knockout cut``, which never touches its inputs, passes False: a crash loses
         only outputs that a second run makes again, and an fsync of a 12 MP cut-out cost 20-160 ms
         here. Readers never see a partial file either way (the rename).
+    taken : callable, keyword-only
+        Whether a name is taken, when ``replace`` is False (default: something is there).
     """
     path = Path(path)
     tmp = temp_name(path, tag or uuid.uuid4().hex[:8])
@@ -125,7 +134,7 @@ def atomic_write(
             target = path
         else:
             for _ in range(100):
-                target = free_name(path)
+                target = free_name(path, taken)
                 try:
                     link_or_rename(tmp, target)
                     break
