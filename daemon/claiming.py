@@ -19,9 +19,19 @@ from . import files
 from .config import Config, Job
 from .records import Candidate, Work
 
-__all__ = ["Claimer"]
+__all__ = ["Claimer", "TooLarge", "max_input_bytes"]
 
 log = logging.getLogger(__name__)
+
+
+class TooLarge(ValueError):
+    """An input larger than any image the settings allow (the message is one line)."""
+
+
+def max_input_bytes(max_pixels: int) -> int:
+    """The most bytes an input may hold: twice ``max_pixels`` pixels stored uncompressed at 16-bit RGBA
+    (8 bytes a pixel), and 64 MiB for metadata (1.5 GB with the default max_pixels)."""
+    return 16 * max_pixels + (64 << 20)
 
 
 class Claimer:
@@ -77,11 +87,25 @@ class Claimer:
 
     @staticmethod
     def read(w: Work) -> tuple[Work, bytes]:
-        """The claimed file's bytes (never through a link), and the work with the ``fstat`` of what was read."""
+        """The claimed file's bytes (never through a link), and the work with the ``fstat`` of what was read.
+
+        Raises
+        ------
+        TooLarge
+            When the file holds more bytes than any image of ``max_pixels`` pixels needs
+            (:func:`max_input_bytes`): it is never read whole (a sparse file of 200 GB took all memory).
+        """
+        limit = max_input_bytes(w.job.settings.max_pixels)
         fd = os.open(w.claim, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         with os.fdopen(fd, "rb") as fh:
-            data = fh.read()
+            size = os.fstat(fh.fileno()).st_size
+            data = fh.read(limit + 1) if size <= limit else b""
             st = os.fstat(fh.fileno())
+        if size > limit or len(data) > limit:
+            raise TooLarge(
+                f"too large: {max(size, len(data)):,} bytes, more than any image of max_pixels = "
+                f"{w.job.settings.max_pixels:,} pixels needs ({limit:,}); raise max_pixels if the file is trusted"
+            )
         return Work(job=w.job, rel=w.rel, claim=w.claim, stat=st, seen=w.seen), data
 
     def release(self, w: Work) -> Path | None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from knockout.settings import SettingsError
 
 from . import files
-from .claiming import Claimer
+from .claiming import Claimer, TooLarge
 from .config import Config, Job, load_config
 from .filing import Filer
 from .finder import Finder, _Handler  # noqa: F401 - _Handler: the event handler's tests
@@ -316,8 +316,14 @@ class Daemon:
             return False
         try:
             w, data = self.claimer.read(w)
+        except TooLarge as exc:  # never read whole: it is not an image the settings allow
+            self.filer.fail(w, str(exc))
+            return False
         except OSError as exc:
             self.filer.transient(w, f"cannot read the input: {exc.strerror or exc}")
+            return False
+        except MemoryError:  # a resource limit, not the file's fault: later
+            self.filer.transient(w, "cannot read the input: out of memory")
             return False
         if self.filer.skip_existing(w):
             return False

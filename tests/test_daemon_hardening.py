@@ -439,6 +439,24 @@ def test_a_tiny_image_and_a_bomb_fail_with_clear_reasons(tmp_path):
     assert "over max_pixels = 1,000,000" in reasons["bomb.png.error.txt"]
 
 
+def test_a_huge_sparse_file_is_failed_unread_and_the_photo_beside_it_is_cut(tmp_path):
+    """A 1 TiB sparse file named .jpg was read whole into the daemon: a MemoryError with a traceback,
+    the file left hidden in the claims, never failed (or, smaller than memory, the daemon's memory gone)."""
+    cfg = write_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    with open(inbox / "huge.jpg", "wb") as fh:  # a real JPEG start, then holes: no disk used
+        fh.write(image_bytes(1))
+        fh.truncate(1 << 40)
+    (inbox / "ok.jpg").write_bytes(image_bytes(2))
+    r = _once(cfg)
+    assert r.returncode == 1 and b"Traceback" not in r.stderr, r.stderr
+    reason = yaml.safe_load((tmp_path / "failed" / "huge.jpg.error.txt").read_text())["reason"]
+    assert reason.startswith("too large: 1,099,511,627,776 bytes") and "max_pixels" in reason, reason
+    assert os.stat(tmp_path / "failed" / "huge.jpg").st_size == 1 << 40  # filed whole, nothing lost
+    assert [p.name for p in visible(tmp_path / "outbox")] == ["ok.png"]
+
+
 def test_knockout_status_answers_when_the_config_is_broken_or_gone(tmp_path):
     """Item 12: `knockout status` showed nothing when config.yaml was invalid YAML or gone."""
     cfg = write_config(tmp_path, state_dir="state")
