@@ -35,6 +35,7 @@ __all__ = [
     "is_folder_link",
     "is_hidden",
     "is_input_name",
+    "too_deep",
     "move_noreplace",
     "real_folder",
     "walk_inputs",
@@ -97,29 +98,54 @@ def is_folder_link(path: Path) -> bool:
     return os.path.islink(path) and os.path.isdir(path)
 
 
+MAX_DEPTH = 64  # parts of an input's path in its inbox (os.walk and shutil.rmtree recurse once a folder)
+
+
+def too_deep(rel: PurePath, is_folder: bool) -> bool:
+    """Whether ``rel`` (a file, or a folder whose files would be) lies deeper than :data:`MAX_DEPTH` in its inbox.
+
+    Such inputs are never claimed: a 1,000-deep nesting made the claims, the outbox and ``processed/``
+    as deep, where Python's recursive folder walks (``os.walk`` before 3.12, ``shutil.rmtree``) fail.
+    """
+    return len(rel.parts) + is_folder > MAX_DEPTH
+
+
 def walk_inputs(root: Path, *, recursive: bool, others: bool = False) -> Iterator[Path]:
     """Input files under ``root``, and links to folders (never followed); hidden names skipped.
 
-    With ``others``, the other names that are neither hidden nor temporary too (non-image files).
+    With ``others``, the other names that are neither hidden nor temporary too (non-image files),
+    and the folders :data:`MAX_DEPTH` deep, which are not walked into (:func:`too_deep`).
     """
-    try:
-        entries = list(os.scandir(root))
-    except OSError as exc:
-        log.warning("cannot list %s: %s", root, exc.strerror or exc)
-        return
-    for e in sorted(entries, key=lambda e: e.name):
+    stack = [_entries(Path(root))]
+    while stack:
+        e = next(stack[-1], None)
+        if e is None:
+            stack.pop()
+            continue
         if e.name.startswith((".", "~")):
             continue
         try:
             if e.is_dir(follow_symlinks=False):
-                if recursive:
-                    yield from walk_inputs(Path(e.path), recursive=True, others=others)
+                if recursive and len(stack) < MAX_DEPTH:
+                    stack.append(_entries(Path(e.path)))
+                elif recursive and others:
+                    yield Path(e.path)
             elif is_input_name(PurePath(e.name)) or (e.is_symlink() and e.is_dir()):
                 yield Path(e.path)
             elif others and not is_temporary(PurePath(e.name)):
                 yield Path(e.path)
         except OSError:
             continue
+
+
+def _entries(folder: Path) -> Iterator[os.DirEntry]:
+    """A folder's entries in name order (none, said once, when it cannot be listed)."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as exc:
+        log.warning("cannot list %s: %s", folder, exc.strerror or exc)
+        entries = []
+    return iter(sorted(entries, key=lambda e: e.name))
 
 
 def pid_alive(pid: int) -> bool:

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import stat
+import sys
 import threading
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds: how often the loop looks at candidates when nothing happens
 SQUEEZE = 60.0  # seconds of one file in flight after a worker ran out of memory
+RECURSION_LIMIT = 10_000  # a 2,048-level os.walk in a thread of 8 MB of stack needs ~2,100
 
 
 class Daemon:
@@ -204,6 +206,9 @@ class Daemon:
     def run(self) -> int:
         """Run until stopped (or, with ``once``, until the inboxes are empty); returns the exit code."""
         self.runner = Runner(self.cfg.executor, self.wake)  # first: a missing extra is a config error
+        # watchdog walks a folder moved into an inbox with os.walk, by recursion: folders nested 1,000
+        # deep killed its thread (no more events). Paths are at most 4,096 bytes: at most ~2,048 levels.
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
         self._install_signals()
         try:
             self._prepare(self.cfg)

@@ -457,6 +457,60 @@ def test_a_huge_sparse_file_is_failed_unread_and_the_photo_beside_it_is_cut(tmp_
     assert [p.name for p in visible(tmp_path / "outbox")] == ["ok.png"]
 
 
+def _nest(top: Path, depth: int, data: bytes) -> None:
+    """top/d/d/.../x.jpg, ``depth`` folders deep, made through folder descriptors (no path is too long)."""
+    fd = os.open(top, os.O_RDONLY)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=fd)
+        fd, old = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+        os.close(old)
+    out = os.open("x.jpg", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+    os.write(out, data)
+    os.close(out)
+    os.close(fd)
+
+
+def test_a_folder_nested_1100_deep_is_ignored_and_the_loop_lives(tmp_path):
+    """Folders nested 1,100 deep in the inbox killed the daemon at start with a RecursionError
+    (the scan walked them by recursion), before it cut the photo beside them."""
+    cfg = write_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    (inbox / "deep").mkdir(parents=True)
+    (inbox / "fine").mkdir()
+    _nest(inbox / "deep", 1100, image_bytes(1))
+    _nest(inbox / "fine", 62, image_bytes(2))  # fine/d/.../x.jpg, 64 parts: as deep as an input may be
+    (inbox / "ok.jpg").write_bytes(image_bytes(3))
+    try:
+        r = _once(cfg)
+        log = r.stderr.decode(errors="replace")
+        assert r.returncode == 0 and "Traceback" not in log, log[-3000:]
+        assert sorted(p.name for p in visible(tmp_path / "outbox")) == ["ok.png", "x.png"], log[-3000:]
+        assert log.count("folders deep in the inbox; what it holds is not looked at") == 1, log[-3000:]
+        assert (inbox / "deep" / "d").is_dir()  # left where it is
+    finally:
+        subprocess.run(["rm", "-rf", str(inbox / "deep")], check=False)  # shutil.rmtree recurses too
+
+
+def test_a_folder_nested_1100_deep_moved_into_a_watched_inbox_does_not_stop_the_events(tmp_path):
+    """watchdog walks a folder moved into the inbox by recursion: 1,100 levels killed its thread with a
+    RecursionError, and with rescan: 0 no photo dropped afterwards was ever seen."""
+    cfg = write_config(tmp_path, rescan=0)
+    inbox = tmp_path / "inbox"
+    (tmp_path / "deep").mkdir()
+    _nest(tmp_path / "deep", 1100, image_bytes(1))
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        os.rename(tmp_path / "deep", inbox / "deep")  # one event: the whole nesting arrives at once
+        wait_for(lambda: "folders deep in the inbox" in d.text(), 60, d, "the nesting to be said")
+        (inbox / "ok.jpg").write_bytes(image_bytes(3))
+        wait_for((tmp_path / "outbox" / "ok.png").exists, 60, d, "ok.jpg to be cut from its event")
+    finally:
+        d.stop()
+        subprocess.run(["rm", "-rf", str(inbox / "deep")], check=False)
+    assert "RecursionError" not in d.text() and "Traceback" not in d.text(), d.text()[-3000:]
+
+
 def test_knockout_status_answers_when_the_config_is_broken_or_gone(tmp_path):
     """Item 12: `knockout status` showed nothing when config.yaml was invalid YAML or gone."""
     cfg = write_config(tmp_path, state_dir="state")
