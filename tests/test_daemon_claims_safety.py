@@ -215,3 +215,22 @@ def test_recovered_claims_are_never_put_back_through_a_linked_inbox_folder(tmp_p
     assert sorted(p.name for p in (inbox / "sub").iterdir()) == ["a.jpg", "b.jpg"], r.stderr
     assert sorted(p.name for p in visible(outbox)) == ["a.png", "b.png"], r.stderr
     assert list(outside.iterdir()) == []
+
+
+def test_a_state_dir_inside_an_inbox_is_refused_so_no_link_there_is_written_through(tmp_path):
+    """state_dir: inbox/.state was accepted: a link put there by whoever writes to the inbox made the
+    daemon append its journal to another folder's journal.jsonl and write status.json beside it."""
+    inbox, outside = tmp_path / "inbox", tmp_path / "outside"
+    inbox.mkdir()
+    outside.mkdir()
+    (outside / "journal.jsonl").write_text("someone else's file\n")
+    os.symlink(outside, inbox / ".state")
+    (inbox / "a.jpg").write_bytes(image_bytes(1))
+    cfg = write_config(tmp_path, state_dir="inbox/.state")
+    r = knockout("watch", "-c", str(cfg), "--once", timeout=60)
+    assert r.returncode == 2, r.stderr
+    (line,) = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert "state_dir" in line and "inside jobs[0].inbox" in line, r.stderr
+    assert sorted(p.name for p in outside.iterdir()) == ["journal.jsonl"]
+    assert (outside / "journal.jsonl").read_text() == "someone else's file\n"
+    assert (inbox / "a.jpg").exists()  # nothing done: the config is fixed first
