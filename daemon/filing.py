@@ -27,7 +27,7 @@ from knockout.imageio import ImageError, output_suffix
 from knockout.process import Processed
 
 from . import files
-from .claiming import Claimer
+from .claiming import Claimer, digest
 from .config import Config, Job
 from .executor import Crashed, TooSlow, WorkLost
 from .journal import Journal
@@ -311,13 +311,27 @@ class Filer:
         self.give_back(w, delay=delay)
 
     def _changed(self, w: Work) -> bool:
-        """Whether the claimed input is no longer what was read (rewritten through an open descriptor)."""
+        """Whether the claimed input is no longer what was read (rewritten through an open descriptor).
+
+        Size, time stamp and inode tell at once. A change time alone (a rewrite that put the time
+        stamp back, but also a hard link to the same file renamed or linked elsewhere) is judged by
+        the content: two hard links in the inbox made each other "changed" and were cut again and again.
+        """
         try:
             st = os.lstat(w.claim)
         except OSError:
             return False
-        now = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
-        return now != (w.stat.st_size, w.stat.st_mtime_ns, w.stat.st_ino, w.stat.st_ctime_ns)
+        if (st.st_size, st.st_mtime_ns, st.st_ino) != (w.stat.st_size, w.stat.st_mtime_ns, w.stat.st_ino):
+            return True
+        if st.st_ctime_ns == w.stat.st_ctime_ns:
+            return False
+        if w.digest is None:
+            return True
+        try:
+            _, data = self.claimer.read(w)
+        except (OSError, ValueError):
+            return True
+        return digest(data) != w.digest
 
     def transient(self, w: Work, reason: str) -> None:
         """A failure that is not the file's: back to the inbox and retried with back-off, then failed."""

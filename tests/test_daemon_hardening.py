@@ -297,6 +297,24 @@ def test_a_file_rewritten_through_an_open_descriptor_after_its_claim_is_cut_agai
         assert im.size == (150, 200), "the output must be made from the content that was filed"
 
 
+def test_hard_links_to_one_file_are_each_cut_once_and_the_file_is_untouched(tmp_path):
+    """Four hard links in the inbox to a file outside: each one's claim and move changed the shared
+    inode's change time, so the others looked "changed after it was read" and were cut again and again."""
+    cfg = write_config(tmp_path)
+    inbox, outside = tmp_path / "inbox", tmp_path / "outside"
+    inbox.mkdir()
+    outside.mkdir()
+    data = image_bytes(1)
+    (outside / "orig.jpg").write_bytes(data)
+    for name in "abcd":
+        os.link(outside / "orig.jpg", inbox / f"{name}.jpg")
+    r = _once(cfg)
+    log = r.stderr.decode(errors="replace")
+    assert r.returncode == 0 and "changed after it was read" not in log and done_count(log) == 4, log
+    assert (outside / "orig.jpg").read_bytes() == data  # never renamed, never written
+    assert sorted(p.name for p in visible(tmp_path / "outbox")) == ["a.png", "b.png", "c.png", "d.png"]
+
+
 def test_a_writer_pausing_longer_than_settle_is_not_failed(tmp_path):
     """Item 6: a writer pausing ~3 s ended in failed/ as 'truncated', then finished writing there."""
     cfg = write_config(tmp_path)
