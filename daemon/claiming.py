@@ -20,9 +20,13 @@ from . import files
 from .config import Config, Job
 from .records import Candidate, Work
 
-__all__ = ["Claimer", "TooLarge", "digest", "max_input_bytes"]
+__all__ = ["Claimer", "NotRegular", "TooLarge", "digest", "max_input_bytes"]
 
 log = logging.getLogger(__name__)
+
+
+class NotRegular(ValueError):
+    """What was claimed is not a regular file (the message is one line)."""
 
 
 class TooLarge(ValueError):
@@ -97,13 +101,18 @@ class Claimer:
 
         Raises
         ------
+        NotRegular
+            When what was claimed is no longer a regular file (swapped after its ``lstat``).
         TooLarge
             When the file holds more bytes than any image of ``max_pixels`` pixels needs
             (:func:`max_input_bytes`): it is never read whole (a sparse file of 200 GB took all memory).
         """
         limit = max_input_bytes(w.job.settings.max_pixels)
-        fd = os.open(w.claim, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        # O_NONBLOCK: a FIFO swapped in after the lstat is opened without waiting for a writer
+        fd = os.open(w.claim, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise NotRegular("not a regular file now (a FIFO, a socket, a device or a folder was put in its place)")
             size = os.fstat(fh.fileno()).st_size
             data = fh.read(limit + 1) if size <= limit else b""
             st = os.fstat(fh.fileno())

@@ -22,7 +22,7 @@ from pathlib import Path
 from knockout.settings import SettingsError
 
 from . import files
-from .claiming import Claimer, TooLarge
+from .claiming import Claimer, NotRegular, TooLarge
 from .config import Config, Job, load_config
 from .filing import Filer
 from .finder import Finder, _Handler  # noqa: F401 - _Handler: the event handler's tests
@@ -321,6 +321,10 @@ class Daemon:
             return False
         try:
             w, data = self.claimer.read(w)
+        except NotRegular as exc:  # swapped since its lstat: never read, back where it was
+            self.status.ignored(c.job, c.rel, str(exc))
+            self.filer.give_back(w)
+            return False
         except TooLarge as exc:  # never read whole: it is not an image the settings allow
             self.filer.fail(w, str(exc))
             return False
