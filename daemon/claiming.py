@@ -25,6 +25,9 @@ __all__ = ["Claimer", "NotRegular", "TooLarge", "digest", "max_input_bytes"]
 log = logging.getLogger(__name__)
 
 
+NOT_REGULAR = "not a regular file now (a FIFO, a socket, a device or a folder was put in its place)"
+
+
 class NotRegular(ValueError):
     """What was claimed is not a regular file (the message is one line)."""
 
@@ -108,11 +111,14 @@ class Claimer:
             (:func:`max_input_bytes`): it is never read whole (a sparse file of 200 GB took all memory).
         """
         limit = max_input_bytes(w.job.settings.max_pixels)
-        # O_NONBLOCK: a FIFO swapped in after the lstat is opened without waiting for a writer
+        # in this daemon's own folder now, where nobody else can swap it: a device is never even opened
+        if not stat.S_ISREG(os.lstat(w.claim).st_mode):
+            raise NotRegular(NOT_REGULAR)
+        # O_NONBLOCK: should a FIFO be there after all, it is opened without waiting for a writer
         fd = os.open(w.claim, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as fh:
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                raise NotRegular("not a regular file now (a FIFO, a socket, a device or a folder was put in its place)")
+                raise NotRegular(NOT_REGULAR)
             size = os.fstat(fh.fileno()).st_size
             data = fh.read(limit + 1) if size <= limit else b""
             st = os.fstat(fh.fileno())
