@@ -169,8 +169,9 @@ class Claimer:
             tags = [adopted.name]
             if (adopted / "adopted").is_dir():
                 tags += [p.name for p in (adopted / "adopted").iterdir()]
-            for tag in tags:
-                files.remove_temps(job.outbox, tag)
+            for tag in tags:  # cut-outs are written to the outbox and to the review folder
+                for folder in (job.outbox, *((job.review,) if job.review else ())):
+                    files.remove_temps(folder, tag)
             if not stuck:
                 files.remove_tree(adopted, claims)
             log.warning(

@@ -234,3 +234,24 @@ def test_a_state_dir_inside_an_inbox_is_refused_so_no_link_there_is_written_thro
     assert sorted(p.name for p in outside.iterdir()) == ["journal.jsonl"]
     assert (outside / "journal.jsonl").read_text() == "someone else's file\n"
     assert (inbox / "a.jpg").exists()  # nothing done: the config is fixed first
+
+
+def test_a_dead_daemons_half_written_cut_outs_are_removed_from_the_review_folder_too(tmp_path):
+    """A daemon killed while writing a flagged cut-out left .NAME.knockout-TOKEN.tmp in review/:
+    recovery removed a dead daemon's temporary files from the outbox only, so these stayed for ever."""
+    inbox, outbox, review = tmp_path / "inbox", tmp_path / "outbox", tmp_path / "review"
+    token = f"{socket.gethostname()}-999999999-bbbbbb"
+    dead = inbox / ".knockout-claims" / token
+    (dead / "files").mkdir(parents=True)
+    (dead / "owner.json").write_text(json.dumps({"host": socket.gethostname(), "pid": 999999999}))
+    (outbox / "sub").mkdir(parents=True)
+    (review / "sub").mkdir(parents=True)
+    left = [outbox / "sub" / f".a.png.knockout-{token}.tmp", review / "sub" / f".b.png.knockout-{token}.tmp"]
+    for p in left:
+        p.write_bytes(b"half a cut-out")
+    mine = review / "sub" / ".c.png.knockout-someone-else.tmp"  # not the dead daemon's: left alone
+    mine.write_bytes(b"x")
+    r = knockout("watch", "-c", str(write_config(tmp_path)), "--once", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert [p for p in left if p.exists()] == [], r.stderr
+    assert mine.exists()
