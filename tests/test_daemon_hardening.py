@@ -370,6 +370,19 @@ def test_a_name_with_a_newline_cannot_forge_a_log_line(tmp_path):
     assert (tmp_path / "outbox" / "evil\n12:00:00 ERROR forged.png").exists()
 
 
+def test_a_name_with_terminal_control_codes_is_escaped_in_knockout_status(tmp_path):
+    """`knockout status` printed a failed file's name raw in its "last error" line: ESC ] 0;...BEL set
+    the terminal's title and ESC [2J cleared the screen of whoever looked at the status."""
+    cfg = write_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    os.symlink(tmp_path / "config.yaml", inbox / "evil\x1b]0;owned\x07\x1b[2J\r.jpg")  # a link: failed at once
+    assert _once(cfg).returncode == 1
+    r = knockout("status", "-c", str(cfg))
+    assert "last error: evil\\x1b]0;owned\\x07\\x1b[2J\\r.jpg: a symbolic link" in r.stdout, r.stdout
+    assert not any(c in r.stdout for c in "\x1b\x07\r"), repr(r.stdout)
+
+
 def test_folders_the_daemon_makes_are_0755_under_umask_077(tmp_path):
     """Item 12: folders the daemon made were 0700 under umask 077 (the README says 0755)."""
     cfg = write_config(tmp_path)
