@@ -436,7 +436,9 @@ def _open_below(root: Path, rel: PurePath) -> int:
         When a part is a symbolic link (or not a folder) now: the path leads outside.
     """
     flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(root, flags)
+    # root itself is a configured folder (its identity checked by check_root), which may be a link
+    # its owner made (/srv/inbox -> /mnt/share/inbox): followed; the parts below it never are
+    fd = os.open(root, flags & ~getattr(os, "O_NOFOLLOW", 0))
     for part in rel.parts:
         try:
             nfd = os.open(part, flags, dir_fd=fd)

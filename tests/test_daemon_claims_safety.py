@@ -255,3 +255,19 @@ def test_a_dead_daemons_half_written_cut_outs_are_removed_from_the_review_folder
     assert r.returncode == 0, r.stderr
     assert [p for p in left if p.exists()] == [], r.stderr
     assert mine.exists()
+
+
+def test_configured_folders_that_are_links_their_owner_made_are_used(tmp_path):
+    """inbox: inbox where inbox is a link its owner made (/srv/inbox -> /mnt/share/inbox): every
+    claim failed ("cannot be claimed (Not a directory)"), the inbox's own folder being opened with
+    O_NOFOLLOW like the folders below it. The configured folders are followed; what is below never."""
+    for name in ("inbox", "outbox", "processed"):
+        (tmp_path / f"real-{name}").mkdir()
+        os.symlink(tmp_path / f"real-{name}", tmp_path / name)
+    (tmp_path / "inbox" / "sub").mkdir()
+    (tmp_path / "inbox" / "a.jpg").write_bytes(image_bytes(1))
+    (tmp_path / "inbox" / "sub" / "b.jpg").write_bytes(image_bytes(2))
+    r = knockout("watch", "-c", str(write_config(tmp_path)), "--once", timeout=120)
+    assert r.returncode == 0 and "cannot be claimed" not in r.stderr, r.stderr
+    assert sorted(p.name for p in visible(tmp_path / "real-outbox")) == ["a.png", "b.png"], r.stderr
+    assert sorted(p.name for p in visible(tmp_path / "real-processed")) == ["a.jpg", "b.jpg"], r.stderr
