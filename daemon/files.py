@@ -214,28 +214,47 @@ def move_noreplace(
     if root is not None:
         check_root(root)
     make_folders(dst.parent, root=root if root is not None else dst.parent)
-    for _ in range(100):
-        target = free_name(dst, taken(beside))
-        try:
+    # below root, the folder is held open (each part O_NOFOLLOW) from now on: a link swapped in
+    # after the check above is refused (LinkOnPath), never moved through by its path
+    folder = _open_below(root, dst.parent.relative_to(root)) if root is not None else None
+    try:
+        for _ in range(100):
+            target = free_name(dst, taken(beside, folder))
+            name = target if folder is None else target.name
             try:
-                link_or_rename(src, target)
-            except OSError as exc:
-                if exc.errno != errno.EXDEV or isinstance(exc, FileExistsError):
-                    raise
-                _copy_across(src, target)
-                os.unlink(src)
-            fsync_dir(target.parent)
-            return target
-        except FileExistsError:
-            continue
+                try:
+                    link_or_rename(src, name, dir_fd=folder)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV or isinstance(exc, FileExistsError):
+                        raise
+                    _copy_across(src, target)
+                    os.unlink(src)
+                if folder is None:
+                    fsync_dir(target.parent)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.fsync(folder)
+                return target
+            except FileExistsError:
+                continue
+    finally:
+        if folder is not None:
+            os.close(folder)
     raise FileExistsError(errno.EEXIST, "no free name", str(dst))
 
 
-def taken(beside: Callable[[Path], Path] | None) -> Callable[[Path], bool]:
-    """Whether a name is taken: something is there, or (with ``beside``) where its companion file goes."""
+def taken(beside: Callable[[Path], Path] | None, folder: int | None = None) -> Callable[[Path], bool]:
+    """Whether a name is taken: something is there, or (with ``beside``) where its companion file goes.
+
+    With ``folder`` (an open folder's descriptor), names are looked up in it, not by their paths.
+    """
+
+    def there(p: Path) -> bool:
+        return fsutil.lexists(p if folder is None else p.name, dir_fd=folder)
+
     if beside is None:
-        return os.path.lexists
-    return lambda p: os.path.lexists(p) or os.path.lexists(beside(p))
+        return there
+    return lambda p: there(p) or there(beside(p))
 
 
 def _copy_across(src: Path, target: Path) -> None:

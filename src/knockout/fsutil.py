@@ -179,18 +179,33 @@ def free_name(dst: Path, exists: Callable[[Path], bool] = os.path.lexists) -> Pa
     raise FileExistsError(errno.EEXIST, "no free name", str(dst))
 
 
-def link_or_rename(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst`` without ever replacing an existing ``dst`` (FileExistsError)."""
+def link_or_rename(src: Path, dst: Path, *, dir_fd: int | None = None) -> None:
+    """Rename ``src`` to ``dst`` without ever replacing an existing ``dst`` (FileExistsError).
+
+    With ``dir_fd``, ``dst`` is a name in the folder that descriptor holds open (never a path
+    through a link someone put in place since the folder was opened).
+    """
     try:
-        os.link(src, dst, follow_symlinks=False)
+        os.link(src, dst, dst_dir_fd=dir_fd, follow_symlinks=False)
     except FileExistsError:
         raise
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.EACCES):
             raise
         # file systems without hard links (some network shares): check, then rename
-        if os.path.lexists(dst):
+        if lexists(dst, dir_fd=dir_fd):
             raise FileExistsError(errno.EEXIST, "exists", str(dst)) from None
-        os.rename(src, dst)
+        os.rename(src, dst, dst_dir_fd=dir_fd)
         return
     os.unlink(src)
+
+
+def lexists(path: Path | str, *, dir_fd: int | None = None) -> bool:
+    """``os.path.lexists``, of a name in an open folder with ``dir_fd``."""
+    try:
+        os.lstat(path, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True
