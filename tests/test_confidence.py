@@ -52,6 +52,29 @@ def test_an_unstable_plateau_lowers_it_and_disagreeing_answers_are_measured():
     assert steady.signals["unstable_px"] == 0 and steady.signals["disagree_px"] == 0
 
 
+def test_specks_and_holes_that_cleaning_removes_are_not_doubt():
+    """Near-tolerance noise the segmentation's cleaning removes anyway (specks of grain in the backdrop,
+    a shine inside the subject) does not move the cut-out's outline: with the segmentation's cleaning
+    it is not counted as unstable (it was: the raw count said 'unstable' for a clean cut)."""
+    from functools import partial
+
+    from knockout.segment import _clean
+
+    mask, barrier = _clear_case()
+    rng = np.random.default_rng(1)
+    noise = rng.random(mask.shape) < 0.1
+    barrier = np.where(noise & ~mask, 10.0, barrier)  # grain in the backdrop, at the tolerance
+    barrier = np.where(noise & mask, 10.0, barrier).astype(np.float32)  # and inside the subject
+    face = Face(x=25, y=32, w=30, h=30)
+    raw = assess(mask, barrier, 10.0, face=face)
+    cleaned = assess(mask, barrier, 10.0, face=face, clean=partial(_clean, settings=Settings()))
+    assert raw.signals["unstable_px"] > 2 and "unstable" in raw.reasons
+    assert cleaned.signals["unstable_px"] < 0.5 and cleaned.reasons == () and cleaned.confidence > 0.9
+    # a real instability still counts: the whole subject joins the backdrop just above the tolerance
+    flips = np.where(mask, 11.0, barrier).astype(np.float32)
+    assert assess(mask, flips, 10.0, face=None, clean=partial(_clean, settings=Settings())).signals["unstable_px"] > 10
+
+
 def test_mixed_colours_are_low_contrast():
     rng = np.random.default_rng(0)
     lab = rng.normal(50, 1, (100, 80, 3)).astype(np.float32)  # subject and backdrop the same colours

@@ -3,7 +3,8 @@
 Each signal is one the segmentation already has, so the check costs a few milliseconds:
 
 - ``unstable``: a little more or less tolerance would move the subject's outline a lot (no
-  clear plateau: the backdrop leaks on, or stops short, nearby);
+  clear plateau: the backdrop leaks on, or stops short, nearby), measured on the masks as the
+  segmentation cleans them, so grain that cleaning removes anyway is no doubt;
 - ``low-contrast``: the subject's and the backdrop's colours overlap;
 - ``border``: much of the top and upper side edges, where a headshot's backdrop is, stayed subject;
 - ``leak``: the backdrop reached into the face or neck found by the face detector;
@@ -28,7 +29,7 @@ their own (each one's ramp, below), worst first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +83,7 @@ def assess(
     alternatives: Sequence[np.ndarray] = (),
     lab: np.ndarray | None = None,
     method: str = "threshold",
+    clean: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Assessment:
     """Judge a working-resolution segmentation from the signals that produced it.
 
@@ -103,6 +105,12 @@ def assess(
         The working image in CIE Lab, for the colour overlap (``low-contrast``).
     method : {"threshold", "kmeans"}
         The segmentation's method: the weights of the evidence are fitted per method.
+    clean : callable, optional
+        How the segmentation cleans a raw subject mask (``barrier > tolerance``) into ``mask``
+        (specks dropped, holes filled): the outline's stability (``unstable``) is measured between
+        the cleaned masks at the neighbouring tolerances, so near-tolerance noise that cleaning
+        removes anyway (specks in the backdrop, holes inside the subject) is not counted as doubt.
+        Without it the raw masks are compared.
 
     Returns
     -------
@@ -127,7 +135,8 @@ def assess(
     # the same two signals as outline displacements in pixels: area changes over the outline's length,
     # so a small picture, whose outline is a large share of its area, is not judged harsher
     perimeter = max(float(edge.sum()), 1.0)
-    near = float((barrier > tolerance / 1.25).sum() - (barrier > tolerance * 1.25).sum())
+    clean = clean or (lambda m: m)
+    near = np.count_nonzero(clean(barrier > tolerance / 1.25) ^ clean(barrier > tolerance * 1.25))
     sig["unstable_px"] = near / perimeter
     if alternatives:
         sig["agree"] = min(_iou(mask, alt) for alt in alternatives)

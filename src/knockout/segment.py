@@ -132,7 +132,8 @@ def _segment(image: np.ndarray, settings: Settings) -> Segmentation:
     work = _clean(barrier > tol, settings)
     mask = _upscale_mask(work, image.shape[:2])
     backdrop = _backdrop_colors(small, region, rng)
-    judged = assess(work, barrier, tol, face=face, lab=lab, method=settings.effective_method)
+    clean = functools.partial(_clean, settings=settings)
+    judged = assess(work, barrier, tol, face=face, lab=lab, method=settings.effective_method, clean=clean)
     log.debug("segment: tolerance %.1f, subject %.1f%%, confidence %.2f", tol, 100 * work.mean(), judged.confidence)
     return Segmentation(mask=mask, backdrop=backdrop, tolerance=tol, work_mask=work, assessment=judged, face=face)
 
