@@ -94,7 +94,7 @@ class Filer:
         self.pending: list[_Pending] = []
         self.attempts: dict[tuple[str, PurePath], int] = {}
         self.bad: dict[tuple[str, PurePath], tuple[tuple[int, int], int]] = {}  # (size, mtime), looks
-        self.made: dict[Path, tuple[str, PurePath]] = {}  # outputs written in this run: by which input
+        self.made: dict[Path, tuple[str, PurePath]] = {}  # collision: overwrite: outputs of this run, by input
 
     def __len__(self) -> int:
         return len(self.pending)
@@ -185,7 +185,8 @@ class Filer:
                 out = files.write_noreplace(
                     dst, res.data, tag=self.claimer.token, replace=replace, root=root, beside=beside
                 )
-                self.made[out] = (job.name, w.rel)
+                if job.collision == "overwrite":  # only these need it; kept for every output, it grew for ever
+                    self.made[out] = (job.name, w.rel)
                 if to_review:
                     self._note(out, _review_note(job, w.rel, res))
         except files.UnsafeFolder as exc:  # a link in the outbox: never written through
