@@ -43,8 +43,9 @@ def max_input_bytes(max_pixels: int) -> int:
 
 
 def digest(data: bytes) -> bytes:
-    """What tells two contents apart (BLAKE2b, 16 bytes)."""
-    return hashlib.blake2b(data, digest_size=16).digest()
+    """What tells two contents apart: SHA-256 (hardware-accelerated here: 25 ms for 10 MB on the
+    loaded machine, where BLAKE2b took 58 ms and copying the bytes 58 ms)."""
+    return hashlib.sha256(data).digest()
 
 
 class Claimer:
