@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,55 @@ def test_background_by_name_and_short_hex(tmp_path, given, rgb):
     assert tuple(int(v) for v in out[1, 1]) == rgb
     r = _knockout("cut", str(tmp_path / "a.png"), "--output", "solid", "--background", "whte", "--overwrite")
     assert r.returncode == 2 and "background: 'whte' is not a colour; use a name ('white'), '#rgb'" in r.stderr
+
+
+_EXIT_PROBE = r"""
+import atexit, os, sys, threading
+import knockout.cli
+
+class Module:  # freed by Python's shutdown (its module teardown), which a quick exit skips
+    def __del__(self, write=os.write):
+        write(1, b"torn down\n")
+
+kept = Module()
+atexit.register(lambda: print("exit handler ran", flush=True))
+if sys.argv[1] == "thread":  # something else still running (for ever): the usual exit
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+sys.argv = ["knockout", *sys.argv[2:]]
+print("cutting", flush=True)
+knockout.cli.run()
+"""
+
+
+@pytest.mark.parametrize("busy", ["idle", "thread"])
+def test_the_script_ends_without_tearing_down_its_modules_when_nothing_else_runs(busy, tmp_path):
+    img, _ = synthetic_headshot(48, 36)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    for args, code in (([str(tmp_path / "a.png"), "-q"], 0), ([str(tmp_path / "missing.png")], 1)):
+        r = subprocess.run(
+            [sys.executable, "-c", _EXIT_PROBE, busy, "cut", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert r.returncode == code, r.stderr
+        said = r.stdout.splitlines()
+        assert said[:2] == ["cutting", "exit handler ran"], r.stdout  # the exit handlers still run
+        assert ("torn down" in said) == (busy == "thread"), r.stdout
+    assert Image.open(tmp_path / "a-cutout.png").mode == "RGBA"
+    assert "missing.png" in r.stderr  # the error line was written before the end
+
+
+def test_the_script_writes_the_whole_output_to_a_pipe(tmp_path):
+    img, _ = synthetic_headshot(300, 240)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    exe = Path(sys.executable).with_name("knockout")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "knockout"]
+    r = subprocess.run(
+        [*cmd, "cut", str(tmp_path / "a.png"), "-o", "-", "-q"], capture_output=True, timeout=300, check=False
+    )
+    assert r.returncode == 0, r.stderr
+    out = Image.open(io.BytesIO(r.stdout))
+    out.load()  # every byte of the PNG arrived
+    assert out.size == (240, 300) and out.mode == "RGBA"

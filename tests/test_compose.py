@@ -92,3 +92,61 @@ def test_source_alpha_is_combined():
 def test_checks_input(colors, alpha, match):
     with pytest.raises(ValueError, match=match):
         compose(colors, alpha, settings=Settings())
+
+
+def _image_and_edits(h=41, w=53, seed=1):
+    """An image, a soft alpha with zeros, and colour edits some of which are under alpha 0."""
+    from knockout.compose import Edits
+
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    alpha = np.zeros((h, w), np.uint8)
+    alpha[8:30, 10:40] = rng.integers(1, 256, (22, 30), dtype=np.uint8)
+    ys, xs = np.nonzero(rng.random((h, w)) < 0.2)
+    edits = Edits(ys, xs, rng.integers(0, 256, (len(ys), 3), dtype=np.uint8))
+    return image, alpha, edits
+
+
+def _colors(image, alpha, edits):
+    """What matte() returns as its colours: the image cleared under alpha 0, then the edits."""
+    colors = np.where((alpha == 0)[..., None], np.uint8(0), image)
+    colors[edits.ys, edits.xs] = edits.rgb
+    return colors
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [Settings(), Settings(crop=True, margin=3), Settings(output="solid"), Settings(output="mask")],
+    ids=["rgba", "crop", "solid", "mask"],
+)
+def test_edits_give_the_output_of_the_colours_they_make(settings, monkeypatch):
+    import knockout.compose as compose_module
+
+    image, alpha, edits = _image_and_edits()
+    expected = compose(_colors(image, alpha, edits), alpha, settings=settings)
+    got = compose(image, alpha, settings=settings, edits=edits)
+    assert np.array_equal(got, expected)
+    monkeypatch.setattr(compose_module, "_PART_BYTES", 1000)  # several threads, uneven row blocks
+    monkeypatch.setattr(compose_module, "_STRIP_PIXELS", 70)  # strips of one row and of two
+    assert np.array_equal(compose(image, alpha, settings=settings, edits=edits), expected)
+    monkeypatch.setattr(compose_module, "_STRIP_PIXELS", 1)
+    assert np.array_equal(compose(image, alpha, settings=settings, edits=edits), expected)
+
+
+def test_edits_where_the_input_was_transparent_stay_hidden():
+    image, alpha, edits = _image_and_edits()
+    src = np.full(alpha.shape, 255, np.uint8)
+    src[:, :20] = 0
+    src[:, 20:25] = 90
+    expected = compose(_colors(image, alpha, edits), alpha, settings=Settings(), source_alpha=src)
+    got = compose(image, alpha, settings=Settings(), source_alpha=src, edits=edits)
+    assert np.array_equal(got, expected)
+    assert (got[:, :20] == 0).all()  # colour and alpha
+
+
+def test_edits_are_checked():
+    from knockout.compose import Edits
+
+    image, alpha, edits = _image_and_edits()
+    with pytest.raises(ValueError, match="edits"):
+        compose(image, alpha, settings=Settings(), edits=Edits(edits.ys, edits.xs, edits.rgb.astype(np.float32)))

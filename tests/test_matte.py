@@ -345,3 +345,19 @@ def test_a_float_image_gives_a_float_matte_close_to_the_8_bit_one(side):
     assert not np.allclose(af[soft] * 255, np.round(af[soft] * 255))  # not rounded to 8-bit levels
     with pytest.raises(ValueError, match="uint8 \\(or float, 0-1\\)"):
         matte(img8.astype(np.int16), seg)
+
+
+@pytest.mark.parametrize("reduced", [False, True])
+def test_the_colour_edits_and_the_image_give_the_colours(reduced, monkeypatch):
+    # knockout.process builds the output from the image and the matte's edits, without the colours' copy
+    from knockout.compose import compose
+
+    img, _, _, mask = strand_head()
+    if reduced:
+        monkeypatch.setattr(matte_module, "_MATTE_PIXELS", img.shape[0] * img.shape[1] // 4)
+    for s in (Settings(), Settings(decontaminate=False), Settings(feather=0)):
+        seg = seg_of(mask, work_side=50)
+        alpha, colors = matte(img, seg, settings=s)
+        image, alpha2, edits = matte_module._matted(img, seg, settings=s)
+        assert image is img and np.array_equal(alpha, alpha2)
+        assert np.array_equal(compose(image, alpha2, settings=s, edits=edits), compose(colors, alpha, settings=s))

@@ -60,7 +60,7 @@ def test_wheel_holds_knockout_daemon_and_no_top_level_daemon(tmp_path):
         assert f"Requires-Dist: {dep}" in meta
     assert "Provides-Extra: heif" in meta
     entry = zipfile.ZipFile(wheel).read(f"knockout-{knockout.__version__}.dist-info/entry_points.txt").decode()
-    assert "knockout = knockout.cli:main" in entry
+    assert "knockout = knockout.cli:run" in entry
 
 
 def test_metadata_has_classifiers_and_extras():

@@ -81,30 +81,38 @@ def test_process_bytes_gives_the_same_output_as_cut_out(png_bytes):
         assert np.array_equal(got, expected)
 
 
-def test_the_image_is_released_before_the_output_is_built(png_bytes, monkeypatch):
-    """At 12 MP the input and its full-size mask are 48 MB: gone before compose allocates the output."""
+def test_the_output_is_built_from_the_image_itself_once_the_mask_is_released(png_bytes, monkeypatch):
+    """At 12 MP the image is 36 MB and its full-size mask 12 MB: the mask is gone before compose
+    allocates the output (48 MB), and compose gets the decoded image itself with the matte's colour
+    edits (no full-size copy of the image is made for the colours)."""
     import gc
     import weakref
 
     from knockout import process
 
-    refs, seen = [], []
-    decode, compose = process.decode, process.compose
+    images, masks, seen = [], [], []
+    decode, segment, compose = process.decode, process.segment, process.compose
 
     def decode_and_watch(*args, **kwargs):
         pic = decode(*args, **kwargs)
-        refs.append(weakref.ref(pic.rgb))
+        images.append(weakref.ref(pic.rgb))
         return pic
 
-    def compose_and_check(*args, **kwargs):
+    def segment_and_watch(*args, **kwargs):
+        seg = segment(*args, **kwargs)
+        masks.append(weakref.ref(seg.mask))
+        return seg
+
+    def compose_and_check(colors, *args, **kwargs):
         gc.collect()
-        seen.append(refs[0]() is None)
-        return compose(*args, **kwargs)
+        seen.append((masks[0]() is None, colors is images[0](), kwargs["edits"] is not None))
+        return compose(colors, *args, **kwargs)
 
     monkeypatch.setattr(process, "decode", decode_and_watch)
+    monkeypatch.setattr(process, "segment", segment_and_watch)
     monkeypatch.setattr(process, "compose", compose_and_check)
     process_bytes(png_bytes, settings=Settings())
-    assert seen == [True]
+    assert seen == [(True, True, True)]
 
 
 def test_the_matte_runs_on_one_blas_thread(png_bytes, monkeypatch):
@@ -114,12 +122,12 @@ def test_the_matte_runs_on_one_blas_thread(png_bytes, monkeypatch):
     from knockout import process
 
     seen = []
-    matte = process.matte
+    matte = process._matted
 
     def matte_and_look(*args, **kwargs):
         seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
         return matte(*args, **kwargs)
 
-    monkeypatch.setattr(process, "matte", matte_and_look)
+    monkeypatch.setattr(process, "_matted", matte_and_look)
     process_bytes(png_bytes, settings=Settings())
     assert seen and set(seen) == {1}

@@ -139,3 +139,21 @@ def test_a_cut_parses_no_scipy_docstrings(tmp_path):
     loaded = _loaded(code, tmp_path)
     assert (tmp_path / "out" / "a.png").is_file()
     assert "scipy" in loaded
+
+
+def test_the_core_imports_scipys_sparse_solvers_only_when_a_matte_solves(tmp_path):
+    # scipy.sparse.linalg (and scipy.linalg with it) is 0.07-0.1 s of a one-off cut's start-up;
+    # knockout cut imports it on a thread while it segments, a hard-edged cut never needs it
+    code = (
+        "import sys\nfrom knockout._lean_imports import install\ninstall()\n"
+        "import knockout.process, knockout.commands.cut\n"
+        "assert not {'scipy.sparse', 'scipy.linalg'} & set(sys.modules), 'imported at once'\n"
+        "from knockout.cli import main\n"
+        "assert main(['cut', 'a.png', '-o', 'hard', '-q', '--feather', '0']) == 0\n"
+        "assert 'scipy.sparse' not in sys.modules, 'imported by a hard-edged cut'\n"
+        "assert main(['cut', 'a.png', '-o', 'soft', '-q']) == 0\n"
+        "assert 'scipy.sparse.linalg' in sys.modules\n"
+    )
+    _headshot_png(tmp_path / "a.png")
+    _loaded(code, tmp_path)
+    assert (tmp_path / "hard" / "a.png").is_file() and (tmp_path / "soft" / "a.png").is_file()

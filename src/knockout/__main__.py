@@ -1,7 +1,5 @@
 """``python -m knockout``: the same command line as the ``knockout`` script."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .compose import compose
-from .matte import matte
+from .matte import _matted
 from .segment import Segmentation, segment
 from .settings import Settings
 
@@ -51,8 +51,8 @@ def cut_out(image: np.ndarray, *, settings: Settings | None = None, source_alpha
     """
     settings = settings or Settings()
     seg = segment(image, settings=settings)
-    alpha, colors = matte(image, seg, settings=settings)
+    image, alpha, edits = _matted(image, seg, settings=settings)  # the colours built by compose
     if source_alpha is not None and source_alpha.shape != alpha.shape:
         raise ValueError(f"source_alpha has shape {source_alpha.shape}, expected {alpha.shape}")
-    pixels = compose(colors, alpha, settings=settings, source_alpha=source_alpha)
+    pixels = compose(image, alpha, settings=settings, source_alpha=source_alpha, edits=edits)
     return CutOut(pixels=pixels, alpha=alpha, segmentation=seg)

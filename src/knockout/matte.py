@@ -42,9 +42,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
-from scipy import sparse
-from scipy.sparse import linalg as splinalg
 
+from .compose import Edits, cleared
 from .segment import Segmentation
 from .settings import Settings
 
@@ -70,6 +69,15 @@ _CG_TOL, _CG_ITER = 1e-3, 1000
 _F_SMOOTH, _F_EPS, _F_PRIOR, _F_PULL = 1.0, 0.05, 0.01, 0.3
 _F_REACH = 3.0  # sigma (px) of the mean that carries the field out under alpha 0
 _F_STRIP = 1 << 16  # full-size edge pixels un-mixed at a time
+
+
+def _sparse():
+    """``(scipy.sparse, scipy.sparse.linalg)``, imported when a solve first needs them: 0.07-0.1 s
+    of a one-off cut's start-up, which ``knockout cut`` spends on a thread while it segments."""
+    from scipy import sparse
+    from scipy.sparse import linalg
+
+    return sparse, linalg
 
 
 def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +112,25 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
     ValueError
         If ``image`` is not (H, W, 3) uint8 or float, or ``seg.mask`` does not match its size.
     """
+    image, alpha, edits = _matted(image, seg, settings=settings)
+    colors = cleared(image, alpha)
+    edits.write(colors)
+    if image.dtype == np.uint8:
+        return alpha, colors
+    colors /= np.float32(255)
+    return alpha, colors
+
+
+def _matted(
+    image: np.ndarray, seg: Segmentation, *, settings: Settings | None = None
+) -> tuple[np.ndarray, np.ndarray, Edits]:
+    """:func:`matte` without its colours: (the working image, the alpha, the colour edits).
+
+    The colours are the working image (``image`` itself when it is uint8; for a float one, a
+    float32 copy in levels 0-255) with (0, 0, 0) wherever the alpha is 0, then the edits written
+    over it; :func:`knockout.compose.compose` builds them into its output
+    (``edits=``) without the full-size copy that :func:`matte` makes.
+    """
     settings = settings or Settings()
     if (
         not isinstance(image, np.ndarray)
@@ -123,7 +150,7 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
         np.clip(image, 0, 255, out=image)
     hard = mask.astype(np.uint8) * np.uint8(255)
     if settings.feather <= 0 or settings.preset:
-        return _result(image, hard, wide=wide)
+        return _hard(image, hard, wide=wide)
     backdrop = np.asarray(seg.backdrop, np.float32).reshape(-1, 3)
     work_h = max(1, seg.work_mask.shape[0])
     f = _reduction(*mask.shape)
@@ -137,35 +164,34 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
         p = _Params(settings.feather / f, max(1.0, small.shape[0] / work_h))
         small_edge = _edge(small, small_mask, backdrop, p, solve=False)
         if small_edge is None:
-            return _result(image, hard, wide=wide)
+            return _hard(image, hard, wide=wide)
         edge, alpha = _refine(image, small_edge, small_mask, f)
     if edge is None:
-        return _result(image, alpha, wide=wide)
+        return _hard(image, alpha, wide=wide)
     if wide:
         alpha = alpha.astype(np.float32) / np.float32(255)
         alpha[edge.ys, edge.xs] = edge.a
     else:
         alpha[edge.ys, edge.xs] = np.round(edge.a * 255).astype(np.uint8)
-    colors = _cleared(image, alpha)
-    if settings.decontaminate:
-        if f == 1:
-            ys, xs, fg = _foreground(image, alpha, edge)
-        else:  # the field solved on the reduced image, each full-size pixel's own colour weighed in
-            sy, sx, sfg = _foreground(small, _small_alpha(small_mask, small_edge), small_edge)
-            sfg = sfg if wide else np.rint(sfg)
-            ys, xs, fg = _foreground_full(image, edge, small, (sy, sx, sfg), f)
-        colors[ys, xs] = fg if wide else np.rint(fg).astype(np.uint8)
-    if wide:
-        colors /= np.float32(255)
-    return alpha, colors
+    if not settings.decontaminate:
+        return image, alpha, _no_edits(image)
+    if f == 1:
+        ys, xs, fg = _foreground(image, alpha, edge)
+    else:  # the field solved on the reduced image, each full-size pixel's own colour weighed in
+        sy, sx, sfg = _foreground(small, _small_alpha(small_mask, small_edge), small_edge)
+        sfg = sfg if wide else np.rint(sfg)
+        ys, xs, fg = _foreground_full(image, edge, small, (sy, sx, sfg), f)
+    return image, alpha, Edits(ys, xs, fg if wide else np.rint(fg).astype(np.uint8))
 
 
-def _result(image: np.ndarray, alpha: np.ndarray, *, wide: bool) -> tuple[np.ndarray, np.ndarray]:
-    """A hard matte's ``(alpha, colors)``: uint8, or float32 in 0-1 for a ``wide`` (float, 0-255) image."""
-    colors = _cleared(image, alpha)
-    if not wide:
-        return alpha, colors
-    return alpha.astype(np.float32) / np.float32(255), colors / np.float32(255)
+def _hard(image: np.ndarray, alpha: np.ndarray, *, wide: bool) -> tuple[np.ndarray, np.ndarray, Edits]:
+    """A hard matte's ``(image, alpha, edits)``: the alpha uint8, or float32 in 0-1 for a ``wide`` image."""
+    return image, (alpha.astype(np.float32) / np.float32(255) if wide else alpha), _no_edits(image)
+
+
+def _no_edits(image: np.ndarray) -> Edits:
+    empty = np.zeros(0, np.intp)
+    return Edits(empty, empty, np.zeros((0, 3), image.dtype))
 
 
 def _reduce_image(image: np.ndarray, f: int) -> np.ndarray:
@@ -390,6 +416,7 @@ def _closed_form(img, mask, ys, xs, *, prior, inside) -> np.ndarray:
     rhs = weight * prior - np.where(unk, 0, coef * known.ravel()[nb]).sum(axis=0)
     data = np.where(unk, coef, 0).T.astype(np.float64).ravel()
     cols = np.where(unk, cols, np.arange(n, dtype=np.int32)).T.ravel()
+    sparse, splinalg = _sparse()
     lap = sparse.csr_matrix((data, cols, np.arange(0, 25 * n + 1, 25)), shape=(n, n))
     # conjugate gradients (the system is symmetric positive definite) from the projection, with a
     # Jacobi preconditioner: tens of milliseconds where a sparse LU took up to seconds on hair
@@ -479,14 +506,6 @@ def _upsample(mask: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(np.repeat(m8, f, axis=0)[:h], f, axis=1)[:, :w])
 
 
-def _cleared(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """A copy of ``image`` with (0, 0, 0) wherever ``alpha`` is 0: nothing of the old backdrop is kept."""
-    out = np.empty_like(image)
-    for r in range(0, len(out), 256):  # in strips: no full-size temporary
-        np.multiply(image[r : r + 256], (alpha[r : r + 256] > 0)[..., None], out=out[r : r + 256])
-    return out
-
-
 def _small_alpha(mask: np.ndarray, e: _Edge) -> np.ndarray:
     """The uint8 matte of a reduced image: its hard mask with the edge's alphas."""
     a = mask.astype(np.uint8) * np.uint8(255)
@@ -540,6 +559,7 @@ def _foreground(image: np.ndarray, alpha: np.ndarray, e: _Edge) -> tuple[np.ndar
         cols.append(ji[unk])
         vals.append(-wij[unk])
         np.add.at(extra, i[sure], wij[sure, None] * img[j[sure]])
+    sparse, splinalg = _sparse()
     off = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
     px = img[ys * w + xs].astype(np.float64)
     bl = e.bl[mix].astype(np.float64)

@@ -14,7 +14,7 @@ from ._kmeans import thread_pools
 from .compose import compose
 from .cutout import cut_out
 from .imageio import Picture, decode, encode, output_suffix
-from .matte import matte
+from .matte import _matted
 from .segment import segment
 from .settings import Settings
 
@@ -78,14 +78,14 @@ def process_decoded(take: Callable[[], Picture], *, settings: Settings, started:
         else:
             rgb, source_alpha = pic.rgb, pic.alpha
             del pic
-            # cut_out's steps, each input dropped once used: at 12 MP the image and the full-size
-            # mask (48 MB) are gone before the output (48 MB) is built, the matte before it is encoded
+            # cut_out's steps, each input dropped once used: at 12 MP the full-size mask (12 MB) is
+            # gone before the output (48 MB) is built from the image, the matte before it is encoded
             seg = segment(rgb, settings=settings)
-            alpha, colors = matte(rgb, seg, settings=settings)
+            rgb, alpha, edits = _matted(rgb, seg, settings=settings)
             tolerance, judged = seg.tolerance, seg.assessment
-            del rgb, seg
-            pixels = compose(colors, alpha, settings=settings, source_alpha=source_alpha)
-            del colors, alpha, source_alpha
+            del seg
+            pixels = compose(rgb, alpha, settings=settings, source_alpha=source_alpha, edits=edits)
+            del rgb, alpha, edits, source_alpha
     text = None
     if judged is not None:
         text = {"knockout:confidence": f"{judged.confidence:.3f}", "knockout:reasons": " ".join(judged.reasons)}
