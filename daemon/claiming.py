@@ -8,6 +8,7 @@ only the input's move was missing).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import stat
@@ -19,9 +20,46 @@ from . import files
 from .config import Config, Job
 from .records import Candidate, Work
 
-__all__ = ["Claimer"]
+__all__ = ["Claimer", "NotRegular", "TooLarge", "digest", "max_input_bytes"]
 
 log = logging.getLogger(__name__)
+
+
+NOT_REGULAR = "not a regular file now (a FIFO, a socket, a device or a folder was put in its place)"
+
+
+class NotRegular(ValueError):
+    """What was claimed is not a regular file (the message is one line)."""
+
+
+class TooLarge(ValueError):
+    """An input larger than any image the settings allow (the message is one line)."""
+
+
+def max_input_bytes(max_pixels: int) -> int:
+    """The most bytes an input may hold: twice ``max_pixels`` pixels stored uncompressed at 16-bit RGBA
+    (8 bytes a pixel), and 64 MiB for metadata (1.5 GB with the default max_pixels)."""
+    return 16 * max_pixels + (64 << 20)
+
+
+def _read_upto(fh, size: int, limit: int) -> bytes:
+    """The file's bytes: ``size`` of them at once (``read(n)`` takes n bytes of memory before reading),
+    the rest of a file grown since its fstat in pieces, never more than ``limit + 1``."""
+    parts = [fh.read(size + 1)]
+    n = len(parts[0])
+    while n > size and n <= limit:
+        more = fh.read(min(1 << 20, limit + 1 - n))
+        if not more:
+            break
+        parts.append(more)
+        n += len(more)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def digest(data: bytes) -> bytes:
+    """What tells two contents apart: SHA-256 (hardware-accelerated here: 25 ms for 10 MB on the
+    loaded machine, where BLAKE2b took 58 ms and copying the bytes 58 ms)."""
+    return hashlib.sha256(data).digest()
 
 
 class Claimer:
@@ -77,12 +115,34 @@ class Claimer:
 
     @staticmethod
     def read(w: Work) -> tuple[Work, bytes]:
-        """The claimed file's bytes (never through a link), and the work with the ``fstat`` of what was read."""
-        fd = os.open(w.claim, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        """The claimed file's bytes (never through a link), and the work with the ``fstat`` of what was read.
+
+        Raises
+        ------
+        NotRegular
+            When what was claimed is no longer a regular file (swapped after its ``lstat``).
+        TooLarge
+            When the file holds more bytes than any image of ``max_pixels`` pixels needs
+            (:func:`max_input_bytes`): it is never read whole (a sparse file of 200 GB took all memory).
+        """
+        limit = max_input_bytes(w.job.settings.max_pixels)
+        # in this daemon's own folder now, where nobody else can swap it: a device is never even opened
+        if not stat.S_ISREG(os.lstat(w.claim).st_mode):
+            raise NotRegular(NOT_REGULAR)
+        # O_NONBLOCK: should a FIFO be there after all, it is opened without waiting for a writer
+        fd = os.open(w.claim, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as fh:
-            data = fh.read()
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise NotRegular(NOT_REGULAR)
+            size = os.fstat(fh.fileno()).st_size
+            data = _read_upto(fh, size, limit) if size <= limit else b""
             st = os.fstat(fh.fileno())
-        return Work(job=w.job, rel=w.rel, claim=w.claim, stat=st, seen=w.seen), data
+        if size > limit or len(data) > limit:
+            raise TooLarge(
+                f"too large: {max(size, len(data)):,} bytes, more than any image of max_pixels = "
+                f"{w.job.settings.max_pixels:,} pixels needs ({limit:,}); raise max_pixels if the file is trusted"
+            )
+        return Work(job=w.job, rel=w.rel, claim=w.claim, stat=st, seen=w.seen, digest=digest(data)), data
 
     def release(self, w: Work) -> Path | None:
         """Give a claimed file back to its inbox (under a free name); where it went, None if it was gone."""
@@ -116,7 +176,7 @@ class Claimer:
                         finished(job, rel, path)
                         n_done += 1
                     else:
-                        back(files.move_noreplace(path, job.inbox / rel), job)
+                        back(files.move_noreplace(path, job.inbox / rel, root=job.inbox), job)
                         n_back += 1
                 except OSError as exc:  # stays adopted: recovered again at the next start
                     log.error("%s: cannot recover %s from %s: %s", job.name, rel, owner.name, exc)
@@ -124,8 +184,9 @@ class Claimer:
             tags = [adopted.name]
             if (adopted / "adopted").is_dir():
                 tags += [p.name for p in (adopted / "adopted").iterdir()]
-            for tag in tags:
-                files.remove_temps(job.outbox, tag)
+            for tag in tags:  # cut-outs are written to the outbox and to the review folder
+                for folder in (job.outbox, *((job.review,) if job.review else ())):
+                    files.remove_temps(folder, tag)
             if not stuck:
                 files.remove_tree(adopted, claims)
             log.warning(

@@ -307,7 +307,7 @@ def run_status(args: argparse.Namespace) -> int:
             f"({j['inbox']} -> {j['outbox']})"
         )
         if j.get("last_error"):
-            print(f"    last error: {j['last_error']}")
+            print(printable(f"    last error: {j['last_error']}"))  # it names a file: no terminal control codes
     jobs = st.get("jobs", {}).values()
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.get("started", 0)))
     print(f"since start ({started}): {_figures({k: sum(j.get(k, 0) for j in jobs) for k in _KEYS})}")

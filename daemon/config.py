@@ -215,7 +215,7 @@ def parse_config(text: str, *, base: Path, name: str, dask: str | None = None) -
         jobs_raw = []
     jobs = tuple(_job(j, i, base, base_settings or Settings(), errs) for i, j in enumerate(jobs_raw))
     errs.raise_any()
-    errs.check((), _check_folders, jobs, name)
+    errs.check((), _check_folders, jobs, name, state_dir)
     errs.raise_any()
     executor = dataclasses.replace(executor, time_limit=top.pop("time_limit"))
     return Config(source=name, jobs=jobs, executor=executor, state_dir=state_dir, **top)
@@ -356,9 +356,16 @@ def _inside(a: Path, b: Path) -> bool:
     return a == b or b in a.parents
 
 
-def _check_folders(jobs: tuple[Job, ...], name: str) -> None:
+def _check_folders(jobs: tuple[Job, ...], name: str, state_dir: Path) -> None:
     names: set[str] = set()
     for i, job in enumerate(jobs):
+        # whoever writes to the inbox could put a link in its place: by name too, a link there already
+        lexical = Path(os.path.abspath(state_dir)), Path(os.path.abspath(job.inbox))
+        if _inside(state_dir, job.inbox) or lexical[1] == lexical[0] or lexical[1] in lexical[0].parents:
+            raise ConfigError(
+                f"{name}: state_dir: {state_dir} is inside jobs[{i}].inbox {job.inbox}; "
+                "the daemon's records must be outside every inbox"
+            )
         if job.name in names:
             raise ConfigError(f"{name}: jobs[{i}].name: '{job.name}' is used by two jobs; give each job its own name")
         names.add(job.name)

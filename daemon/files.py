@@ -21,7 +21,7 @@ import socket
 import stat
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 
 from knockout import fsutil
@@ -35,6 +35,7 @@ __all__ = [
     "is_folder_link",
     "is_hidden",
     "is_input_name",
+    "too_deep",
     "move_noreplace",
     "real_folder",
     "walk_inputs",
@@ -97,29 +98,54 @@ def is_folder_link(path: Path) -> bool:
     return os.path.islink(path) and os.path.isdir(path)
 
 
+MAX_DEPTH = 64  # parts of an input's path in its inbox (os.walk and shutil.rmtree recurse once a folder)
+
+
+def too_deep(rel: PurePath, is_folder: bool) -> bool:
+    """Whether ``rel`` (a file, or a folder whose files would be) lies deeper than :data:`MAX_DEPTH` in its inbox.
+
+    Such inputs are never claimed: a 1,000-deep nesting made the claims, the outbox and ``processed/``
+    as deep, where Python's recursive folder walks (``os.walk`` before 3.12, ``shutil.rmtree``) fail.
+    """
+    return len(rel.parts) + is_folder > MAX_DEPTH
+
+
 def walk_inputs(root: Path, *, recursive: bool, others: bool = False) -> Iterator[Path]:
     """Input files under ``root``, and links to folders (never followed); hidden names skipped.
 
-    With ``others``, the other names that are neither hidden nor temporary too (non-image files).
+    With ``others``, the other names that are neither hidden nor temporary too (non-image files),
+    and the folders :data:`MAX_DEPTH` deep, which are not walked into (:func:`too_deep`).
     """
-    try:
-        entries = list(os.scandir(root))
-    except OSError as exc:
-        log.warning("cannot list %s: %s", root, exc.strerror or exc)
-        return
-    for e in sorted(entries, key=lambda e: e.name):
+    stack = [_entries(Path(root))]
+    while stack:
+        e = next(stack[-1], None)
+        if e is None:
+            stack.pop()
+            continue
         if e.name.startswith((".", "~")):
             continue
         try:
             if e.is_dir(follow_symlinks=False):
-                if recursive:
-                    yield from walk_inputs(Path(e.path), recursive=True, others=others)
+                if recursive and len(stack) < MAX_DEPTH:
+                    stack.append(_entries(Path(e.path)))
+                elif recursive and others:
+                    yield Path(e.path)
             elif is_input_name(PurePath(e.name)) or (e.is_symlink() and e.is_dir()):
                 yield Path(e.path)
             elif others and not is_temporary(PurePath(e.name)):
                 yield Path(e.path)
         except OSError:
             continue
+
+
+def _entries(folder: Path) -> Iterator[os.DirEntry]:
+    """A folder's entries in name order (none, said once, when it cannot be listed)."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as exc:
+        log.warning("cannot list %s: %s", folder, exc.strerror or exc)
+        entries = []
+    return iter(sorted(entries, key=lambda e: e.name))
 
 
 def pid_alive(pid: int) -> bool:
@@ -175,31 +201,60 @@ def check_root(root: Path) -> None:
         )
 
 
-def move_noreplace(src: Path, dst: Path, *, root: Path | None = None) -> Path:
+def move_noreplace(
+    src: Path, dst: Path, *, root: Path | None = None, beside: Callable[[Path], Path] | None = None
+) -> Path:
     """Move ``src`` to ``dst`` (or ``dst`` with ``-1``, ``-2``... if taken); returns where it went.
 
     Works across file systems (copy, fsync, then remove the source) and never overwrites.
     With ``root`` (the folder ``dst`` lies in), no folder below ``root`` may be a link, and
-    ``root`` must be the folder it was at start (:func:`check_root`).
+    ``root`` must be the folder it was at start (:func:`check_root`). With ``beside`` (the name
+    of a file that goes beside the target, such as its record), a name is taken only when that is free too.
     """
     if root is not None:
         check_root(root)
     make_folders(dst.parent, root=root if root is not None else dst.parent)
-    for _ in range(100):
-        target = free_name(dst)
-        try:
+    # below root, the folder is held open (each part O_NOFOLLOW) from now on: a link swapped in
+    # after the check above is refused (LinkOnPath), never moved through by its path
+    folder = _open_below(root, dst.parent.relative_to(root)) if root is not None else None
+    try:
+        for _ in range(100):
+            target = free_name(dst, taken(beside, folder))
+            name = target if folder is None else target.name
             try:
-                link_or_rename(src, target)
-            except OSError as exc:
-                if exc.errno != errno.EXDEV or isinstance(exc, FileExistsError):
-                    raise
-                _copy_across(src, target)
-                os.unlink(src)
-            fsync_dir(target.parent)
-            return target
-        except FileExistsError:
-            continue
+                try:
+                    link_or_rename(src, name, dir_fd=folder)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV or isinstance(exc, FileExistsError):
+                        raise
+                    _copy_across(src, target)
+                    os.unlink(src)
+                if folder is None:
+                    fsync_dir(target.parent)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.fsync(folder)
+                return target
+            except FileExistsError:
+                continue
+    finally:
+        if folder is not None:
+            os.close(folder)
     raise FileExistsError(errno.EEXIST, "no free name", str(dst))
+
+
+def taken(beside: Callable[[Path], Path] | None, folder: int | None = None) -> Callable[[Path], bool]:
+    """Whether a name is taken: something is there, or (with ``beside``) where its companion file goes.
+
+    With ``folder`` (an open folder's descriptor), names are looked up in it, not by their paths.
+    """
+
+    def there(p: Path) -> bool:
+        return fsutil.lexists(p if folder is None else p.name, dir_fd=folder)
+
+    if beside is None:
+        return there
+    return lambda p: there(p) or there(beside(p))
 
 
 def _copy_across(src: Path, target: Path) -> None:
@@ -220,19 +275,27 @@ def _copy_across(src: Path, target: Path) -> None:
 
 
 def write_noreplace(
-    path: Path, data: bytes, *, tag: str, replace: bool, mode: int = 0o644, root: Path | None = None
+    path: Path,
+    data: bytes,
+    *,
+    tag: str,
+    replace: bool,
+    mode: int = 0o644,
+    root: Path | None = None,
+    beside: Callable[[Path], Path] | None = None,
 ) -> Path:
     """Write ``data`` atomically to ``path`` (:func:`knockout.fsutil.atomic_write`), making its folder.
 
     With ``replace`` an existing file is replaced; otherwise the first free ``NAME-N.ext`` is
     used. The temporary name is ``.NAME.knockout-TAG.tmp`` so crash leftovers can be found.
     With ``root`` (the outbox), no folder below ``root`` may be a link, and ``root`` must be the
-    folder it was at start (:func:`check_root`). Returns the final path.
+    folder it was at start (:func:`check_root`). With ``beside``, a free name is one whose companion
+    file's name (``beside(name)``, its review note) is free too. Returns the final path.
     """
     if root is not None:
         check_root(root)
     make_folders(path.parent, root=root if root is not None else path.parent)
-    return fsutil.atomic_write(path, data, mode=mode, replace=replace, tag=f"knockout-{tag}")
+    return fsutil.atomic_write(path, data, mode=mode, replace=replace, tag=f"knockout-{tag}", taken=taken(beside))
 
 
 class Claims:
@@ -392,7 +455,9 @@ def _open_below(root: Path, rel: PurePath) -> int:
         When a part is a symbolic link (or not a folder) now: the path leads outside.
     """
     flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(root, flags)
+    # root itself is a configured folder (its identity checked by check_root), which may be a link
+    # its owner made (/srv/inbox -> /mnt/share/inbox): followed; the parts below it never are
+    fd = os.open(root, flags & ~getattr(os, "O_NOFOLLOW", 0))
     for part in rel.parts:
         try:
             nfd = os.open(part, flags, dir_fd=fd)

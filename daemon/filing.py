@@ -10,6 +10,7 @@ review folder) is one more branch there; a journal writer hooks :meth:`Filer._do
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import time
@@ -26,7 +27,7 @@ from knockout.imageio import ImageError, output_suffix
 from knockout.process import Processed
 
 from . import files
-from .claiming import Claimer
+from .claiming import Claimer, digest
 from .config import Config, Job
 from .executor import Crashed, TooSlow, WorkLost
 from .journal import Journal
@@ -93,7 +94,7 @@ class Filer:
         self.pending: list[_Pending] = []
         self.attempts: dict[tuple[str, PurePath], int] = {}
         self.bad: dict[tuple[str, PurePath], tuple[tuple[int, int], int]] = {}  # (size, mtime), looks
-        self.made: dict[Path, tuple[str, PurePath]] = {}  # outputs written in this run: by which input
+        self.made: dict[Path, tuple[str, PurePath]] = {}  # collision: overwrite: outputs of this run, by input
 
     def __len__(self) -> int:
         return len(self.pending)
@@ -180,10 +181,14 @@ class Filer:
                         self.made[dst][1],
                     )
                 claims.mark(w.rel, dst)
-                out = files.write_noreplace(dst, res.data, tag=self.claimer.token, replace=replace, root=root)
-                self.made[out] = (job.name, w.rel)
+                beside = review_path if to_review else None  # a free name has a free note name too
+                out = files.write_noreplace(
+                    dst, res.data, tag=self.claimer.token, replace=replace, root=root, beside=beside
+                )
+                if job.collision == "overwrite":  # only these need it; kept for every output, it grew for ever
+                    self.made[out] = (job.name, w.rel)
                 if to_review:
-                    atomic_write(review_path(out), _review_note(job, w.rel, res).encode())
+                    self._note(out, _review_note(job, w.rel, res))
         except files.UnsafeFolder as exc:  # a link in the outbox: never written through
             claims.unmark(w.rel)
             self.fail(w, f"cannot write the output {dst}: {exc}")
@@ -211,6 +216,14 @@ class Filer:
         self.attempts.pop((job.name, w.rel), None)
         claims.unmark(w.rel)
         self._done(o, out, kept)
+
+    @staticmethod
+    def _note(out: Path, text: str) -> None:
+        """The review note beside a flagged cut-out; one that cannot be written is said, the cut-out stays."""
+        try:
+            atomic_write(review_path(out), text.encode())
+        except OSError as exc:  # a folder by that name, mirrored from the inbox, in overwrite mode
+            log.warning("%s: cut-out written, its review note %s cannot be: %s", out, review_path(out), exc.strerror)
 
     def _done(self, o: Outcome, out: Path, kept: Path | None = None) -> None:
         w, res, job = o.work, o.result, o.work.job
@@ -268,7 +281,7 @@ class Filer:
                 key = (st.st_size, st.st_mtime_ns)
                 # recorded before it is back: a daemon sharing the inbox must never see it unrecorded
                 self.seen.add(job.name, rel, key)
-                back = files.move_noreplace(claim, job.inbox / rel)
+                back = files.move_noreplace(claim, job.inbox / rel, root=job.inbox)  # never through a linked folder
                 if back != job.inbox / rel:
                     self.seen.add(job.name, PurePath(back.relative_to(job.inbox)), key)
                 return back
@@ -299,13 +312,27 @@ class Filer:
         self.give_back(w, delay=delay)
 
     def _changed(self, w: Work) -> bool:
-        """Whether the claimed input is no longer what was read (rewritten through an open descriptor)."""
+        """Whether the claimed input is no longer what was read (rewritten through an open descriptor).
+
+        Size, time stamp and inode tell at once. A change time alone (a rewrite that put the time
+        stamp back, but also a hard link to the same file renamed or linked elsewhere) is judged by
+        the content: two hard links in the inbox made each other "changed" and were cut again and again.
+        """
         try:
             st = os.lstat(w.claim)
         except OSError:
             return False
-        now = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
-        return now != (w.stat.st_size, w.stat.st_mtime_ns, w.stat.st_ino, w.stat.st_ctime_ns)
+        if (st.st_size, st.st_mtime_ns, st.st_ino) != (w.stat.st_size, w.stat.st_mtime_ns, w.stat.st_ino):
+            return True
+        if st.st_ctime_ns == w.stat.st_ctime_ns:
+            return False
+        if w.digest is None:
+            return True
+        try:
+            _, data = self.claimer.read(w)
+        except (OSError, ValueError):
+            return True
+        return digest(data) != w.digest
 
     def transient(self, w: Work, reason: str) -> None:
         """A failure that is not the file's: back to the inbox and retried with back-off, then failed."""
@@ -358,7 +385,7 @@ class Filer:
         self.attempts.pop((job.name, w.rel), None)
         self.bad.pop((job.name, w.rel), None)
         try:
-            dst = files.move_noreplace(w.claim, job.failed / w.rel, root=job.failed)
+            dst = files.move_noreplace(w.claim, job.failed / w.rel, root=job.failed, beside=record_path)
             note = {
                 "file": str(job.inbox / w.rel),
                 "reason": reason,
@@ -369,7 +396,7 @@ class Filer:
             }
             # one line per value, however long (a user greps these records)
             text = yaml.safe_dump(note, sort_keys=False, width=float("inf"))
-            atomic_write(record_path(dst), text.encode())
+            atomic_write(record_path(dst), text.encode(), replace=False)  # never another input's record
         except FileNotFoundError:
             return
         except OSError as exc:  # cannot even file it: leave it in the inbox and try again later
@@ -404,14 +431,20 @@ def _review_note(job: Job, rel: PurePath, res: Processed) -> str:
 
 
 def review_path(output: Path) -> Path:
-    """``NAME.review.txt`` beside a flagged cut-out (NAME without the output's extension, shortened if too long)."""
-    end = b".review.txt"
-    name = os.fsencode(output.stem)[: fsutil.NAME_MAX - len(end)]
-    return output.with_name(os.fsdecode(name + end))
+    """``NAME.review.txt`` beside a flagged cut-out (NAME without the output's extension; see :func:`_beside`)."""
+    return _beside(output, output.stem, ".review.txt")
 
 
 def record_path(failed: Path) -> Path:
-    """``NAME.error.txt`` beside a failed input; NAME shortened (in bytes) when the whole would be too long."""
-    end = b".error.txt"
-    name = os.fsencode(failed.name)[: fsutil.NAME_MAX - len(end)]
-    return failed.with_name(os.fsdecode(name + end))
+    """``NAME.error.txt`` beside a failed input (see :func:`_beside`)."""
+    return _beside(failed, failed.name, ".error.txt")
+
+
+def _beside(path: Path, name: str, end: str) -> Path:
+    """``name + end`` in ``path``'s folder; a whole too long for the file system has ``name`` shortened
+    (in bytes) and ended by a digest of it, so that two long names sharing a beginning never share one file."""
+    raw, tail = os.fsencode(name), os.fsencode(end)
+    if len(raw) + len(tail) > fsutil.NAME_MAX:
+        digest = b"-" + hashlib.sha256(raw).hexdigest()[:12].encode()
+        raw = raw[: fsutil.NAME_MAX - len(tail) - len(digest)] + digest
+    return path.with_name(os.fsdecode(raw + tail))

@@ -147,6 +147,10 @@ class Finder:
         rel = PurePath(path.relative_to(job.inbox))
         if not job.recursive and len(rel.parts) > 1:
             return
+        if files.too_deep(rel, is_folder=os.path.isdir(path) and not os.path.islink(path)):
+            top = PurePath(*rel.parts[: files.MAX_DEPTH])  # said once for the whole nesting below it
+            self.ignored(job, top, f"{files.MAX_DEPTH} folders deep in the inbox; what it holds is not looked at")
+            return
         for i in range(1, len(rel.parts)):  # never through a linked folder (it goes to failed/ itself)
             if os.path.islink(job.inbox.joinpath(*rel.parts[:i])):
                 return
@@ -188,7 +192,9 @@ class Finder:
                 rel = path.relative_to(job.inbox)
                 if files.is_hidden(PurePath(rel)):
                     continue  # a hidden folder, such as the claims
-                if path != job.inbox and job.recursive:
+                if path != job.inbox and job.recursive and files.too_deep(PurePath(rel), is_folder=True):
+                    self.offer(path, job)  # said once, not walked into
+                elif path != job.inbox and job.recursive:
                     self.scan(job, path)  # a folder moved in brings files without events
             else:
                 self.offer(path, job)

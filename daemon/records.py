@@ -39,6 +39,7 @@ class Work:
     claim: Path  # where it lies in the claims folder
     stat: os.stat_result  # its fstat when read (lstat before)
     seen: float
+    digest: bytes | None = None  # of the bytes read (None before they are)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ import base64
 import html
 import io
 import json
+import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -48,14 +50,26 @@ function colour(){document.body.style.setProperty('--bg',document.getElementById
 
 
 def _thumb(path: str | None, fmt: str) -> str | None:
+    """A thumbnail of the regular file at ``path`` as a data URI (None: no preview).
+
+    The path may be an inbox's (``after: leave``), where anyone who writes there may have put a
+    FIFO (opening it waited for a writer forever), a device or a link: never followed, never waited on.
+    """
     if not path:
         return None
     try:
-        with Image.open(path) as src:
-            src.thumbnail((THUMB, THUMB))
-            small = src.convert("RGB") if fmt == "JPEG" else src
-            buf = io.BytesIO()
-            small.save(buf, fmt)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None
+            with Image.open(fh) as src:
+                src.thumbnail((THUMB, THUMB))
+                small = src.convert("RGB") if fmt == "JPEG" else src
+                buf = io.BytesIO()
+                small.save(buf, fmt)
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
     mime = "image/jpeg" if fmt == "JPEG" else "image/png"

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import stat
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 from knockout.settings import SettingsError
 
 from . import files
-from .claiming import Claimer
+from .claiming import Claimer, NotRegular, TooLarge
 from .config import Config, Job, load_config
 from .filing import Filer
 from .finder import Finder, _Handler  # noqa: F401 - _Handler: the event handler's tests
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds: how often the loop looks at candidates when nothing happens
 SQUEEZE = 60.0  # seconds of one file in flight after a worker ran out of memory
+RECURSION_LIMIT = 10_000  # a 2,048-level os.walk in a thread of 8 MB of stack needs ~2,100
 
 
 class Daemon:
@@ -204,6 +206,9 @@ class Daemon:
     def run(self) -> int:
         """Run until stopped (or, with ``once``, until the inboxes are empty); returns the exit code."""
         self.runner = Runner(self.cfg.executor, self.wake)  # first: a missing extra is a config error
+        # watchdog walks a folder moved into an inbox with os.walk, by recursion: folders nested 1,000
+        # deep killed its thread (no more events). Paths are at most 4,096 bytes: at most ~2,048 levels.
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
         self._install_signals()
         try:
             self._prepare(self.cfg)
@@ -316,8 +321,18 @@ class Daemon:
             return False
         try:
             w, data = self.claimer.read(w)
+        except NotRegular as exc:  # swapped since its lstat: never read, back where it was
+            self.status.ignored(c.job, c.rel, str(exc))
+            self.filer.give_back(w)
+            return False
+        except TooLarge as exc:  # never read whole: it is not an image the settings allow
+            self.filer.fail(w, str(exc))
+            return False
         except OSError as exc:
             self.filer.transient(w, f"cannot read the input: {exc.strerror or exc}")
+            return False
+        except MemoryError:  # a resource limit, not the file's fault: later
+            self.filer.transient(w, "cannot read the input: out of memory")
             return False
         if self.filer.skip_existing(w):
             return False

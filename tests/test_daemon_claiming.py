@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import PurePath
 
+import pytest
 from knockout.daemon import files
 from knockout.daemon.claiming import Claimer
 from knockout.daemon.records import Candidate
@@ -53,3 +55,30 @@ def test_a_dead_daemons_claims_go_back_to_the_inbox(tmp_path):
     assert back == [job.inbox / "sub" / "b.jpg"] and done == []
     assert (job.inbox / "sub" / "b.jpg").read_bytes() == b"b"
     assert not dead.exists()
+
+
+def test_a_fifo_swapped_in_after_the_claim_is_never_waited_on(tmp_path):
+    """A FIFO renamed over a.jpg between the daemon's lstat and its claim was opened to be read:
+    open() waited for a writer forever, and the daemon's only loop with it."""
+    cfg = stage_config(tmp_path)
+    c = Claimer("one")
+    w = claimed(cfg, c, "a.jpg", b"photo")
+    os.unlink(w.claim)
+    os.mkfifo(w.claim)  # what the claim's rename moved, when the swap won the race
+    outcome: list = []
+
+    def read() -> None:
+        try:
+            c.read(w)
+        except Exception as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(30)  # a hang detector, not a measurement: the read returns at once or never
+    if t.is_alive():  # unblock it: a writer end opened
+        os.close(os.open(w.claim, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("reading a FIFO waited for a writer")
+    from knockout.daemon.claiming import NotRegular
+
+    assert len(outcome) == 1 and isinstance(outcome[0], NotRegular) and "not a regular file" in str(outcome[0])

@@ -186,3 +186,88 @@ def test_outbox_and_processed_replaced_by_links_while_running_are_never_written_
     reason = yaml.safe_load((tmp_path / "failed" / "c.jpg.error.txt").read_text())["reason"]
     assert "but the input cannot be moved" in reason and "is not the folder it was" in reason, reason
     assert [p.name for p in visible(outbox)] == ["c.png"]
+
+
+def test_recovered_claims_are_never_put_back_through_a_linked_inbox_folder(tmp_path):
+    """A dead daemon's claims of sub/a.jpg (not cut yet) and sub/b.jpg (cut; after: leave puts it
+    back) were moved back into inbox/sub while sub was a link to another folder: both landed there."""
+    inbox, outside, outbox = tmp_path / "inbox", tmp_path / "outside", tmp_path / "outbox"
+    outside.mkdir()
+    inbox.mkdir()
+    (outbox / "sub").mkdir(parents=True)
+    os.symlink(outside, inbox / "sub")
+    dead = inbox / ".knockout-claims" / f"{socket.gethostname()}-999999999-aaaaaa"
+    (dead / "files" / "sub").mkdir(parents=True)
+    (dead / "out" / "sub").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg"):
+        (dead / "files" / "sub" / name).write_bytes(image_bytes(1))
+    (outbox / "sub" / "b.png").write_bytes(b"the cut-out of b")  # b's output was written: only its move is missing
+    (dead / "out" / "sub" / "b.jpg.json").write_text(json.dumps({"output": str(outbox / "sub" / "b.png")}))
+    (dead / "owner.json").write_text(json.dumps({"host": socket.gethostname(), "pid": 999999999}))
+    cfg = write_config(tmp_path, jobs=[{"name": "main", "inbox": "inbox", "outbox": "outbox", "after": "leave"}])
+    r = knockout("watch", "-c", str(cfg), "--once", timeout=120)
+    assert list(outside.iterdir()) == [], r.stderr  # nothing moved through the link
+    for name in ("a.jpg", "b.jpg"):
+        assert f"cannot recover sub/{name}" in r.stderr and "symbolic link" in r.stderr, r.stderr
+    assert (tmp_path / "failed" / "sub").is_symlink()  # the link itself is filed as failed, as before
+    r = knockout("watch", "-c", str(cfg), "--once", timeout=120)  # the link gone: the next start loses nothing
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (inbox / "sub").iterdir()) == ["a.jpg", "b.jpg"], r.stderr
+    assert sorted(p.name for p in visible(outbox)) == ["a.png", "b.png"], r.stderr
+    assert list(outside.iterdir()) == []
+
+
+def test_a_state_dir_inside_an_inbox_is_refused_so_no_link_there_is_written_through(tmp_path):
+    """state_dir: inbox/.state was accepted: a link put there by whoever writes to the inbox made the
+    daemon append its journal to another folder's journal.jsonl and write status.json beside it."""
+    inbox, outside = tmp_path / "inbox", tmp_path / "outside"
+    inbox.mkdir()
+    outside.mkdir()
+    (outside / "journal.jsonl").write_text("someone else's file\n")
+    os.symlink(outside, inbox / ".state")
+    (inbox / "a.jpg").write_bytes(image_bytes(1))
+    cfg = write_config(tmp_path, state_dir="inbox/.state")
+    r = knockout("watch", "-c", str(cfg), "--once", timeout=60)
+    assert r.returncode == 2, r.stderr
+    (line,) = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert "state_dir" in line and "inside jobs[0].inbox" in line, r.stderr
+    assert sorted(p.name for p in outside.iterdir()) == ["journal.jsonl"]
+    assert (outside / "journal.jsonl").read_text() == "someone else's file\n"
+    assert (inbox / "a.jpg").exists()  # nothing done: the config is fixed first
+
+
+def test_a_dead_daemons_half_written_cut_outs_are_removed_from_the_review_folder_too(tmp_path):
+    """A daemon killed while writing a flagged cut-out left .NAME.knockout-TOKEN.tmp in review/:
+    recovery removed a dead daemon's temporary files from the outbox only, so these stayed for ever."""
+    inbox, outbox, review = tmp_path / "inbox", tmp_path / "outbox", tmp_path / "review"
+    token = f"{socket.gethostname()}-999999999-bbbbbb"
+    dead = inbox / ".knockout-claims" / token
+    (dead / "files").mkdir(parents=True)
+    (dead / "owner.json").write_text(json.dumps({"host": socket.gethostname(), "pid": 999999999}))
+    (outbox / "sub").mkdir(parents=True)
+    (review / "sub").mkdir(parents=True)
+    left = [outbox / "sub" / f".a.png.knockout-{token}.tmp", review / "sub" / f".b.png.knockout-{token}.tmp"]
+    for p in left:
+        p.write_bytes(b"half a cut-out")
+    mine = review / "sub" / ".c.png.knockout-someone-else.tmp"  # not the dead daemon's: left alone
+    mine.write_bytes(b"x")
+    r = knockout("watch", "-c", str(write_config(tmp_path)), "--once", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert [p for p in left if p.exists()] == [], r.stderr
+    assert mine.exists()
+
+
+def test_configured_folders_that_are_links_their_owner_made_are_used(tmp_path):
+    """inbox: inbox where inbox is a link its owner made (/srv/inbox -> /mnt/share/inbox): every
+    claim failed ("cannot be claimed (Not a directory)"), the inbox's own folder being opened with
+    O_NOFOLLOW like the folders below it. The configured folders are followed; what is below never."""
+    for name in ("inbox", "outbox", "processed"):
+        (tmp_path / f"real-{name}").mkdir()
+        os.symlink(tmp_path / f"real-{name}", tmp_path / name)
+    (tmp_path / "inbox" / "sub").mkdir()
+    (tmp_path / "inbox" / "a.jpg").write_bytes(image_bytes(1))
+    (tmp_path / "inbox" / "sub" / "b.jpg").write_bytes(image_bytes(2))
+    r = knockout("watch", "-c", str(write_config(tmp_path)), "--once", timeout=120)
+    assert r.returncode == 0 and "cannot be claimed" not in r.stderr, r.stderr
+    assert sorted(p.name for p in visible(tmp_path / "real-outbox")) == ["a.png", "b.png"], r.stderr
+    assert sorted(p.name for p in visible(tmp_path / "real-processed")) == ["a.jpg", "b.jpg"], r.stderr

@@ -46,6 +46,27 @@ def test_move_noreplace_never_overwrites(tmp_path):
     assert went.read_bytes() == b"x"
 
 
+def test_a_folder_swapped_for_a_link_after_its_check_is_never_moved_through(tmp_path, monkeypatch):
+    """The race of a file given back to inbox/sub: sub was checked (lstat: a real folder), then
+    replaced by a link to another folder before the move, which went through the link by its path."""
+    inbox, outside = tmp_path / "inbox", tmp_path / "outside"
+    (inbox / "sub").mkdir(parents=True)
+    outside.mkdir()
+    src = tmp_path / "claimed.jpg"
+    src.write_bytes(b"photo")
+    checked = files.make_folders
+
+    def check_then_swap(path, mode=files.FOLDER_MODE, *, root=None):  # the attacker wins the race here
+        checked(path, mode, root=root)
+        os.rename(inbox / "sub", tmp_path / "moved-away")
+        os.symlink(outside, inbox / "sub")
+
+    monkeypatch.setattr(files, "make_folders", check_then_swap)
+    with pytest.raises(files.UnsafeFolder, match="sub on its path is a link"):
+        files.move_noreplace(src, inbox / "sub" / "a.jpg", root=inbox)
+    assert list(outside.iterdir()) == [] and src.read_bytes() == b"photo"
+
+
 def test_write_noreplace_modes_and_no_temporaries(tmp_path):
     old = os.umask(0o077)
     try:

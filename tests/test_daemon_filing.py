@@ -51,6 +51,18 @@ def test_a_result_is_written_and_its_input_moved(tmp_path):
     assert status.of(job).processed == 1 and len(filer) == 0
 
 
+def test_a_long_running_daemon_keeps_no_record_of_outputs_it_does_not_need(tmp_path):
+    """Every output written was remembered (path -> input) for the daemon's lifetime, whatever the
+    collision policy, though only collision: overwrite reads it: memory grew with every file cut."""
+    cfg, claimer, _status, filer, _ = _filer(tmp_path)  # collision: suffix, the default
+    job = cfg.jobs[0]
+    for name in ("a.jpg", "b.jpg", "sub/c.jpg"):
+        filer.handle(
+            Outcome(claimed(cfg, claimer, name, _jpeg()), result=process_bytes(_jpeg(), settings=job.settings))
+        )
+    assert len(list(job.outbox.rglob("*.png"))) == 3 and filer.made == {}
+
+
 def test_an_internal_error_goes_to_failed_with_a_one_line_record(tmp_path):
     cfg, claimer, status, filer, _ = _filer(tmp_path)
     job = cfg.jobs[0]

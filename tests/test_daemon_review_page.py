@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -174,3 +175,23 @@ def test_report_refuses_bad_batch_reports_with_one_line_naming_the_file(tmp_path
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1 and len(lines) == 1 and "journal.jsonl: no journal" in lines[0], r.stderr
     assert not (tmp_path / "page.html").exists()
+
+
+def test_a_fifo_or_a_link_put_where_a_kept_input_was_never_stops_the_report(tmp_path):
+    """With after: leave the journal names inputs in the inbox: a FIFO put there made `knockout report`
+    wait for a writer forever, and a link was followed to whatever it points at."""
+    cfg = write_config(tmp_path, jobs=[{"name": "main", "inbox": "inbox", "outbox": "outbox", "after": "leave"}])
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.jpg").write_bytes(image_bytes(1))
+    (inbox / "b.jpg").write_bytes(image_bytes(2))
+    assert knockout("watch", "-c", str(cfg), "--once").returncode == 0
+    (tmp_path / "elsewhere.jpg").write_bytes(image_bytes(3))
+    os.unlink(inbox / "a.jpg")
+    os.mkfifo(inbox / "a.jpg")
+    os.unlink(inbox / "b.jpg")
+    os.symlink(tmp_path / "elsewhere.jpg", inbox / "b.jpg")
+    page = tmp_path / "review.html"
+    r = knockout("report", "-c", str(cfg), "-o", str(page), timeout=60)
+    assert r.returncode == 0 and "2 processed, 0 failed" in r.stdout, r.stderr
+    assert page.read_text().count("no input preview") == 2  # the cut-outs still shown

@@ -89,7 +89,14 @@ def temp_name(path: Path, tag: str) -> Path:
 
 
 def atomic_write(
-    path: Path, data: bytes, *, mode: int = 0o644, replace: bool = True, tag: str | None = None, durable: bool = True
+    path: Path,
+    data: bytes,
+    *,
+    mode: int = 0o644,
+    replace: bool = True,
+    tag: str | None = None,
+    durable: bool = True,
+    taken: Callable[[Path], bool] = os.path.lexists,
 ) -> Path:
     """Write ``data`` to ``path`` so that readers never see a partial file; returns the final path.
 
@@ -109,6 +116,8 @@ def atomic_write(
         machine. ``knockout cut``, which never touches its inputs, passes False: a crash loses
         only outputs that a second run makes again, and an fsync of a 12 MP cut-out cost 20-160 ms
         here. Readers never see a partial file either way (the rename).
+    taken : callable, keyword-only
+        Whether a name is taken, when ``replace`` is False (default: something is there).
     """
     path = Path(path)
     tmp = temp_name(path, tag or uuid.uuid4().hex[:8])
@@ -125,7 +134,7 @@ def atomic_write(
             target = path
         else:
             for _ in range(100):
-                target = free_name(path)
+                target = free_name(path, taken)
                 try:
                     link_or_rename(tmp, target)
                     break
@@ -170,18 +179,33 @@ def free_name(dst: Path, exists: Callable[[Path], bool] = os.path.lexists) -> Pa
     raise FileExistsError(errno.EEXIST, "no free name", str(dst))
 
 
-def link_or_rename(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst`` without ever replacing an existing ``dst`` (FileExistsError)."""
+def link_or_rename(src: Path, dst: Path, *, dir_fd: int | None = None) -> None:
+    """Rename ``src`` to ``dst`` without ever replacing an existing ``dst`` (FileExistsError).
+
+    With ``dir_fd``, ``dst`` is a name in the folder that descriptor holds open (never a path
+    through a link someone put in place since the folder was opened).
+    """
     try:
-        os.link(src, dst, follow_symlinks=False)
+        os.link(src, dst, dst_dir_fd=dir_fd, follow_symlinks=False)
     except FileExistsError:
         raise
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.EACCES):
             raise
         # file systems without hard links (some network shares): check, then rename
-        if os.path.lexists(dst):
+        if lexists(dst, dir_fd=dir_fd):
             raise FileExistsError(errno.EEXIST, "exists", str(dst)) from None
-        os.rename(src, dst)
+        os.rename(src, dst, dst_dir_fd=dir_fd)
         return
     os.unlink(src)
+
+
+def lexists(path: Path | str, *, dir_fd: int | None = None) -> bool:
+    """``os.path.lexists``, of a name in an open folder with ``dir_fd``."""
+    try:
+        os.lstat(path, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True
