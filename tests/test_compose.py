@@ -150,3 +150,31 @@ def test_edits_are_checked():
     image, alpha, edits = _image_and_edits()
     with pytest.raises(ValueError, match="edits"):
         compose(image, alpha, settings=Settings(), edits=Edits(edits.ys, edits.xs, edits.rgb.astype(np.float32)))
+
+
+@pytest.mark.parametrize("settings", [Settings(), Settings(crop=True, margin=3)], ids=["rgba", "crop"])
+@pytest.mark.parametrize("source", [False, True], ids=["opaque", "source-alpha"])
+def test_lazy_rows_are_the_rows_of_the_output(settings, source, monkeypatch):
+    import knockout.compose as compose_module
+
+    image, alpha, edits = _image_and_edits()
+    src = None
+    if source:
+        src = np.full(alpha.shape, 255, np.uint8)
+        src[:, :20] = 0
+        src[:, 20:25] = 90
+    expected = compose(image, alpha, settings=settings, source_alpha=src, edits=edits)
+    monkeypatch.setattr(compose_module, "_BLOCK_ROWS", 4)  # edits sorted into blocks that strips cut across
+    lazy = compose(image, alpha, settings=settings, source_alpha=src, edits=edits, lazy=True)
+    assert lazy.shape == expected.shape and lazy.dtype == np.uint8
+    h = expected.shape[0]
+    for top, bottom in [(0, h), (0, 1), (3, 11), (5, 6), (h - 1, h), (h - 7, h + 5)]:
+        assert np.array_equal(lazy.rows(top, bottom), expected[top:bottom]), (top, bottom)
+    assert lazy.rows(h, h + 3).shape == (0, expected.shape[1], 4)
+    assert np.array_equal(lazy.array(), expected)
+
+
+def test_lazy_rows_of_a_hard_matte_without_edits():
+    colors, alpha = _inputs()
+    lazy = compose(colors, alpha, settings=Settings(), lazy=True)
+    assert np.array_equal(lazy.rows(2, 8), compose(colors, alpha, settings=Settings())[2:8])

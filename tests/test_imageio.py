@@ -604,3 +604,25 @@ def test_depth_16_keeps_a_16_bit_input_alpha_at_16_bits(tmp_path):
     body = slice(int(0.85 * h), h - 1), slice(int(0.2 * w), int(0.8 * w))  # the shoulders: the matte's alpha is 1
     np.testing.assert_allclose(a[body], fade[body], atol=1)  # the input's 16-bit alpha, not 8 bits x 257
     assert np.mean(a[body] % 257 != 0) > 0.9
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_decode_gives_the_pixels_and_the_reduced_image_pillow_gives(fmt):
+    from knockout.matte import _reduce_image
+
+    img, _ = synthetic_headshot(203, 151, noise=3.0)
+    data = to_bytes(Image.fromarray(img), fmt)
+    expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    pic = decode(data, reduce=lambda h, w: 4)
+    assert np.array_equal(pic.rgb, expected)
+    f, small = pic.reduced
+    assert f == 4 and np.array_equal(small, _reduce_image(pic.rgb, 4))
+    assert decode(data, reduce=lambda h, w: 1).reduced is None
+    assert decode(data).reduced is None
+
+
+def test_a_truncated_jpeg_read_in_one_piece_is_still_refused():
+    img, _ = synthetic_headshot(120, 90, noise=3.0)
+    data = to_bytes(Image.fromarray(img), "JPEG")
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        decode(data[: len(data) // 2])

@@ -159,3 +159,21 @@ def test_big_image_is_filtered_strip_by_strip(monkeypatch):
     data = _png.encode_png(a)
     assert len(sizes) == 2 and max(sizes) < a.nbytes // 2 + a.shape[1] * 4
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), a)
+
+
+@pytest.mark.parametrize("strips", [1, 3, 7])
+def test_rows_built_strip_by_strip_give_the_same_file(strips):
+    from knockout.compose import Edits, compose
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (37, 23, 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, (37, 23), dtype=np.uint8)
+    alpha[:5] = 0
+    ys, xs = np.nonzero(rng.random(alpha.shape) < 0.3)
+    edits = Edits(ys, xs, rng.integers(0, 256, (len(ys), 3), dtype=np.uint8))
+    whole = compose(image, alpha, settings=Settings(), edits=edits)
+    lazy = compose(image, alpha, settings=Settings(), edits=edits, lazy=True)
+    assert _png.encode_png(lazy, strips=strips) == _png.encode_png(whole, strips=strips)
+    assert encode(lazy, settings=Settings()) == encode(whole, settings=Settings())
+    webp = Settings(format="webp")
+    assert encode(lazy, settings=webp) == encode(whole, settings=webp)  # built at once for the other encoders

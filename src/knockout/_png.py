@@ -24,6 +24,7 @@ import struct
 import zlib
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ def available() -> bool:
 
 
 def encode_png(
-    pixels: np.ndarray,
+    pixels: np.ndarray | Any,
     *,
     level: int = 1,
     icc_profile: bytes | None = None,
@@ -68,7 +69,9 @@ def encode_png(
     Parameters
     ----------
     pixels : ndarray of uint8 or uint16, shape (H, W), (H, W, 3) or (H, W, 4), H and W >= 1
-        Grey, RGB or RGBA pixels.
+        Grey, RGB or RGBA pixels; or, for 8 bits, an object with that ``shape`` and ``dtype``
+        whose ``rows(top, bottom)`` gives rows ``top:bottom`` as an array (a
+        :class:`knockout.compose.Rows`): each strip is then built on the thread that deflates it.
     level : int
         ISA-L deflate level, one of :data:`LEVELS`.
     icc_profile : bytes, optional
@@ -93,23 +96,40 @@ def encode_png(
         raise RuntimeError("the fast PNG writer needs python-isal: pip install isal")
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    channels = {2: 1, 3: pixels.shape[-1]}.get(pixels.ndim, 0)
-    if pixels.dtype not in (np.uint8, np.uint16) or channels not in _COLOR_TYPE or min(pixels.shape[:2]) < 1:
-        raise ValueError(
-            f"encode_png expects uint8 or uint16 (H, W), (H, W, 3) or (H, W, 4), got {pixels.dtype} {pixels.shape}"
-        )
-    height, width = pixels.shape[:2]
-    bits = 8 * pixels.dtype.itemsize
-    data = pixels.astype(">u2", copy=False).view(np.uint8) if bits == 16 else pixels  # PNG is big-endian
-    rows = data.reshape(height, width * channels * pixels.dtype.itemsize)
+    lazy = not isinstance(pixels, np.ndarray)
+    shape, dtype = tuple(pixels.shape), np.dtype(pixels.dtype)
+    channels = {2: 1, 3: shape[-1]}.get(len(shape), 0)
+    if (
+        dtype not in (np.uint8, np.uint16)
+        or channels not in _COLOR_TYPE
+        or min(shape[:2]) < 1
+        or (lazy and dtype != np.uint8)
+    ):
+        raise ValueError(f"encode_png expects uint8 or uint16 (H, W), (H, W, 3) or (H, W, 4), got {dtype} {shape}")
+    height, width = shape[:2]
+    bits = 8 * dtype.itemsize
+    row_bytes = width * channels * dtype.itemsize
+    if lazy:
+        rows = None
+    else:
+        data = pixels.astype(">u2", copy=False).view(np.uint8) if bits == 16 else pixels  # PNG is big-endian
+        rows = data.reshape(height, row_bytes)
     if strips <= 0:
-        strips = _auto_strips(rows.nbytes)
+        strips = _auto_strips(height * row_bytes)
     bounds = np.linspace(0, height, min(strips, height) + 1).round().astype(int)
+
+    def strip(top: int, bottom: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows ``top:bottom`` as bytes (2-d) and the row above them (None for the first)."""
+        if not lazy:
+            return rows[top:bottom], rows[top - 1] if top else None
+        first = top - 1 if top else top
+        block = np.asarray(pixels.rows(first, bottom), np.uint8).reshape(bottom - first, row_bytes)
+        return (block[1:], block[0]) if top else (block, None)
 
     def deflate(i: int) -> tuple[bytes, int]:
         # each strip is filtered here, so that only the strips in flight exist filtered at once
         top, bottom = bounds[i], bounds[i + 1]
-        filtered = _filter_up(rows[top:bottom], rows[top - 1] if top else None)
+        filtered = _filter_up(*strip(top, bottom))
         compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)  # raw deflate, no header
         last = i == len(bounds) - 2
         end = isal_zlib.Z_FINISH if last else isal_zlib.Z_SYNC_FLUSH
@@ -124,7 +144,7 @@ def encode_png(
     streams = [stream for stream, _ in done]
     adler = done[0][1]
     for i, (_, strip_adler) in enumerate(done[1:], start=1):
-        adler = _adler32_combine(adler, strip_adler, int(bounds[i + 1] - bounds[i]) * (rows.shape[1] + 1))
+        adler = _adler32_combine(adler, strip_adler, int(bounds[i + 1] - bounds[i]) * (row_bytes + 1))
     streams[0] = _ZLIB_HEADER + streams[0]
     streams[-1] += struct.pack(">I", adler & 0xFFFFFFFF)
 

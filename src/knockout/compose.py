@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ from PIL import Image
 from ._cpus import usable_cpus
 from .settings import Settings
 
-__all__ = ["compose"]
+__all__ = ["Rows", "compose"]
 
 
 def compose(
@@ -21,7 +22,8 @@ def compose(
     settings: Settings,
     source_alpha: np.ndarray | None = None,
     edits: Edits | None = None,
-) -> np.ndarray:
+    lazy: bool = False,
+) -> np.ndarray | Rows:
     """Combine colours and alpha into the requested output.
 
     Parameters
@@ -42,10 +44,14 @@ def compose(
         is the image as it was matted, and the colours used are those :func:`knockout.matte.matte`
         returns: (0, 0, 0) wherever ``alpha`` is 0, then ``edits.rgb`` at ``(edits.ys, edits.xs)``.
         The ``rgba`` output is then built from the image in one pass, without that full-size copy.
+    lazy : bool
+        For the ``rgba`` output, return it as :class:`Rows`, built a strip of rows at a time
+        when asked for (by the PNG writer's threads, each strip as it is deflated), instead of
+        the whole array; the inputs must then stay unchanged until it has been used.
 
     Returns
     -------
-    ndarray of uint8
+    ndarray of uint8, or Rows
         (H', W', 4) for ``rgba``, (H', W') for ``mask``, (H', W', 3) for ``solid``; H' x W'
         is the subject's bounding box plus ``margin`` (clipped to the image) when ``crop`` is
         on and the subject is not empty, else H x W.
@@ -84,11 +90,8 @@ def compose(
         subject = Image.fromarray(np.ascontiguousarray(colors))
         canvas.paste(subject, (0, 0), Image.fromarray(np.ascontiguousarray(alpha)))
         return np.asarray(canvas)
-    out = np.empty((*alpha.shape, 4), np.uint8)
-    _interleave(out, colors, alpha, hide=hide)
-    if edits is not None:
-        edits.write(out[..., :3])
-    return out
+    rows = Rows(colors, alpha, hide=hide, edits=edits)
+    return rows if lazy else rows.array()
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,66 @@ class Edits:
     def where(self, keep: np.ndarray, dy: int = 0, dx: int = 0) -> Edits:
         """The edits where ``keep`` (N,) bool, their pixels moved by (-dy, -dx)."""
         return Edits(self.ys[keep] - dy, self.xs[keep] - dx, self.rgb[keep])
+
+
+_BLOCK_ROWS = 64  # the edits are sorted into blocks of this many rows, for Rows
+
+
+class Rows:
+    """The ``rgba`` output of :func:`compose` (``lazy=True``), built a strip of rows at a time.
+
+    ``rows(top, bottom)`` gives rows ``top:bottom`` of the array :func:`compose` returns, as a
+    new (bottom - top, W, 4) uint8 array; several threads may ask at once. ``shape`` and
+    ``dtype`` are the whole array's. :func:`knockout._png.encode_png` builds each strip on the
+    thread that deflates it: at 12 MP that is no 48 MB output array, and no separate pass over it.
+    """
+
+    def __init__(
+        self, colors: np.ndarray, alpha: np.ndarray, *, hide: np.ndarray | None = None, edits: Edits | None = None
+    ) -> None:
+        self.shape = (*alpha.shape, 4)
+        self.dtype = np.dtype(np.uint8)
+        self._colors, self._alpha, self._hide, self._given = colors, alpha, hide, edits
+        self._sorted: tuple[Edits, np.ndarray] | None = None
+        self._lock = threading.Lock()
+
+    def _by_rows(self) -> tuple[Edits, np.ndarray]:
+        """The edits sorted into blocks of ``_BLOCK_ROWS`` rows (in their order within a block),
+        and where each block starts among them; sorted once, by the first thread that asks."""
+        with self._lock:
+            if self._sorted is None:
+                e, h = self._given, self._alpha.shape[0]
+                block = e.ys // _BLOCK_ROWS
+                kind = np.uint16 if h // _BLOCK_ROWS < 1 << 16 else np.uint32  # a stable radix sort
+                order = np.argsort(block.astype(kind), kind="stable")
+                starts = np.concatenate([[0], np.cumsum(np.bincount(block, minlength=h // _BLOCK_ROWS + 1))])
+                self._sorted = Edits(e.ys[order], e.xs[order], e.rgb[order]), starts
+            return self._sorted
+
+    def array(self) -> np.ndarray:
+        """The whole output, as :func:`compose` returns it without ``lazy`` (on several threads)."""
+        out = np.empty(self.shape, np.uint8)
+        _interleave(out, self._colors, self._alpha, hide=self._hide)
+        if self._given is not None:
+            self._given.write(out[..., :3])
+        return out
+
+    def rows(self, top: int, bottom: int) -> np.ndarray:
+        """Rows ``top:bottom`` of the output, a new (bottom - top, W, 4) uint8 array."""
+        h, w = self._alpha.shape
+        top, bottom = max(0, top), min(h, bottom)
+        out = np.empty((max(0, bottom - top), w, 4), np.uint8)
+        if bottom <= top:
+            return out
+        hide = None if self._hide is None else self._hide[top:bottom]
+        _interleave_span(out.view("<u4").reshape(-1, w), self._colors[top:bottom], self._alpha[top:bottom], hide)
+        if self._given is not None and len(self._given.ys):
+            e, starts = self._by_rows()
+            lo, hi = starts[top // _BLOCK_ROWS], starts[(bottom - 1) // _BLOCK_ROWS + 1]
+            ys, xs, rgb = e.ys[lo:hi], e.xs[lo:hi], e.rgb[lo:hi]
+            keep = (ys >= top) & (ys < bottom)  # the blocks at either end may reach beyond the rows
+            out[ys[keep] - top, xs[keep], :3] = rgb[keep]
+        return out
 
 
 def cleared(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -132,24 +195,31 @@ def _interleave(out: np.ndarray, colors: np.ndarray, alpha: np.ndarray, *, hide:
     parts = max(1, min(cpus, 4, out.nbytes // _PART_BYTES))
     h, w = alpha.shape
     words = out.view("<u4").reshape(h, w)
-    step = max(1, _STRIP_PIXELS // max(1, w))
 
     def part(i: int) -> None:
-        for top in range(i * h // parts, (i + 1) * h // parts, step):
-            rows = slice(top, min(top + step, (i + 1) * h // parts))
-            o, c = words[rows], colors[rows]
-            np.left_shift(alpha[rows], 24, out=o, dtype="<u4")
-            o |= c[..., 0]
-            o |= np.left_shift(c[..., 1], 8, dtype="<u4")
-            o |= np.left_shift(c[..., 2], 16, dtype="<u4")
-            if hide is not None:
-                o *= hide[rows] > 0
+        rows = slice(i * h // parts, (i + 1) * h // parts)
+        _interleave_span(words[rows], colors[rows], alpha[rows], None if hide is None else hide[rows])
 
     if parts == 1:
         part(0)
         return
     with ThreadPoolExecutor(parts) as pool:
         list(pool.map(part, range(parts)))
+
+
+def _interleave_span(words: np.ndarray, colors: np.ndarray, alpha: np.ndarray, hide: np.ndarray | None) -> None:
+    """:func:`_interleave` of some rows into ``words`` ((h, W) little-endian uint32), on this thread."""
+    h, w = alpha.shape
+    step = max(1, _STRIP_PIXELS // max(1, w))
+    for top in range(0, h, step):
+        rows = slice(top, min(top + step, h))
+        o, c = words[rows], colors[rows]
+        np.left_shift(alpha[rows], 24, out=o, dtype="<u4")
+        o |= c[..., 0]
+        o |= np.left_shift(c[..., 1], 8, dtype="<u4")
+        o |= np.left_shift(c[..., 2], 16, dtype="<u4")
+        if hide is not None:
+            o *= hide[rows] > 0
 
 
 def _check(colors: np.ndarray, alpha: np.ndarray, source_alpha: np.ndarray | None) -> None:

@@ -36,20 +36,20 @@ come from each pixel's own colour anyway.)
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
+from ._matte_size import MATTE_PIXELS, reduction
 from .compose import Edits, cleared
 from .segment import Segmentation
 from .settings import Settings
 
 __all__ = ["matte"]
 
-_MATTE_PIXELS = 600_000  # bigger images are matted on a reduced copy, then refined along the edge
+_MATTE_PIXELS = MATTE_PIXELS  # bigger images are matted on a reduced copy, then refined along the edge
 _CONF_LO, _CONF_HI = 8.0, 30.0  # RGB distance |F - B| below which the projection is not trusted / fully trusted
 _NOISE = 4.0  # RGB distance taken as sensor noise when measuring how far a pixel is from the backdrop
 _GAP_HI = 0.3  # alpha below which a pixel inside the hard mask is backdrop showing through
@@ -122,14 +122,20 @@ def matte(image: np.ndarray, seg: Segmentation, *, settings: Settings | None = N
 
 
 def _matted(
-    image: np.ndarray, seg: Segmentation, *, settings: Settings | None = None
+    image: np.ndarray,
+    seg: Segmentation,
+    *,
+    settings: Settings | None = None,
+    reduced: tuple[int, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Edits]:
     """:func:`matte` without its colours: (the working image, the alpha, the colour edits).
 
     The colours are the working image (``image`` itself when it is uint8; for a float one, a
     float32 copy in levels 0-255) with (0, 0, 0) wherever the alpha is 0, then the edits written
     over it; :func:`knockout.compose.compose` builds them into its output
-    (``edits=``) without the full-size copy that :func:`matte` makes.
+    (``edits=``) without the full-size copy that :func:`matte` makes. ``reduced`` is ``(f, small)``,
+    the uint8 ``image`` already box-reduced by ``f`` (:attr:`knockout.imageio.Picture.reduced`),
+    used when the matte reduces by ``f``.
     """
     settings = settings or Settings()
     if (
@@ -159,7 +165,8 @@ def _matted(
         edge = _edge(image, mask, backdrop, p, solve=True)
         alpha = hard
     else:
-        small = _reduce_image(image, f)
+        given = reduced is not None and reduced[0] == f and not wide
+        small = reduced[1] if given else _reduce_image(image, f)
         small_mask = np.asarray(Image.fromarray(hard).reduce(f)) >= 128
         p = _Params(settings.feather / f, max(1.0, small.shape[0] / work_h))
         small_edge = _edge(small, small_mask, backdrop, p, solve=False)
@@ -204,7 +211,7 @@ def _reduce_image(image: np.ndarray, f: int) -> np.ndarray:
 
 def _reduction(h: int, w: int) -> int:
     """Box-reduction factor that brings an image under ``_MATTE_PIXELS`` (1: matte it as it is)."""
-    return max(1, math.ceil(math.sqrt(h * w / _MATTE_PIXELS)))
+    return reduction(h, w, _MATTE_PIXELS)
 
 
 @dataclass

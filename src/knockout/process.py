@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ._kmeans import thread_pools
+from ._matte_size import reduction_for
 from .compose import compose
 from .cutout import cut_out
 from .imageio import Picture, decode, encode, output_suffix
@@ -50,7 +51,9 @@ def process_bytes(data: bytes, *, settings: Settings) -> Processed:
         When ``data`` is not a readable image (the message says why).
     """
     t0 = time.perf_counter()
-    return process_decoded(lambda: decode(data, settings=settings), settings=settings, started=t0)
+    return process_decoded(
+        lambda: decode(data, settings=settings, reduce=reduction_for(settings)), settings=settings, started=t0
+    )
 
 
 def process_decoded(take: Callable[[], Picture], *, settings: Settings, started: float | None = None) -> Processed:
@@ -76,15 +79,17 @@ def process_decoded(take: Callable[[], Picture], *, settings: Settings, started:
             pixels, tolerance, judged = cut_out_16(pic, settings=settings)
             del pic
         else:
-            rgb, source_alpha = pic.rgb, pic.alpha
+            rgb, source_alpha, reduced = pic.rgb, pic.alpha, pic.reduced
             del pic
             # cut_out's steps, each input dropped once used: at 12 MP the full-size mask (12 MB) is
             # gone before the output (48 MB) is built from the image, the matte before it is encoded
             seg = segment(rgb, settings=settings)
-            rgb, alpha, edits = _matted(rgb, seg, settings=settings)
+            rgb, alpha, edits = _matted(rgb, seg, settings=settings, reduced=reduced)
+            del reduced
             tolerance, judged = seg.tolerance, seg.assessment
             del seg
-            pixels = compose(rgb, alpha, settings=settings, source_alpha=source_alpha, edits=edits)
+            # the rgba output as rows, each strip built by the PNG writer's thread that deflates it
+            pixels = compose(rgb, alpha, settings=settings, source_alpha=source_alpha, edits=edits, lazy=True)
             del rgb, alpha, edits, source_alpha
     text = None
     if judged is not None:

@@ -232,11 +232,13 @@ def _first_cut(data: bytes, settings: Settings) -> Processed:
     hidden in a one-off cut)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from .._matte_size import reduction_for
     from ..imageio import decode
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(2) as pool:
-        decoding = [pool.submit(decode, data, settings=settings)]  # popped: the only reference is the cut's
+        # popped: the only reference is the cut's
+        decoding = [pool.submit(decode, data, settings=settings, reduce=reduction_for(settings))]
         from ..process import process_decoded
 
         # and the matte's sparse solvers, imported while the image is segmented (whose labellings,
