@@ -67,7 +67,20 @@ def test_bad_arrays_are_rejected_with_a_fix(bad, message):
 
 
 # -- the fast paths give the same results as the plain computations ---------------------------------
-@pytest.mark.parametrize(("small", "big"), [((40, 30), (400, 300)), ((37, 23), (401, 299)), ((20, 31), (45, 80))])
+@pytest.mark.parametrize(
+    ("small", "big"),
+    [
+        ((40, 30), (400, 300)),
+        ((37, 23), (401, 299)),
+        ((20, 31), (45, 80)),
+        ((400, 300), (4000, 3000)),  # a 12 MP photo's
+        ((2, 3), (17, 5)),
+        ((3, 2), (3, 7)),  # rows only
+        ((7, 3), (100, 3)),  # columns only
+        ((5, 5), (6, 6)),
+        ((40, 30), (20, 45)),  # fewer rows
+    ],
+)
 def test_upscaled_mask_equals_pillows_bilinear_resize(small, big):
     rng = np.random.default_rng(sum(small))
     for smooth in (0.0, 1.5):  # speckle (a boundary everywhere) and blobs

@@ -569,10 +569,64 @@ def _clean(fg: np.ndarray, settings: Settings) -> np.ndarray:
 
 
 def _upscale_mask(work: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The bool mask ``work`` resized to ``shape`` (h, w) by Pillow's bilinear filter, thresholded at 128."""
+    """The bool mask ``work`` resized to ``shape`` (h, w) by Pillow's bilinear filter, thresholded at 128.
+
+    Pillow resizes in two passes, along the rows and then down the columns. Here the first pass
+    is Pillow's, and of the second only the pixels whose rows above and below differ are computed
+    (with Pillow's own fixed-point coefficients, so the mask is the same bit for bit); the rest,
+    most of a 12 MP mask, repeat their nearest row of the first pass: 5-8 against 25-30 ms.
+    """
     h, w = work.shape
     out_h, out_w = shape
     if (h, w) == (out_h, out_w):
         return work
     im = Image.fromarray(work.astype(np.uint8) * 255)
-    return np.asarray(im.resize((out_w, out_h), Image.Resampling.BILINEAR)) >= 128
+    if out_h < h:  # a reduction (never the case for a working mask)
+        return np.asarray(im.resize((out_w, out_h), Image.Resampling.BILINEAR)) >= 128
+    rows = np.asarray(im.resize((out_w, h), Image.Resampling.BILINEAR)) if out_w != w else np.asarray(im)
+    if out_h == h:
+        return rows >= 128
+    first, count, coef = _bilinear_coefficients(h, out_h)
+    out = (rows >= 128)[first]  # where the rows a pixel mixes agree, it is theirs
+    # the windows of rows mixed (consecutive output rows share one), and where their rows differ
+    starts = np.flatnonzero(np.r_[True, (first[1:] != first[:-1]) | (count[1:] != count[:-1])])
+    wf, wc = first[starts], count[starts]
+    step = rows[1:] != rows[:-1]  # (h - 1, out_w): a row and the next differ
+    differ = np.zeros((len(starts), out_w), bool)
+    for j in range(coef.shape[1] - 1):
+        more = np.flatnonzero(wc > j + 1)
+        differ[more] |= step[wf[more] + j]
+    win, xs = np.nonzero(differ)
+    if len(win):
+        size = np.diff(np.r_[starts, out_h])[win]
+        ys = np.repeat(starts[win], size) + (np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size))
+        xs = np.repeat(xs, size)
+        acc = np.full(len(ys), 1 << 21, np.int64)  # Pillow's rounding term, then its sum over the window
+        for j in range(coef.shape[1]):
+            use = count[ys] > j
+            acc[use] += rows[first[ys[use]] + j, xs[use]].astype(np.int64) * coef[ys[use], j]
+        out[ys, xs] = acc >= 128 << 22  # Pillow's 8-bit result (acc >> 22, clipped) is >= 128
+    return out
+
+
+def _bilinear_coefficients(size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pillow's bilinear resampling of ``size`` rows to ``out_size`` (``precompute_coeffs`` and
+    ``normalize_coeffs_8bpc`` of its Resample.c, in the same double-precision steps): each output
+    row's first input row (out_size,), how many it mixes (out_size,), and their 22-bit
+    fixed-point weights (out_size, k) int64."""
+    scale = size / out_size
+    support = max(scale, 1.0)  # the bilinear filter's support (1) times the filter scale
+    k = int(np.ceil(support)) * 2 + 1
+    center = (np.arange(out_size) + 0.5) * scale
+    first = np.maximum((center - support + 0.5).astype(np.int64), 0)  # C's (int): toward zero
+    count = np.minimum((center + support + 0.5).astype(np.int64), size) - first
+    x = np.arange(k)
+    d = np.abs((x[None, :] + first[:, None] - center[:, None] + 0.5) * (1.0 / support))
+    weight = np.where((x[None, :] < count[:, None]) & (d < 1.0), 1.0 - d, 0.0)
+    total = np.zeros(out_size)
+    for j in range(k):  # summed in order, as the C loop does
+        total = total + weight[:, j]
+    weight = np.where(total[:, None] != 0.0, weight / np.where(total == 0.0, 1.0, total)[:, None], weight)
+    fixed = weight * (1 << 22)
+    coef = np.where(weight < 0, np.trunc(-0.5 + fixed), np.trunc(0.5 + fixed)).astype(np.int64)
+    return first, count, coef

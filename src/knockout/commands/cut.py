@@ -7,7 +7,6 @@ import dataclasses
 import glob
 import importlib
 import logging
-import multiprocessing
 import os
 import sys
 import time
@@ -18,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from .._formats import EXTENSIONS, output_suffix
 from ..fsutil import atomic_write, make_folders
-from ..report import BatchReport
 from ..settings import Settings, SettingsError
 
 if TYPE_CHECKING:  # the image modules (numpy, Pillow, SciPy) are imported when a file is cut
+    import multiprocessing.context  # (and multiprocessing, the report's writers when they are used)
+
     from ..process import Processed
+    from ..report import BatchReport
 
 __all__ = ["register", "expand_inputs", "output_path"]
 
@@ -375,6 +376,8 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     A fork server that has imported knockout (and never run KMeans) starts workers quickly;
     spawn, where there is no fork server, imports everything in each worker.
     """
+    import multiprocessing
+
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
@@ -421,6 +424,8 @@ def run(args: argparse.Namespace) -> int:
     report = None
     if args.report is not None:
         try:
+            from ..report import BatchReport
+
             report = BatchReport(args.report)
         except ValueError as exc:
             _say(f"knockout: error: --report {exc}")
