@@ -575,3 +575,32 @@ def test_pool_workers_import_the_core_without_scipys_unused_imports():
         assert parsed.result() is False
     assert {"knockout.process", "scipy.ndimage"} <= loaded
     assert not {"numpy.f2py", "numpy.testing", "unittest"} & loaded
+
+
+_BLAS_PROBE = """
+import os, sys
+{before}
+from knockout.commands import cut
+cut._one_blas_thread()
+print(os.environ.get("OPENBLAS_NUM_THREADS"))
+"""
+
+
+@pytest.mark.parametrize(
+    ("before", "env", "expected"),
+    [
+        ("", {}, "1"),  # a knockout cut process: set before numpy loads
+        ("", {"OMP_NUM_THREADS": "3"}, "None"),  # the user's choice is kept
+        ("", {"OPENBLAS_NUM_THREADS": "2"}, "2"),
+        ("import numpy", {}, "None"),  # numpy already loaded (a program calling main): left alone
+    ],
+)
+def test_a_cut_process_starts_openblas_with_one_thread_unless_told(before, env, expected):
+    import os
+
+    from knockout.commands.cut import _BLAS_THREADS
+
+    clean = {k: v for k, v in os.environ.items() if k not in _BLAS_THREADS}
+    probe = [sys.executable, "-c", _BLAS_PROBE.format(before=before)]
+    r = subprocess.run(probe, env={**clean, **env}, capture_output=True, text=True, check=False)
+    assert r.stdout.strip() == expected, r.stderr

@@ -392,8 +392,27 @@ def _say(message: str) -> None:
         print(message, file=sys.stderr)
 
 
+#: the variables OpenBLAS reads for its thread count (the first one set wins), and MKL's
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _one_blas_thread() -> None:
+    """Have OpenBLAS start with one thread in this process (and its pool's), unless the user chose.
+
+    A cut-out holds BLAS at one thread anyway (:func:`knockout.process.process_decoded`,
+    :func:`knockout.segment.segment`); set before numpy is imported, the variable also keeps the
+    OpenBLAS of numpy and of SciPy from starting idle threads as they load: 70-100 ms of CPU of every
+    ``knockout cut`` process on a 2-core machine (bench/RESULTS.md). Nothing is changed once numpy
+    is imported (a program calling :func:`knockout.cli.main`).
+    """
+    if "numpy" not in sys.modules and not any(var in os.environ for var in _BLAS_THREADS):
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+
 def run(args: argparse.Namespace) -> int:
     from ..cli import settings_from_args
+
+    _one_blas_thread()
 
     inputs, named = _named_output(args)
     settings = settings_from_args(args, _config_settings(args))
