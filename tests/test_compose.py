@@ -178,3 +178,31 @@ def test_lazy_rows_of_a_hard_matte_without_edits():
     colors, alpha = _inputs()
     lazy = compose(colors, alpha, settings=Settings(), lazy=True)
     assert np.array_equal(lazy.rows(2, 8), compose(colors, alpha, settings=Settings())[2:8])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (3, 5), (37, 23), (1, 300)])
+@pytest.mark.parametrize("hide", [None, "alpha", "other"])
+@pytest.mark.parametrize("view", [False, True], ids=["contiguous", "cropped"])
+@pytest.mark.parametrize("strip", [1, 70, 1 << 15])
+def test_interleaved_words_are_the_pixels_channel_by_channel(shape, hide, view, strip, monkeypatch):
+    import knockout.compose as compose_module
+
+    h, w = shape
+    rng = np.random.default_rng(h * w)
+    colors = rng.integers(0, 256, (h + 2, w + 3, 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, (h + 2, w + 3), dtype=np.uint8)
+    alpha[rng.random(alpha.shape) < 0.3] = 0
+    if view:  # rows that are not contiguous with one another
+        colors, alpha = colors[1 : h + 1, 2 : w + 2], alpha[1 : h + 1, 2 : w + 2]
+    else:
+        colors, alpha = np.ascontiguousarray(colors[:h, :w]), np.ascontiguousarray(alpha[:h, :w])
+    colors.flags.writeable = False  # as decoded
+    cover = {None: None, "alpha": alpha, "other": (rng.random((h, w)) < 0.5).astype(np.uint8)}[hide]
+    monkeypatch.setattr(compose_module, "_STRIP_PIXELS", strip)
+    words = np.empty((h, w), "<u4")
+    compose_module._interleave_span(words, colors, alpha, cover)
+    c = colors.astype("<u4")
+    expected = c[..., 0] | c[..., 1] << 8 | c[..., 2] << 16 | alpha.astype("<u4") << 24
+    if cover is not None:
+        expected *= cover > 0
+    assert np.array_equal(words, expected)
