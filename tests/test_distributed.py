@@ -640,10 +640,11 @@ def test_watch_dask_fails_a_file_over_the_time_limit_and_restarts_its_worker(tmp
         before = set(client.run(os.getpid).values())
         inbox = tmp_path / "inbox"
         inbox.mkdir()
-        (inbox / "huge.jpg").write_bytes(striped_jpeg(8000, 9000))  # several seconds on any machine
+        # 72 MP of stripes both ways: about 1 s (column stripes alone now take 0.8-1.4 s, under the old 1.5 s)
+        (inbox / "huge.jpg").write_bytes(striped_jpeg(8000, 9000, rows=True))
         for i in range(3):
             (inbox / f"small{i}.jpg").write_bytes(_jpeg(i))
-        cfg = du.write_config(tmp_path, time_limit=1.5)
+        cfg = du.write_config(tmp_path, time_limit=0.6)  # the small photos take 0.07-0.13 s there
         d = du.DaemonProcess(cfg, "--dask", c.scheduler_address, "--once")
         try:
             rc = d.wait(300)
@@ -654,7 +655,7 @@ def test_watch_dask_fails_a_file_over_the_time_limit_and_restarts_its_worker(tmp
         cut = [p.name for p in du.visible(tmp_path / "outbox") + du.visible(tmp_path / "review") if p.suffix == ".png"]
         assert sorted(cut) == ["small0.png", "small1.png", "small2.png"], log
         reason = yaml.safe_load((tmp_path / "failed" / "huge.jpg.error.txt").read_text())["reason"]
-        assert reason.startswith("took longer than time_limit = 1.5 s on the Dask worker tcp://"), reason
+        assert reason.startswith("took longer than time_limit = 0.6 s on the Dask worker tcp://"), reason
         assert "lost the Dask scheduler" not in log and "local pool" not in log.split("watching", 1)[1], log
         client.wait_for_workers(1, timeout=60)
         after = set(client.run(os.getpid).values())
