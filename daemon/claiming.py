@@ -132,9 +132,10 @@ class Claimer:
         # O_NONBLOCK: should a FIFO be there after all, it is opened without waiting for a writer
         fd = os.open(w.claim, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
                 raise NotRegular(NOT_REGULAR)
-            size = os.fstat(fh.fileno()).st_size
+            size = st.st_size
             data = _read_upto(fh, size, limit) if size <= limit else b""
             st = os.fstat(fh.fileno())
         if size > limit or len(data) > limit:
