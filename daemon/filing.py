@@ -328,10 +328,10 @@ class Filer:
         if w.digest is None:
             return True
         try:
-            _, data = self.claimer.read(w)
+            again, _ = self.claimer.read(w)  # read() takes the digest of what it read
         except (OSError, ValueError):
             return True
-        return digest(data) != w.digest
+        return again.digest != w.digest
 
     def transient(self, w: Work, reason: str) -> None:
         """A failure that is not the file's: back to the inbox and retried with back-off, then failed."""
