@@ -241,7 +241,7 @@ def _first_cut(data: bytes, settings: Settings) -> Processed:
 
         # and the matte's sparse solvers, imported while the image is segmented (whose labellings,
         # filters and resizes run without the GIL); the matte waits for that import if it is not done
-        if settings.feather > 0 and not settings.preset:
+        if not settings.hard_edged:
             pool.submit(_sparse)
         return process_decoded(lambda: decoding.pop().result(), settings=settings, started=t0)
 
