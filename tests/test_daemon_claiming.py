@@ -151,3 +151,33 @@ def test_an_input_grown_past_the_limit_after_its_fstat_is_too_large(tmp_path, mo
     monkeypatch.setattr(claiming, "open_regular", growing)
     with pytest.raises(claiming.TooLarge, match="too large: 1,001 bytes"):
         c.read(w)
+
+
+def test_a_daemon_gives_back_a_claim_swapped_for_a_fifo_and_says_it_once(tmp_path, monkeypatch, caplog):
+    """The daemon's side of NotRegular: a FIFO that won the race into the claims goes back to the inbox,
+    said once as ignored; nothing is failed and the loop goes on to the photo beside it."""
+    from daemon_util import image_bytes, write_config
+
+    from knockout.cli import main
+
+    cfg = write_config(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.jpg").write_bytes(image_bytes(1))
+    (inbox / "b.jpg").write_bytes(image_bytes(2))
+    real_claim = Claimer.claim
+
+    def swapping_claim(self, c, st):
+        w = real_claim(self, c, st)
+        if w is not None and w.rel.name == "a.jpg":  # the rename moved a FIFO swapped in after the lstat
+            os.unlink(w.claim)
+            os.mkfifo(w.claim)
+        return w
+
+    monkeypatch.setattr(Claimer, "claim", swapping_claim)
+    assert main(["watch", "-c", str(cfg), "--once"]) == 0
+    assert stat.S_ISFIFO(os.lstat(inbox / "a.jpg").st_mode)  # given back where it was
+    assert (tmp_path / "outbox" / "b.png").exists()
+    assert not (tmp_path / "failed").exists() or not any((tmp_path / "failed").iterdir())
+    said = [r.getMessage() for r in caplog.records if "not a regular file" in r.getMessage()]
+    assert len(said) == 1 and "a.jpg" in said[0], said
