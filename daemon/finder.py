@@ -237,9 +237,11 @@ class Finder:
                 rel = path.relative_to(job.inbox)
                 if files.is_hidden(PurePath(rel)):
                     continue  # a hidden folder, such as the claims
-                if path != job.inbox and job.recursive and files.too_deep(PurePath(rel), is_folder=True):
+                if path == job.inbox or not job.recursive:
+                    continue
+                if files.too_deep(PurePath(rel), is_folder=True):
                     self.offer(path, job)  # said once, not walked into
-                elif path != job.inbox and job.recursive:
+                else:
                     self.scan(job, path)  # a folder moved in brings files without events
             else:
                 self.offer(path, job)

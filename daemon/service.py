@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 TICK = 0.05  # seconds: how often the loop looks at candidates when nothing happens
 WATCH_CHECK = 1.0  # seconds between checks that every inbox is still watched (one stat each)
 SQUEEZE = 60.0  # seconds of one file in flight after a worker ran out of memory
+# why a FIFO, socket or device stays in the inbox: one wording, so that status.ignored says and counts it
+# once per file whether the lstat found it or the read of a claim it was swapped into (then given back)
+SPECIAL = "not a regular file (a FIFO, a socket or a device)"
 RECURSION_LIMIT = 10_000  # a 2,048-level os.walk in a thread of 8 MB of stack needs ~2,100
 
 
@@ -299,7 +302,7 @@ class Daemon:
         """Claim, read and submit one stable file; True if work was submitted."""
         assert self.runner is not None
         if not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
-            self.status.ignored(c.job, c.rel, "not a regular file (a FIFO, a socket or a device)")
+            self.status.ignored(c.job, c.rel, SPECIAL)
             return False
         try:
             w = self.claimer.claim(c, st)
@@ -325,8 +328,8 @@ class Daemon:
             return False
         try:
             w, data = self.claimer.read(w)
-        except NotRegular as exc:  # swapped since its lstat: never read, back where it was
-            self.status.ignored(c.job, c.rel, str(exc))
+        except NotRegular:  # swapped since its lstat: never read, back where it was
+            self.status.ignored(c.job, c.rel, SPECIAL)
             self.filer.give_back(w)
             return False
         except TooLarge as exc:  # never read whole: it is not an image the settings allow

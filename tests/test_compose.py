@@ -150,3 +150,17 @@ def test_edits_are_checked():
     image, alpha, edits = _image_and_edits()
     with pytest.raises(ValueError, match="edits"):
         compose(image, alpha, settings=Settings(), edits=Edits(edits.ys, edits.xs, edits.rgb.astype(np.float32)))
+
+
+@pytest.mark.parametrize("bad", ["rgb has 4 channels", "rgb one row short", "xs one short"])
+def test_edits_of_mismatched_shapes_are_checked(bad):
+    from knockout.compose import Edits
+
+    image, alpha, e = _image_and_edits()
+    edits = {
+        "rgb has 4 channels": Edits(e.ys, e.xs, np.zeros((len(e.ys), 4), np.uint8)),
+        "rgb one row short": Edits(e.ys, e.xs, e.rgb[1:]),
+        "xs one short": Edits(e.ys, e.xs[1:], e.rgb),
+    }[bad]
+    with pytest.raises(ValueError, match="edits must hold"):
+        compose(image, alpha, settings=Settings(), edits=edits)
