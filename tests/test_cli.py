@@ -145,3 +145,26 @@ def test_the_script_reports_an_output_it_could_not_write_at_its_end(tmp_path):
             check=False,
         )
     assert "File too large" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("command", [["status"], ["watch", "--check"]])
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_full_disk_under_stdout_is_one_line_not_a_traceback(tmp_path, command, unbuffered):
+    """`knockout status > file` on a full disk (here /dev/full): the write fails as the command prints
+    (unbuffered) or at its end (buffered); either way one line says so, exit code 1."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("jobs:\n  - inbox: in\n    outbox: out\n")
+    env = {**os.environ, "PYTHONUNBUFFERED": unbuffered}
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(
+            [sys.executable, "-m", "knockout", *command, "-c", str(cfg)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+    assert r.stderr == "knockout: error: cannot write to standard output: No space left on device\n", r.stderr
+    assert r.returncode == 1
