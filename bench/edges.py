@@ -4,7 +4,9 @@ For each method and preset, prints mean and 10th-percentile IoU, mean absolute a
 (whole image), boundary F-score (2 px), the foreground colour error (in the true soft band,
 0.05 < alpha < 0.95, the true-alpha-weighted mean RGB distance of the cut-out's colours to the
 true foreground colours: the default output against the raw pixels, ``--no-decontaminate``;
-then the same ratio over only the pixels where the cut-out's alpha is above 0, whose colour shows),
+then the same ratio over only the pixels where the cut-out's alpha is above 0, whose colour shows;
+and that error split by the cut-out's alpha, 0 / soft / 255, against the raw pixels' on the same
+pixels: at 255 the colour is the raw pixel's, at 0 the edge colour extended or (0, 0, 0)),
 and the edge-band colour error of the cut-out composited onto a contrasting colour with and
 without decontamination (same alpha), with a per-backdrop breakdown. Then the same foreground
 colour error on the shipped examples (examples/headshot*.jpg), whose flyaway strands have one
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                     # the same where the cut-out shows a colour (its alpha > 0), raw on the same pixels
                     "fg_vis_on": foreground_error(colors, fg, np.where(alpha > 0, ta, 0)),
                     "fg_vis_off": foreground_error(img, fg, np.where(alpha > 0, ta, 0)),
+                    **_split(colors, img, fg, ta, alpha),
                     "col_on": edge_color_error(colors, alpha, fg, ta, background=c),
                     "col_off": edge_color_error(raw, alpha, fg, ta, background=c),
                     "ms": dt * 1000,
@@ -110,8 +113,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _split(colors: np.ndarray, raw: np.ndarray, fg: np.ndarray, ta: np.ndarray, alpha: np.ndarray) -> dict:
+    """The foreground colour error's parts by the cut-out's alpha (0, soft, 255): each part's share
+    of ``foreground_error`` (the parts add up to it), for the default output and the raw pixels."""
+    out = {}
+    t = ta.astype(np.float32) / 255
+    band = (t > 0.05) & (t < 0.95)
+    total = t[band].sum()
+    for name, sel in (("a0", alpha == 0), ("soft", (alpha > 0) & (alpha < 255)), ("a1", alpha == 255)):
+        part = np.where(sel, ta, 0)
+        share = t[band & sel].sum() / max(total, 1e-9)
+        out[f"fg_{name}_on"] = foreground_error(colors, fg, part) * share
+        out[f"fg_{name}_off"] = foreground_error(raw, fg, part) * share
+    return out
+
+
 def _line(label: str, res: list[dict]) -> str:
-    keys = ("iou", "iou_hard", "mae", "bf", "fg_on", "fg_off", "fg_vis_on", "fg_vis_off", "col_on", "col_off", "ms")
+    keys = ("iou", "iou_hard", "mae", "bf", "fg_on", "fg_off", "fg_vis_on", "fg_vis_off", "col_on", "col_off", "ms",
+            "fg_a0_on", "fg_a0_off", "fg_soft_on", "fg_soft_off", "fg_a1_on")  # fmt: skip
     a = {k: np.array([r[k] for r in res]) for k in keys}
     return (
         f"{label:26s} n={len(res):3d} IoU mean {a['iou'].mean():.4f} p10 {np.percentile(a['iou'], 10):.4f} "
@@ -119,6 +138,8 @@ def _line(label: str, res: list[dict]) -> str:
         f"fg colour err {a['fg_on'].mean():.1f} vs {a['fg_off'].mean():.1f} raw "
         f"(ratio {a['fg_on'].mean() / max(1e-9, a['fg_off'].mean()):.3f}; where alpha > 0 "
         f"{a['fg_vis_on'].mean() / max(1e-9, a['fg_vis_off'].mean()):.3f})  "
+        f"[by the cut-out's alpha: 0 {a['fg_a0_on'].mean():.1f} vs {a['fg_a0_off'].mean():.1f}, soft "
+        f"{a['fg_soft_on'].mean():.1f} vs {a['fg_soft_off'].mean():.1f}, 255 {a['fg_a1_on'].mean():.1f}]  "
         f"edge colour err {a['col_on'].mean():.1f} vs {a['col_off'].mean():.1f} undecontaminated "
         f"(ratio {a['col_on'].mean() / max(1e-9, a['col_off'].mean()):.2f})  {a['ms'].mean():.0f} ms/img"
     )

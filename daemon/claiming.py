@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path, PurePath
 
+from knockout.fsutil import NOT_REGULAR, NotRegular, open_regular
+
 from . import files
 from .config import Config, Job
 from .records import Candidate, Work
@@ -23,13 +25,6 @@ from .records import Candidate, Work
 __all__ = ["Claimer", "NotRegular", "TooLarge", "digest", "max_input_bytes"]
 
 log = logging.getLogger(__name__)
-
-
-NOT_REGULAR = "not a regular file now (a FIFO, a socket, a device or a folder was put in its place)"
-
-
-class NotRegular(ValueError):
-    """What was claimed is not a regular file (the message is one line)."""
 
 
 class TooLarge(ValueError):
@@ -129,12 +124,10 @@ class Claimer:
         # in this daemon's own folder now, where nobody else can swap it: a device is never even opened
         if not stat.S_ISREG(os.lstat(w.claim).st_mode):
             raise NotRegular(NOT_REGULAR)
-        # O_NONBLOCK: should a FIFO be there after all, it is opened without waiting for a writer
-        fd = os.open(w.claim, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                raise NotRegular(NOT_REGULAR)
-            size = os.fstat(fh.fileno()).st_size
+        # should a FIFO be there after all, it is opened without waiting for a writer (NotRegular)
+        fh, st = open_regular(w.claim)
+        with fh:
+            size = st.st_size
             data = _read_upto(fh, size, limit) if size <= limit else b""
             st = os.fstat(fh.fileno())
         if size > limit or len(data) > limit:

@@ -360,8 +360,8 @@ def _check_folders(jobs: tuple[Job, ...], name: str, state_dir: Path) -> None:
     names: set[str] = set()
     for i, job in enumerate(jobs):
         # whoever writes to the inbox could put a link in its place: by name too, a link there already
-        lexical = Path(os.path.abspath(state_dir)), Path(os.path.abspath(job.inbox))
-        if _inside(state_dir, job.inbox) or lexical[1] == lexical[0] or lexical[1] in lexical[0].parents:
+        # (both are absolute already: resolve_path)
+        if _inside(state_dir, job.inbox) or job.inbox in (state_dir, *state_dir.parents):
             raise ConfigError(
                 f"{name}: state_dir: {state_dir} is inside jobs[{i}].inbox {job.inbox}; "
                 "the daemon's records must be outside every inbox"

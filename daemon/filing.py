@@ -10,7 +10,6 @@ review folder) is one more branch there; a journal writer hooks :meth:`Filer._do
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import time
@@ -329,10 +328,10 @@ class Filer:
         if w.digest is None:
             return True
         try:
-            _, data = self.claimer.read(w)
+            again, _ = self.claimer.read(w)  # read() takes the digest of what it read
         except (OSError, ValueError):
             return True
-        return digest(data) != w.digest
+        return again.digest != w.digest
 
     def transient(self, w: Work, reason: str) -> None:
         """A failure that is not the file's: back to the inbox and retried with back-off, then failed."""
@@ -445,6 +444,6 @@ def _beside(path: Path, name: str, end: str) -> Path:
     (in bytes) and ended by a digest of it, so that two long names sharing a beginning never share one file."""
     raw, tail = os.fsencode(name), os.fsencode(end)
     if len(raw) + len(tail) > fsutil.NAME_MAX:
-        digest = b"-" + hashlib.sha256(raw).hexdigest()[:12].encode()
-        raw = raw[: fsutil.NAME_MAX - len(tail) - len(digest)] + digest
+        mark = b"-" + digest(raw).hex()[:12].encode()
+        raw = raw[: fsutil.NAME_MAX - len(tail) - len(mark)] + mark
     return path.with_name(os.fsdecode(raw + tail))

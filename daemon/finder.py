@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +32,15 @@ from .records import Candidate
 __all__ = ["Finder"]
 
 log = logging.getLogger(__name__)
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of the folder ``folder`` names (a configured link followed), None if it is none."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
 class _Handler(FileSystemEventHandler):
@@ -84,7 +94,8 @@ class Finder:
         self.ignored = ignored or (lambda job, rel, reason: None)
         self.q: queue.SimpleQueue = queue.SimpleQueue()
         self.watched: dict[Path, _Watched] = {}
-        self.observers: list[Any] = []
+        self.observers: dict[str, tuple[Any, tuple[int, int] | None]] = {}  # job name -> (observer, inbox id)
+        self.missing: set[str] = set()  # jobs whose inbox is gone, said once
         self.last_rescan = time.monotonic()
 
     def __len__(self) -> int:
@@ -102,24 +113,28 @@ class Finder:
 
     # -- events and scans --------------------------------------------------------------------
     def start_observers(self) -> None:
-        handler = _Handler(self.q)
-        kind = self.cfg.observer
         for job in self.cfg.jobs:
-            obs = self._observer(kind)
-            try:
-                obs.schedule(handler, str(job.inbox), recursive=job.recursive)
-                obs.start()
-            except OSError as exc:
-                if kind != "auto":
-                    raise SettingsError(
-                        f"{self.cfg.source}: observer: {kind} cannot watch {job.inbox}: {exc}; try observer: polling"
-                    ) from None
-                log.warning("cannot watch %s natively (%s); polling instead", job.inbox, exc)
-                obs = self._observer("polling")
-                obs.schedule(handler, str(job.inbox), recursive=job.recursive)
-                obs.start()
-            self.observers.append(obs)
-            log.debug("watching %s with %s", job.inbox, type(obs).__name__)
+            self._watch(job, self.cfg.observer)
+
+    def _watch(self, job: Job, kind: str) -> None:
+        """Start watching ``job``'s inbox with an observer of ``kind`` (``auto`` falls back to polling)."""
+        handler = _Handler(self.q)
+        ident = _identity(job.inbox)
+        obs = self._observer(kind)
+        try:
+            obs.schedule(handler, str(job.inbox), recursive=job.recursive)
+            obs.start()
+        except OSError as exc:
+            if kind != "auto":
+                raise SettingsError(
+                    f"{self.cfg.source}: observer: {kind} cannot watch {job.inbox}: {exc}; try observer: polling"
+                ) from None
+            log.warning("cannot watch %s natively (%s); polling instead", job.inbox, exc)
+            obs = self._observer("polling")
+            obs.schedule(handler, str(job.inbox), recursive=job.recursive)
+            obs.start()
+        self.observers[job.name] = (obs, ident)
+        log.debug("watching %s with %s", job.inbox, type(obs).__name__)
 
     def _observer(self, kind: str):
         if kind == "polling":  # lstat: a link to a folder outside the inbox is never walked into
@@ -127,11 +142,41 @@ class Finder:
         return Observer()
 
     def stop_observers(self) -> None:
-        for obs in self.observers:
+        for obs, _ in self.observers.values():
             obs.stop()
-        for obs in self.observers:
+        for obs, _ in self.observers.values():
             obs.join(timeout=5)
-        self.observers = []
+        self.observers = {}
+
+    def keep_watching(self) -> None:
+        """Watch again every inbox whose watch has ended, and scan it for what came in meanwhile.
+
+        A watch ends when its inbox is removed (watchdog's inotify and polling emitters stop) or
+        replaced by another folder of the same name (the watch follows the old one): without this,
+        no event would ever come from that inbox again, and with ``rescan: 0`` nothing would be found.
+        """
+        for job in self.cfg.jobs:
+            obs, ident = self.observers.get(job.name, (None, None))
+            now = _identity(job.inbox)
+            if obs is not None and ident == now and obs.is_alive() and all(e.is_alive() for e in obs.emitters):
+                continue
+            if now is None:
+                if job.name not in self.missing:
+                    log.warning("%s: the inbox %s is gone; watching it again once it is back", job.name, job.inbox)
+                    self.missing.add(job.name)
+                continue
+            if obs is not None:
+                obs.stop()
+                obs.join(timeout=5)
+            log.warning("%s: the inbox %s was removed or replaced; watching it again", job.name, job.inbox)
+            self.missing.discard(job.name)
+            try:
+                self._watch(job, self.cfg.observer)
+            except (OSError, SettingsError) as exc:  # it went again in between: tried at the next look
+                log.warning("%s: cannot watch %s yet: %s", job.name, job.inbox, exc)
+                self.observers.pop(job.name, None)
+                continue
+            self.scan(job)
 
     def _job_for(self, path: Path) -> Job | None:
         for job in self.cfg.jobs:
@@ -192,9 +237,11 @@ class Finder:
                 rel = path.relative_to(job.inbox)
                 if files.is_hidden(PurePath(rel)):
                     continue  # a hidden folder, such as the claims
-                if path != job.inbox and job.recursive and files.too_deep(PurePath(rel), is_folder=True):
+                if path == job.inbox or not job.recursive:
+                    continue
+                if files.too_deep(PurePath(rel), is_folder=True):
                     self.offer(path, job)  # said once, not walked into
-                elif path != job.inbox and job.recursive:
+                else:
                     self.scan(job, path)  # a folder moved in brings files without events
             else:
                 self.offer(path, job)

@@ -13,13 +13,13 @@ import base64
 import html
 import io
 import json
-import os
-import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
+
+from knockout.fsutil import open_regular
 
 __all__ = ["write_page"]
 
@@ -58,18 +58,12 @@ def _thumb(path: str | None, fmt: str) -> str | None:
     if not path:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return None
-    try:
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                return None
-            with Image.open(fh) as src:
-                src.thumbnail((THUMB, THUMB))
-                small = src.convert("RGB") if fmt == "JPEG" else src
-                buf = io.BytesIO()
-                small.save(buf, fmt)
+        fh, _ = open_regular(path)  # NotRegular (a ValueError) for a FIFO, a device...
+        with fh, Image.open(fh) as src:
+            src.thumbnail((THUMB, THUMB))
+            small = src.convert("RGB") if fmt == "JPEG" else src
+            buf = io.BytesIO()
+            small.save(buf, fmt)
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
     mime = "image/jpeg" if fmt == "JPEG" else "image/png"

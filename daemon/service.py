@@ -38,7 +38,11 @@ __all__ = ["Daemon"]
 log = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds: how often the loop looks at candidates when nothing happens
+WATCH_CHECK = 1.0  # seconds between checks that every inbox is still watched (one stat each)
 SQUEEZE = 60.0  # seconds of one file in flight after a worker ran out of memory
+# why a FIFO, socket or device stays in the inbox: one wording, so that status.ignored says and counts it
+# once per file whether the lstat found it or the read of a claim it was swapped into (then given back)
+SPECIAL = "not a regular file (a FIFO, a socket or a device)"
 RECURSION_LIMIT = 10_000  # a 2,048-level os.walk in a thread of 8 MB of stack needs ~2,100
 
 
@@ -86,7 +90,7 @@ class Daemon:
         self._stop_deadline = 0.0
         self._reload_requested = False
         now = time.monotonic()
-        self._last_heartbeat, self._last_recover = 0.0, now
+        self._last_heartbeat, self._last_recover, self._last_watch_check = 0.0, now, now
         self._last_shape = (0, 0)
 
     # -- set-up ----------------------------------------------------------------------------
@@ -261,6 +265,9 @@ class Daemon:
                 self._examine(now)
                 if not self.once and self.cfg.rescan and now - self.finder.last_rescan >= self.cfg.rescan:
                     self.finder.scan_all()
+                if not self.once and now - self._last_watch_check >= WATCH_CHECK:
+                    self.finder.keep_watching()  # an inbox removed or replaced: its watch has ended
+                    self._last_watch_check = now
                 if self.once and not len(self.finder) and not self._busy():
                     return
             if now - self._last_heartbeat >= min(10.0, self.cfg.claim_timeout / 3):
@@ -295,7 +302,7 @@ class Daemon:
         """Claim, read and submit one stable file; True if work was submitted."""
         assert self.runner is not None
         if not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
-            self.status.ignored(c.job, c.rel, "not a regular file (a FIFO, a socket or a device)")
+            self.status.ignored(c.job, c.rel, SPECIAL)
             return False
         try:
             w = self.claimer.claim(c, st)
@@ -321,8 +328,8 @@ class Daemon:
             return False
         try:
             w, data = self.claimer.read(w)
-        except NotRegular as exc:  # swapped since its lstat: never read, back where it was
-            self.status.ignored(c.job, c.rel, str(exc))
+        except NotRegular:  # swapped since its lstat: never read, back where it was
+            self.status.ignored(c.job, c.rel, SPECIAL)
             self.filer.give_back(w)
             return False
         except TooLarge as exc:  # never read whole: it is not an image the settings allow

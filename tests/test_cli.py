@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +121,50 @@ def test_the_script_writes_the_whole_output_to_a_pipe(tmp_path):
     out = Image.open(io.BytesIO(r.stdout))
     out.load()  # every byte of the PNG arrived
     assert out.size == (240, 300) and out.mode == "RGBA"
+
+
+def test_the_script_reports_an_output_it_could_not_write_at_its_end(tmp_path):
+    """run() flushes stdout before its quick exit; when that fails (a full disk, here the file-size
+    limit) the usual exit reports it: the quick exit would have ended silently, the line lost."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("jobs:\n  - inbox: in\n    outbox: out\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as by default
+
+    def ten_bytes() -> None:  # Python ignores SIGXFSZ: a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10, 10))
+
+    with open(tmp_path / "out.txt", "wb") as out:
+        r = subprocess.run(
+            [sys.executable, "-m", "knockout", "status", "-c", str(cfg)],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            preexec_fn=ten_bytes,
+            timeout=300,
+            check=False,
+        )
+    assert "File too large" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("command", [["status"], ["watch", "--check"]])
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_full_disk_under_stdout_is_one_line_not_a_traceback(tmp_path, command, unbuffered):
+    """`knockout status > file` on a full disk (here /dev/full): the write fails as the command prints
+    (unbuffered) or at its end (buffered); either way one line says so, exit code 1."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("jobs:\n  - inbox: in\n    outbox: out\n")
+    env = {**os.environ, "PYTHONUNBUFFERED": unbuffered}
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(
+            [sys.executable, "-m", "knockout", *command, "-c", str(cfg)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+    assert r.stderr == "knockout: error: cannot write to standard output: No space left on device\n", r.stderr
+    assert r.returncode == 1

@@ -206,3 +206,17 @@ def test_interleaved_words_are_the_pixels_channel_by_channel(shape, hide, view, 
     if cover is not None:
         expected *= cover > 0
     assert np.array_equal(words, expected)
+
+
+@pytest.mark.parametrize("bad", ["rgb has 4 channels", "rgb one row short", "xs one short"])
+def test_edits_of_mismatched_shapes_are_checked(bad):
+    from knockout.compose import Edits
+
+    image, alpha, e = _image_and_edits()
+    edits = {
+        "rgb has 4 channels": Edits(e.ys, e.xs, np.zeros((len(e.ys), 4), np.uint8)),
+        "rgb one row short": Edits(e.ys, e.xs, e.rgb[1:]),
+        "xs one short": Edits(e.ys, e.xs[1:], e.rgb),
+    }[bad]
+    with pytest.raises(ValueError, match="edits must hold"):
+        compose(image, alpha, settings=Settings(), edits=edits)

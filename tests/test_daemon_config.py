@@ -189,6 +189,16 @@ def test_the_same_folder_under_two_names_is_still_shared(tmp_path, capsys):
     assert "jobs[0].outbox" in capsys.readouterr().err
 
 
+def test_a_state_dir_inside_an_inbox_through_a_link_is_refused(tmp_path, capsys):
+    """state_dir named through a link to the inbox (alias/.state, alias -> in): inside it all the same
+    (the by-name check alone passes it; the link case the other way round is test_daemon_claims_safety's)."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "in")
+    cfg = write_config(tmp_path, jobs=[{"inbox": "in", "outbox": "out"}], state_dir="alias/.state")
+    assert main(["watch", "-c", str(cfg), "--check"]) == 2
+    assert "state_dir" in capsys.readouterr().err
+
+
 def test_config_yaml_studio_example_gives_each_job_its_own_folders_and_settings(tmp_path):
     """The commented two-job example in config.yaml, uncommented in place of the default job."""
     text = (ROOT / "config.yaml").read_text(encoding="utf-8")

@@ -132,3 +132,62 @@ def test_running_out_of_memory_is_retried_with_fewer_in_flight_not_failed(tmp_pa
     w = claimed(cfg, claimer, "big.jpg", b"pretend 60 MP")
     filer.handle(Outcome(w, error=MemoryError("not enough memory to decode this image")))
     assert requeued == [job.inbox / "big.jpg"] and squeezed == [1] and status.of(job).failed == 0
+
+
+def test_a_failed_input_takes_a_name_whose_record_name_is_free_too(tmp_path):
+    """failed/e.jpg.error.txt/ a folder (mirrored from the inbox): e.jpg went to failed/e.jpg and its
+    record elsewhere; the input now takes the first name whose record lies beside it."""
+    from knockout.daemon.filing import record_path
+
+    cfg, claimer, status, filer, _ = _filer(tmp_path)
+    job = cfg.jobs[0]
+    (job.failed / "e.jpg.error.txt").mkdir(parents=True)
+    w = claimed(cfg, claimer, "e.jpg", b"data")
+    filer.handle(Outcome(w, error=RuntimeError("boom")))
+    (moved,) = [p for p in job.failed.iterdir() if p.suffix == ".jpg"]
+    assert moved.read_bytes() == b"data"
+    assert yaml.safe_load(record_path(moved).read_text())["file"] == str(job.inbox / "e.jpg")
+    assert status.of(job).failed == 1
+
+
+def test_a_failure_record_never_replaces_a_file_that_appeared_in_its_place(tmp_path, monkeypatch):
+    """Between the input's move and its record's write another file takes the record's name: it is
+    left alone, the record goes to a free name."""
+    from knockout.daemon import files
+    from knockout.daemon.filing import record_path
+
+    cfg, claimer, status, filer, _ = _filer(tmp_path)
+    job = cfg.jobs[0]
+    real_move = files.move_noreplace
+
+    def move_then_race(src, dst, **kwargs):
+        out = real_move(src, dst, **kwargs)
+        record_path(out).write_text("another input's record\n")
+        return out
+
+    monkeypatch.setattr(files, "move_noreplace", move_then_race)
+    w = claimed(cfg, claimer, "b.jpg", b"data")
+    filer.handle(Outcome(w, error=RuntimeError("boom")))
+    assert (job.failed / "b.jpg.error.txt").read_text() == "another input's record\n"
+    records = [p for p in job.failed.iterdir() if p.name != "b.jpg.error.txt" and p.suffix == ".txt"]
+    assert (
+        len(records) == 1 and yaml.safe_load(records[0].read_text())["reason"] == "internal error: RuntimeError: boom"
+    )
+    assert status.of(job).failed == 1
+
+
+def test_a_review_note_that_cannot_be_written_keeps_the_cut_out_and_is_no_retry(tmp_path, caplog):
+    """collision: overwrite with review/a.review.txt/ a folder (mirrored from the inbox): the note of
+    a flagged a.png cannot be written. The cut-out stays and the input is processed, said once;
+    before, the OSError sent the input back to the inbox to be cut again."""
+    settings = {"method": "threshold", "review_below": 1.0}  # every cut-out flagged
+    cfg, claimer, status, filer, requeued = _filer(tmp_path, collision="overwrite", settings=settings)
+    job = cfg.jobs[0]
+    (job.review / "a.review.txt").mkdir(parents=True)
+    w = claimed(cfg, claimer, "a.jpg", _jpeg())
+    res = process_bytes(_jpeg(), settings=job.settings)
+    assert res.review  # flagged: written to review/ with a note
+    filer.handle(Outcome(w, result=res))
+    assert (job.review / "a.png").is_file() and (job.processed / "a.jpg").is_file()
+    assert status.of(job).processed == 1 and requeued == [] and len(filer) == 0
+    assert "its review note" in caplog.text

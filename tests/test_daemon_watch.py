@@ -543,3 +543,36 @@ def test_the_event_handler_only_enqueues_paths(tmp_path):
         ("file", str(tmp_path / "x.jpg")),
         ("dir", str(tmp_path / "shoot")),
     ]
+
+
+@pytest.mark.parametrize("how", ["removed", "renamed"])
+def test_an_inbox_removed_or_replaced_is_watched_again(tmp_path, how):
+    """The inbox removed and made again (or moved away and a new one made), with rescans off: the
+    watch on the old folder has ended, so the daemon watches the new one and finds what is in it;
+    what is in the moved-away folder is no longer its inbox and is left alone."""
+    inbox, out = tmp_path / "inbox", tmp_path / "outbox"
+    d = DaemonProcess(write_config(tmp_path, rescan=0))
+    try:
+        d.wait_ready()
+        (inbox / "a.jpg").write_bytes(image_bytes(1))
+        wait_for(lambda: done_count(d.text()) == 1, 60, d, "a.png")
+        if how == "removed":
+            shutil.rmtree(inbox)
+        else:
+            inbox.rename(tmp_path / "old inbox")
+        time.sleep(1.5)  # the daemon looks every second (without this pause it sees only the new folder)
+        inbox.mkdir()
+        (inbox / "early.jpg").write_bytes(image_bytes(2))  # most likely before the new watch: found by its scan
+        time.sleep(1.5)
+        (inbox / "late.jpg").write_bytes(image_bytes(3))  # most likely after it: found by an event
+        if how == "renamed":
+            (tmp_path / "old inbox" / "elsewhere.jpg").write_bytes(image_bytes(4))
+        wait_for(lambda: done_count(d.text()) == 3, 60, d, "early.png and late.png")
+        time.sleep(1.5)
+    finally:
+        d.stop()
+    assert visible(out) == [out / "a.png", out / "early.png", out / "late.png"], d.text()
+    assert not visible(inbox), d.text()
+    assert "was removed or replaced; watching it again" in d.text()
+    if how == "renamed":
+        assert visible(tmp_path / "old inbox") == [tmp_path / "old inbox" / "elsewhere.jpg"]

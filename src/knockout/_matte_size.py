@@ -26,4 +26,4 @@ def reduction(h: int, w: int, pixels: int = MATTE_PIXELS) -> int:
 
 def reduction_for(settings: Settings) -> Callable[[int, int], int] | None:
     """:func:`reduction` when a cut-out with ``settings`` is matted from the 8-bit image, else None."""
-    return reduction if settings.feather > 0 and not settings.preset and settings.depth == 8 else None
+    return reduction if not settings.hard_edged and settings.depth == 8 else None

@@ -196,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     _configure_logging(args)
+    real = sys.stdout
+    if real is not None:
+        sys.stdout = _Stdout(real)
     try:
         return int(args.func(args) or 0)
     except SettingsError as exc:
@@ -208,8 +211,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # the reader went away (`knockout status --json | head`): stop quietly, as other tools do;
         # stdout goes to /dev/null so that the interpreter's last flush does not fail again
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         return 1
+    except OSError as exc:
+        if not getattr(exc, "on_stdout", False):
+            raise
+        return _unwritable(exc)
+    finally:
+        sys.stdout = real
+
+
+class _Stdout:
+    """``sys.stdout`` while a command runs: a write that fails (a full disk) is marked as stdout's."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            exc.on_stdout = True
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            exc.on_stdout = True
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _unwritable(exc: OSError) -> int:
+    """Say in one line that stdout could not be written (a full disk, a file-size limit); the exit code."""
+    try:
+        print(f"knockout: error: cannot write to standard output: {exc.strerror or exc}", file=sys.stderr)
+    except OSError:  # stderr cannot be written either: nothing to say it with
+        pass
+    _drop_stdout()
+    return 1
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, dropping what it still holds, so that the last flush cannot fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def run() -> None:
@@ -222,12 +274,16 @@ def run() -> None:
     the process ends there; otherwise it exits as usual.
     """
     code = main()
-    if _busy() or not _flushed():
+    failed = _flush_error()
+    if failed is not None:  # what the command printed could not all be written
+        said = _unwritable(failed)  # said in one line, and stdout dropped
+        code = code or said
+    if _busy() or _flush_error() is not None:
         sys.exit(code)
     import atexit
 
     atexit._run_exitfuncs()  # logging's shutdown, multiprocessing's clean-up, the user's handlers
-    if not _flushed():
+    if _flush_error() is not None:
         sys.exit(code)
     os._exit(code)
 
@@ -241,15 +297,17 @@ def _busy() -> bool:
     return mp is not None and bool(mp.active_children())
 
 
-def _flushed() -> bool:
-    """Flush stdout and stderr; False when one of them cannot be written (the usual exit reports it)."""
+def _flush_error() -> OSError | None:
+    """Flush stdout and stderr; the error when one of them cannot be written (else None)."""
     try:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
                 stream.flush()
-    except (OSError, ValueError):
-        return False
-    return True
+    except OSError as exc:
+        return exc
+    except ValueError:  # a stream closed by the command
+        return OSError("closed")
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

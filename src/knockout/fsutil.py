@@ -14,6 +14,7 @@ import stat
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ["UnsafeFolder", "atomic_write", "make_folders"]
 
@@ -25,6 +26,38 @@ PRIVATE_MODE = 0o700  # the daemon's own working folders (its claims)
 
 class UnsafeFolder(OSError):
     """A folder that must be a real folder is not (a link, a file...). The message is one line."""
+
+
+NOT_REGULAR = "not a regular file now (a FIFO, a socket, a device or a folder was put in its place)"
+
+
+class NotRegular(ValueError):
+    """What was opened is not a regular file (the message is one line)."""
+
+
+def open_regular(path: Path | str) -> tuple[BinaryIO, os.stat_result]:
+    """``path`` opened for reading, and its ``fstat``, when it is a regular file.
+
+    Never through a symbolic link (``O_NOFOLLOW``), never waiting for a FIFO's writer (``O_NONBLOCK``):
+    for a file someone else may have swapped.
+
+    Raises
+    ------
+    NotRegular
+        When it is a FIFO, a socket, a device or a folder (closed again).
+    OSError
+        When it cannot be opened (a link, gone, no permission).
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    fh = os.fdopen(fd, "rb")
+    try:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegular(NOT_REGULAR)
+    except BaseException:
+        fh.close()
+        raise
+    return fh, st
 
 
 def make_folders(path: Path, *, mode: int = FOLDER_MODE, root: Path | None = None) -> Path:

@@ -155,7 +155,7 @@ def _matted(
         image *= np.float32(255)
         np.clip(image, 0, 255, out=image)
     hard = mask.astype(np.uint8) * np.uint8(255)
-    if settings.feather <= 0 or settings.preset:
+    if settings.hard_edged:
         return _hard(image, hard, wide=wide)
     backdrop = np.asarray(seg.backdrop, np.float32).reshape(-1, 3)
     work_h = max(1, seg.work_mask.shape[0])

@@ -487,7 +487,8 @@ def _auto_tolerance(
     The subject's area as a function of the tolerance falls while the backdrop fills, then
     holds on a plateau while the subject's outline stops the growth, and falls again where
     the backdrop leaks into the subject (and may hold again on a smaller part of it). A leak
-    into the body also shows as the backdrop reaching the bottom centre (30 % of it). The tolerance is the
+    into the body also shows as the backdrop reaching the bottom centre (30 % of it, less what joins within
+    the backdrop's own noise: a subject off centre leaves backdrop there). The tolerance is the
     middle of the first plateau below the leak, above the backdrop's own noise level (the
     tolerance at which most of the border sample has joined). With ``longest``, the longest
     plateau below the leak is taken instead (the first on a tie): on a backdrop that changes
@@ -497,14 +498,19 @@ def _auto_tolerance(
     """
     n = len(_TOLERANCES)
     fg = np.array([(barrier > t).mean() for t in _TOLERANCES])
-    leak = _leak(barrier, anchor)
+    s = barrier[seeds]
+    noise = float(np.quantile(np.where(np.isinf(s), 1e9, s), 0.9)) if s.size else 0.0
+    lo = int(np.searchsorted(_TOLERANCES, noise))
+    # where the body zone is partly backdrop (a subject off centre, no face found), that part is reached
+    # within the backdrop's own noise: it is not a leak, so it is left out of the zone (unless it is most
+    # of it: then the noise level, not the zone, is in doubt)
+    body = anchor & (barrier > noise)
+    leak = _leak(barrier, body if 2 * np.count_nonzero(body) >= np.count_nonzero(anchor) else anchor)
     if prior is not None:  # a leak reaches the face or the neck before the body, often
         leak = min(leak, _leak(barrier, prior[0]))
     hi = min(n - 1, max(2, int(np.searchsorted(_TOLERANCES, leak / 1.2)) - 1))
     idx = np.arange(n)
     change = fg[np.maximum(idx - _K, 0)] - fg[np.minimum(idx + _K, n - 1)]
-    s = barrier[seeds]
-    lo = int(np.searchsorted(_TOLERANCES, float(np.quantile(np.where(np.isinf(s), 1e9, s), 0.9)))) if s.size else 0
     ok = (fg >= 0.03) & (fg <= 0.97) & (idx <= hi) & (idx >= max(_K, lo))
     if not ok.any():
         return float(_TOLERANCES[min(hi, n // 2)])

@@ -212,6 +212,11 @@ class Settings:
         """The method actually run: the preset's method when a preset is set."""
         return PRESETS[self.preset]["method"] if self.preset else self.method
 
+    @property
+    def hard_edged(self) -> bool:
+        """Whether the matte keeps the segmentation's hard edge (no feather, or a preset): nothing is solved."""
+        return self.feather <= 0 or bool(self.preset)
+
 
 def _prefix(where: str) -> str:
     return f"{where}: " if where else ""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
-import importlib
 import logging
 import os
 import sys
@@ -240,12 +239,13 @@ def _first_cut(data: bytes, settings: Settings) -> Processed:
     with ThreadPoolExecutor(2) as pool:
         # popped: the only reference is the cut's
         decoding = [pool.submit(decode, data, settings=settings, reduce=reduction_for(settings))]
+        from ..matte import _sparse
         from ..process import process_decoded
 
         # and the matte's sparse solvers, imported while the image is segmented (whose labellings,
         # filters and resizes run without the GIL); the matte waits for that import if it is not done
-        if settings.feather > 0 and not settings.preset:
-            pool.submit(importlib.import_module, "scipy.sparse.linalg")
+        if not settings.hard_edged:
+            pool.submit(_sparse)
         return process_decoded(lambda: decoding.pop().result(), settings=settings, started=t0)
 
 
