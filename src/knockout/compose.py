@@ -264,7 +264,9 @@ def _check(colors: np.ndarray, alpha: np.ndarray, source_alpha: np.ndarray | Non
         )
 
 
-def _crop(colors, alpha, margin, hide, edits):
+def _crop(
+    colors: np.ndarray, alpha: np.ndarray, margin: int, hide: np.ndarray | None, edits: Edits | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Edits | None]:
     """The subject's bounding box plus ``margin`` of ``colors``, ``alpha``, ``hide`` (or None)
     and ``edits`` (or None: its pixels inside the box, in its coordinates)."""
     rows = np.flatnonzero(alpha.any(axis=1))
