@@ -151,14 +151,16 @@ class Daemon:
     # -- signals ---------------------------------------------------------------------------
     def _install_signals(self) -> None:
         def stop(signum, _frame):
+            # the state first, then the log line: a second signal can run this handler again inside the
+            # first one's logging (Ctrl-C pressed twice, or `timeout` passing on a signal also sent to us)
             if self.stopping:
-                log.warning("second %s: giving claimed files back and exiting now", signal.Signals(signum).name)
                 self._stop_deadline = 0.0
+                log.warning("second %s: giving claimed files back and exiting now", signal.Signals(signum).name)
             else:
-                log.info("%s: finishing the files in flight, taking no new ones", signal.Signals(signum).name)
                 self.stopping = True
                 self.filer.accepting = False
                 self._stop_deadline = time.monotonic() + self.cfg.shutdown_timeout
+                log.info("%s: finishing the files in flight, taking no new ones", signal.Signals(signum).name)
             self.wake.set()
 
         def hup(_signum, _frame):
