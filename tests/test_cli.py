@@ -168,3 +168,11 @@ def test_a_full_disk_under_stdout_is_one_line_not_a_traceback(tmp_path, command,
         )
     assert r.stderr == "knockout: error: cannot write to standard output: No space left on device\n", r.stderr
     assert r.returncode == 1
+
+
+def test_a_stdout_the_command_closed_is_no_write_error(tmp_path):
+    """A command that closed stdout (nothing more can be written to it) ends with its own exit code
+    and says nothing: the end-of-run flush check must not take the closed stream for a full disk."""
+    code = "import sys, knockout.cli as c\nc.main = lambda: (sys.stdout.close(), 0)[1]\nc.run()\n"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr

@@ -275,7 +275,7 @@ def run() -> None:
     """
     code = main()
     failed = _flush_error()
-    if failed is not None:  # what the command printed could not all be written
+    if isinstance(failed, OSError):  # what the command printed could not all be written
         said = _unwritable(failed)  # said in one line, and stdout dropped
         code = code or said
     if _busy() or _flush_error() is not None:
@@ -297,16 +297,15 @@ def _busy() -> bool:
     return mp is not None and bool(mp.active_children())
 
 
-def _flush_error() -> OSError | None:
-    """Flush stdout and stderr; the error when one of them cannot be written (else None)."""
+def _flush_error() -> OSError | ValueError | None:
+    """Flush stdout and stderr; the error when one of them cannot be written (ValueError: a stream the
+    command closed, which holds nothing more to write), else None."""
     try:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
                 stream.flush()
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         return exc
-    except ValueError:  # a stream closed by the command
-        return OSError("closed")
     return None
 
 
