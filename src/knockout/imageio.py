@@ -574,20 +574,18 @@ def encode(
         level = min(max(settings.png_compression, _png.LEVELS[0]), _png.LEVELS[-1])
         exif, text = _with_resolution(exif, dpi), {"Software": SOFTWARE, **(text or {})}
         return _png.encode_png(pixels, level=level, icc_profile=icc_profile, text=text, exif=exif, dpi=dpi)
-    if isinstance(pixels, Rows):  # built strip by strip by the fast PNG writer, else here at once
-        if settings.format == "png" and settings.png_compression in _png.LEVELS and _png.available():
-            text = {"Software": SOFTWARE, **(text or {})}
-            level = settings.png_compression
-            exif = _with_resolution(exif, dpi)
-            return _png.encode_png(pixels, level=level, icc_profile=icc_profile, text=text, exif=exif, dpi=dpi)
-        pixels = pixels.array()
-    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
-        raise ValueError(f"encode expects a uint8 numpy array, got {getattr(pixels, 'dtype', type(pixels))}")
-    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
-        raise ValueError(f"encode expects shape (H, W), (H, W, 3) or (H, W, 4), got {pixels.shape}")
+    fast_png = settings.format == "png" and settings.png_compression in _png.LEVELS and _png.available()
+    lazy = isinstance(pixels, Rows)  # built strip by strip by the fast PNG writer, else here at once
+    if lazy and not fast_png:
+        pixels, lazy = pixels.array(), False
+    if not lazy:
+        if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
+            raise ValueError(f"encode expects a uint8 numpy array, got {getattr(pixels, 'dtype', type(pixels))}")
+        if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
+            raise ValueError(f"encode expects shape (H, W), (H, W, 3) or (H, W, 4), got {pixels.shape}")
     exif = _with_resolution(exif, dpi)
     text = {"Software": SOFTWARE, **(text or {})}
-    if settings.format == "png" and settings.png_compression in _png.LEVELS and _png.available() and pixels.size:
+    if fast_png and (lazy or pixels.size):
         level = settings.png_compression
         return _png.encode_png(pixels, level=level, icc_profile=icc_profile, text=text, exif=exif, dpi=dpi)
     im = Image.fromarray(np.ascontiguousarray(pixels))
