@@ -170,6 +170,24 @@ def test_a_full_disk_under_stdout_is_one_line_not_a_traceback(tmp_path, command,
     assert r.returncode == 1
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("command", [["--help"], ["--version"], ["cut", "--help"]])
+def test_help_on_a_full_disk_is_one_line_and_exit_1(command):
+    """`knockout --help > file` on a full disk: argparse prints and exits on its own (SystemExit, not
+    through the command), and what it printed could not be written; that is said too, exit code 1."""
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(
+            [sys.executable, "-m", "knockout", *command],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert r.stderr == "knockout: error: cannot write to standard output: No space left on device\n", r.stderr
+    assert r.returncode == 1
+
+
 def test_a_stdout_the_command_closed_is_no_write_error(tmp_path):
     """A command that closed stdout (nothing more can be written to it) ends with its own exit code
     and says nothing: the end-of-run flush check must not take the closed stream for a full disk."""

@@ -130,8 +130,19 @@ def settings_from_args(args: argparse.Namespace, base: Settings | None = None) -
     return Settings.from_mapping(values)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser (and its sub-commands'), except that help or a version that cannot be
+    written to stdout (a full disk) raises: argparse's own ``_print_message`` drops write errors."""
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if message and file is not None and file is sys.stdout:
+            file.write(message)
+        else:
+            super()._print_message(message, file)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="knockout",
         description="Take the plain or studio backdrop off headshots.",
         epilog=EPILOG,
@@ -188,18 +199,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._lean_imports import install
 
     install()
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        _unknown_options(parser, args, extra)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    _configure_logging(args)
     real = sys.stdout
     if real is not None:
         sys.stdout = _Stdout(real)
     try:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)  # --help and --version print and exit here
+        if extra:
+            _unknown_options(parser, args, extra)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        _configure_logging(args)
         return int(args.func(args) or 0)
     except SettingsError as exc:
         for line in str(exc).splitlines():  # every problem found, each on a line of its own
@@ -273,7 +284,12 @@ def run() -> None:
     (no other thread, no child process), the exit handlers are run and the streams flushed, and
     the process ends there; otherwise it exits as usual.
     """
-    code = main()
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse's --help, --version and usage errors exit from parse_args
+        if exc.code is not None and not isinstance(exc.code, int):
+            raise
+        code = exc.code or 0
     failed = _flush_error()
     if isinstance(failed, OSError):  # what the command printed could not all be written
         said = _unwritable(failed)  # said in one line, and stdout dropped
