@@ -160,21 +160,21 @@ class Finder:
             now = _identity(job.inbox)
             if obs is not None and ident == now and obs.is_alive() and all(e.is_alive() for e in obs.emitters):
                 continue
+            if obs is not None:  # a watch follows its folder: one moved away would report under the inbox's name
+                obs.stop()
+                obs.join(timeout=5)
+                del self.observers[job.name]
             if now is None:
                 if job.name not in self.missing:
                     log.warning("%s: the inbox %s is gone; watching it again once it is back", job.name, job.inbox)
                     self.missing.add(job.name)
                 continue
-            if obs is not None:
-                obs.stop()
-                obs.join(timeout=5)
             log.warning("%s: the inbox %s was removed or replaced; watching it again", job.name, job.inbox)
             self.missing.discard(job.name)
             try:
                 self._watch(job, self.cfg.observer)
             except (OSError, SettingsError) as exc:  # it went again in between: tried at the next look
                 log.warning("%s: cannot watch %s yet: %s", job.name, job.inbox, exc)
-                self.observers.pop(job.name, None)
                 continue
             self.scan(job)
 

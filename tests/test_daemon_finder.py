@@ -66,3 +66,31 @@ def test_no_candidate_is_handed_out_without_room_and_later_brings_it_back(tmp_pa
     ((c, _st),) = list(finder.stable(11.0, budget=100, room=lambda: True))
     finder.later(c, 0.0)
     assert len(finder) == 1 and finder.count(cfg.jobs[0]) == 1
+
+
+def test_an_inbox_moved_away_is_no_longer_watched(tmp_path):
+    """The inbox renamed away: the watch on it (which follows the folder) is ended, so what is then
+    written in the moved folder is not reported under the inbox's name."""
+    import time
+
+    cfg = stage_config(tmp_path)
+    inbox = cfg.jobs[0].inbox
+    finder = Finder(cfg, already_done=lambda *a: False)
+    finder.start_observers()
+    try:
+        (inbox / "a.jpg").write_bytes(b"1")
+        deadline = time.monotonic() + 10
+        while not finder.watched and time.monotonic() < deadline:
+            time.sleep(0.05)
+            finder.drain_events()
+        assert list(finder.watched) == [inbox / "a.jpg"]  # the watch works
+        finder.watched.clear()
+        inbox.rename(tmp_path / "moved")
+        finder.keep_watching()
+        (tmp_path / "moved" / "b.jpg").write_bytes(b"2")
+        time.sleep(1.0)  # an event would have come by now (the one above came within 10 s; inotify: at once)
+        finder.drain_events()
+        assert finder.watched == {}
+        assert "main" not in finder.observers
+    finally:
+        finder.stop_observers()
