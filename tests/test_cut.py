@@ -219,6 +219,29 @@ def test_each_kind_of_bad_input_is_one_line_and_others_still_processed(tmp_path)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]
 
 
+def test_a_link_to_nothing_in_a_folder_is_said_not_skipped(tmp_path):
+    """A folder (or a glob) holding image names that are links to nothing, or links that loop: each
+    gets its line (they were skipped without a word, so a shoot lost files unseen); the rest is cut."""
+    shoot = tmp_path / "shoot"
+    _headshot_file(shoot / "good.jpg")
+    (shoot / "broken.jpg").symlink_to("moved-away.jpg")
+    (shoot / "loop.jpg").symlink_to("loop.jpg")
+    (shoot / "sub").mkdir()
+    (shoot / "not-an-image.txt").symlink_to("nowhere")  # not an image name: not knockout's business
+    (tmp_path / "arg.jpg").symlink_to("arg.jpg")
+    for args in (["shoot"], ["shoot/*.jpg"]):
+        r = _cli("cut", *args, "arg.jpg", "-o", "out", "--overwrite", cwd=tmp_path)
+        assert r.returncode == 1, r.stderr
+        errors = sorted(ln for ln in r.stderr.splitlines() if ln.startswith("knockout: error: "))
+        assert errors == [
+            "knockout: error: arg.jpg: a link that loops (too many levels of links)",
+            "knockout: error: shoot/broken.jpg: a link to nothing (moved-away.jpg)",
+            "knockout: error: shoot/loop.jpg: a link that loops (too many levels of links)",
+        ], r.stderr
+        assert _summary(r.stderr) == (1, 3, 0)
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]
+
+
 def test_debug_shows_tracebacks(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     r = _cli("cut", "empty.png", "--debug", cwd=tmp_path)

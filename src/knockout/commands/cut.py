@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import glob
 import logging
 import os
@@ -110,6 +111,21 @@ def _is_image_name(p: Path) -> bool:
     return p.suffix.lower() in EXTENSIONS and not p.name.startswith(".")
 
 
+def _not_a_file(p: Path) -> str:
+    """Why ``p``, which is no regular file (nor a folder), cannot be read: the reason for its error line."""
+    try:
+        os.stat(p)
+    except OSError as exc:
+        if not os.path.islink(p):
+            return "no such file or folder"
+        if exc.errno == errno.ELOOP:
+            return "a link that loops (too many levels of links)"
+        if exc.errno == errno.ENOENT:
+            return f"a link to nothing ({os.readlink(p)})"
+        return f"a link that cannot be followed ({exc.strerror or exc})"
+    return "not a regular file"
+
+
 def expand_inputs(paths: Iterable[str], *, recursive: bool = False) -> tuple[list[Path], list[str]]:
     """Files named by ``paths`` (files, folders, globs), and a list of problems found.
 
@@ -130,24 +146,26 @@ def _expand(paths: Iterable[str], *, recursive: bool) -> tuple[list[tuple[Path, 
         p = Path(raw)
         if p.is_dir():
             it = p.rglob("*") if recursive else p.iterdir()
-            found = sorted(x for x in it if x.is_file() and _is_image_name(x))
-            if not found:
+            named = sorted(x for x in it if _is_image_name(x) and not x.is_dir())
+            found = [x for x in named if x.is_file()]
+            problems.extend(f"{x}: {_not_a_file(x)}" for x in named if not x.is_file())
+            if not named:
                 problems.append(f"{raw}: folder holds no images ({' '.join(sorted(EXTENSIONS))})")
             files.extend((x, x.parent.relative_to(p)) for x in found)
         elif p.is_file():
             files.append((p, PurePath()))
-        elif p.exists():
-            problems.append(f"{raw}: not a regular file")
-        elif glob.has_magic(raw):
-            found = sorted(Path(x) for x in glob.glob(raw, recursive=True) if Path(x).is_file())
-            images = [x for x in found if _is_image_name(x)]
-            if not images:
+        elif glob.has_magic(raw) and not os.path.lexists(p):
+            found = sorted(Path(x) for x in glob.glob(raw, recursive=True) if not Path(x).is_dir())
+            named = [x for x in found if _is_image_name(x)]
+            images = [x for x in named if x.is_file()]
+            problems.extend(f"{x}: {_not_a_file(x)}" for x in named if not x.is_file())
+            if not named:
                 why = "no image file" if found else "no file"
                 problems.append(f"{raw}: {why} matches this pattern")
             fixed = Path(*[part for part in _fixed_parts(raw)])
             files.extend((x, x.parent.relative_to(fixed) if x.is_relative_to(fixed) else PurePath()) for x in images)
         else:
-            problems.append(f"{raw}: no such file or folder")
+            problems.append(f"{raw}: {_not_a_file(p)}")
     seen: set[Path] = set()
     unique = []
     for f, folder in files:
