@@ -242,6 +242,16 @@ def test_a_link_to_nothing_in_a_folder_is_said_not_skipped(tmp_path):
         assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]
 
 
+@pytest.mark.parametrize("outdir", ["notes.txt", "notes.txt/cutouts"])
+def test_an_output_folder_in_the_way_of_a_file_says_which_file(tmp_path, outdir):
+    _headshot_file(tmp_path / "a.jpg")
+    (tmp_path / "notes.txt").write_text("mine\n")
+    r = _cli("cut", "a.jpg", "-o", outdir, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr == f"knockout: error: cannot create output folder {outdir}: notes.txt is a file, not a folder\n"
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
 def test_debug_shows_tracebacks(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     r = _cli("cut", "empty.png", "--debug", cwd=tmp_path)

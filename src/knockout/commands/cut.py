@@ -454,7 +454,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             make_folders(args.outdir)
         except OSError as exc:
-            _say(f"knockout: error: cannot create output folder {args.outdir}: {exc.strerror or exc}")
+            why = exc.strerror or exc
+            if isinstance(exc, (FileExistsError, NotADirectoryError)):
+                where = [q for q in (args.outdir, *args.outdir.parents) if os.path.lexists(q) and not q.is_dir()]
+                why = f"{where[0]} is a file, not a folder" if where else why
+            _say(f"knockout: error: cannot create output folder {args.outdir}: {why}")
             return 2
     jobs, skipped, refused = _plan([f for f, _ in found], outputs, args)
     failed += refused
