@@ -126,6 +126,14 @@ def _not_a_file(p: Path) -> str:
     return "not a regular file"
 
 
+def _regular(named: list[Path], problems: list[str]) -> list[Path]:
+    """The regular files among ``named`` (image names a folder or a glob gave); each other one (a link
+    to nothing, a link that loops, a pipe) is added to ``problems`` with the reason."""
+    files = [x for x in named if x.is_file()]
+    problems.extend(f"{x}: {_not_a_file(x)}" for x in named if not x.is_file())
+    return files
+
+
 def expand_inputs(paths: Iterable[str], *, recursive: bool = False) -> tuple[list[Path], list[str]]:
     """Files named by ``paths`` (files, folders, globs), and a list of problems found.
 
@@ -147,8 +155,7 @@ def _expand(paths: Iterable[str], *, recursive: bool) -> tuple[list[tuple[Path, 
         if p.is_dir():
             it = p.rglob("*") if recursive else p.iterdir()
             named = sorted(x for x in it if _is_image_name(x) and not x.is_dir())
-            found = [x for x in named if x.is_file()]
-            problems.extend(f"{x}: {_not_a_file(x)}" for x in named if not x.is_file())
+            found = _regular(named, problems)
             if not named:
                 problems.append(f"{raw}: folder holds no images ({' '.join(sorted(EXTENSIONS))})")
             files.extend((x, x.parent.relative_to(p)) for x in found)
@@ -157,8 +164,7 @@ def _expand(paths: Iterable[str], *, recursive: bool) -> tuple[list[tuple[Path, 
         elif glob.has_magic(raw) and not os.path.lexists(p):
             found = sorted(Path(x) for x in glob.glob(raw, recursive=True) if not Path(x).is_dir())
             named = [x for x in found if _is_image_name(x)]
-            images = [x for x in named if x.is_file()]
-            problems.extend(f"{x}: {_not_a_file(x)}" for x in named if not x.is_file())
+            images = _regular(named, problems)
             if not named:
                 why = "no image file" if found else "no file"
                 problems.append(f"{raw}: {why} matches this pattern")
@@ -454,10 +460,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             make_folders(args.outdir)
         except OSError as exc:
-            why = exc.strerror or exc
-            if isinstance(exc, (FileExistsError, NotADirectoryError)):
-                where = [q for q in (args.outdir, *args.outdir.parents) if os.path.lexists(q) and not q.is_dir()]
-                why = f"{where[0]} is a file, not a folder" if where else why
+            # make_folders raises FileExistsError only for a part of the path that is there and no folder
+            why = f"{exc.filename} is a file, not a folder" if isinstance(exc, FileExistsError) else exc.strerror or exc
             _say(f"knockout: error: cannot create output folder {args.outdir}: {why}")
             return 2
     jobs, skipped, refused = _plan([f for f, _ in found], outputs, args)
