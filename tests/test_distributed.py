@@ -629,6 +629,29 @@ def test_a_scheduler_unreachable_at_start_means_the_local_pool_or_waiting(mode, 
         ex.shutdown(wait=False)
 
 
+_CORE_LOADED = "all(m in __import__('sys').modules for m in ('knockout.process', 'scipy.sparse', 'knockout._kmeans'))"
+
+
+def test_workers_load_the_core_before_their_first_file_also_after_a_restart():
+    """A worker's first file paid the core's imports (0.5-1 s on a slow machine), and they counted
+    against time_limit: a small file on a freshly restarted worker failed as too slow."""
+    with (
+        distributed.LocalCluster(
+            processes=True, n_workers=1, threads_per_worker=1, dashboard_address=":0", host="127.0.0.1"
+        ) as c,
+        distributed.Client(c.scheduler_address, set_as_default=False) as client,
+    ):
+        assert not any(client.run(eval, _CORE_LOADED).values())  # a fresh worker has not loaded it
+        ex = DaskExecutor(c.scheduler_address, 2, "wait", None)
+        try:
+            assert list(client.run(eval, _CORE_LOADED).values()) == [True]
+            client.restart_workers(list(client.scheduler_info()["workers"]), timeout=60)
+            client.wait_for_workers(1, timeout=60)
+            assert list(client.run(eval, _CORE_LOADED).values()) == [True]  # loaded before any task
+        finally:
+            ex.shutdown(wait=False)
+
+
 def test_watch_dask_fails_a_file_over_the_time_limit_and_restarts_its_worker(tmp_path):
     """Issue 14 item 8: time_limit held only in the local pool; on Dask a slow file held its worker."""
     with (
@@ -644,7 +667,7 @@ def test_watch_dask_fails_a_file_over_the_time_limit_and_restarts_its_worker(tmp
         (inbox / "huge.jpg").write_bytes(striped_jpeg(8000, 9000, rows=True))
         for i in range(3):
             (inbox / f"small{i}.jpg").write_bytes(_jpeg(i))
-        cfg = du.write_config(tmp_path, time_limit=0.6)  # the small photos take 0.07-0.13 s there
+        cfg = du.write_config(tmp_path, time_limit=0.6)  # the small photos take 0.07-0.3 s there (warm)
         d = du.DaemonProcess(cfg, "--dask", c.scheduler_address, "--once")
         try:
             rc = d.wait(300)

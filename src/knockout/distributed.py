@@ -23,6 +23,9 @@ Failures
       without a nanny cannot be restarted: it stays busy until the file finishes, with a warning).
     * A worker that cannot import knockout (or runs another version) is named in a warning and gets
       no tasks: Dask never finishes a task that a worker fails to unpickle.
+    * Every worker loads the core and cuts a tiny image when it starts (a worker plugin, also on
+      the workers that join or are restarted later), so its first file is not slowed by imports
+      (0.5-1 s, more on a busy machine) and ``time_limit`` counts the file's own work only.
 
 Dask is an optional extra: without it, :class:`DaskExecutor` and :func:`run_batch` raise
 :class:`~knockout.settings.SettingsError` saying ``pip install 'knockout[dask]'``.
@@ -58,6 +61,7 @@ log = logging.getLogger(__name__)
 
 _LOSS_MODES = ("local", "wait")
 _LOOK_EVERY = 10.0  # seconds between looks at the cluster: its size, and workers that cannot run knockout
+_WARM_UP = "knockout-warm-up"  # the name of the worker plugin (one per cluster, whoever registered it)
 
 
 def _require_dask() -> None:
@@ -95,6 +99,30 @@ def _process_on_worker(data: bytes, settings: Settings) -> Processed | ImageErro
 
 
 _INSTALL_ON_WORKERS = "install the same knockout version, with its [dask] extra, on every worker"
+
+
+if _dd is not None:
+
+    class _WarmUp(_dd.WorkerPlugin):
+        """Loads the core on each worker as it starts, before it takes a task (see the module's notes)."""
+
+        def setup(self, worker: Any) -> None:
+            from ._warm import warm
+
+            try:
+                warm()
+            except Exception as exc:  # pragma: no cover - a warm-up must never stop a worker
+                log.debug("Dask worker warm-up failed: %s", exc)
+
+
+def _warm_workers(client: Any) -> None:
+    """Register :class:`_WarmUp` on the cluster (its present workers run it now, later ones as they
+    start). A worker that cannot import knockout fails it; that worker is found and named by
+    :func:`_check_workers`, so the failure is only logged here."""
+    try:
+        client.register_plugin(_WarmUp(), name=_WARM_UP)
+    except Exception as exc:
+        log.debug("the warm-up plugin failed on a Dask worker: %s", exc)
 
 
 def _executing(dask_worker: Any) -> list[str]:
@@ -282,6 +310,7 @@ class DaskExecutor:
 
     # -- internals ---------------------------------------------------------------------------
     def _adopt(self, client: Any) -> None:
+        _warm_workers(client)
         capacity = _cluster_capacity(client)
         versions = _check_workers(client, {})
         with self._lock:
