@@ -104,6 +104,22 @@ def test_input_is_never_overwritten(tmp_path, capsys):
     assert "is also an input" in capsys.readouterr().err
 
 
+def test_a_folders_photo_named_like_another_inputs_output_is_an_input_not_an_old_cutout(tmp_path, capsys):
+    # shoot/a.jpg's output in shoot/ is a.png; shoot/a.png is the user's own photo (no knockout mark)
+    _headshot_file(tmp_path / "a.jpg")
+    photo = _headshot_file(tmp_path / "a.png", seed=3)
+    before = photo.read_bytes()
+    assert main(["cut", str(tmp_path), "-o", str(tmp_path), "--overwrite"]) == 1
+    assert photo.read_bytes() == before
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'a.jpg'}: its output {photo} is also an input" in err
+    # a real earlier cut-out of a.jpg (knockout's mark) is still left out of the inputs and replaced
+    photo.unlink()
+    assert main(["cut", str(tmp_path / "a.jpg"), "-o", str(tmp_path)]) == 0
+    assert main(["cut", str(tmp_path), "-o", str(tmp_path), "--overwrite"]) == 0
+    assert _summary(capsys.readouterr().err)[:2] == (1, 0)
+
+
 def test_two_inputs_one_output_name(tmp_path, capsys):
     _headshot_file(tmp_path / "x" / "a.jpg")
     _headshot_file(tmp_path / "y" / "a.jpg")

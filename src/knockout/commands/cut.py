@@ -638,9 +638,10 @@ def _plan(
     kept = []
     for src in files:
         key_src = src.resolve()
-        if src != STDIO and key_src in produced and key_src not in named:
-            # found in a folder or glob, and the output of another input: an earlier run's cut-out
-            log.debug("%s: an output of another input, not cut out again", src)
+        if src != STDIO and key_src in produced and key_src not in named and _is_own_output(src):
+            # found in a folder or glob, named like another input's output and knockout's mark in
+            # it: an earlier run's cut-out (without the mark it is the user's photo: an input)
+            log.debug("%s: an earlier cut-out of another input, not cut out again", src)
         else:
             kept.append(src)
     inputs = {src.resolve() for src in kept if src != STDIO}
