@@ -142,15 +142,25 @@ def find_config(explicit: str | os.PathLike | None) -> tuple[str, Path, Path]:
     """
     if explicit is not None:
         p = Path(explicit).expanduser()
-        try:
-            return p.read_text(encoding="utf-8"), p.resolve().parent, p
-        except OSError as exc:
-            raise ConfigError(f"{p}: cannot read the config file: {exc.strerror or exc}") from None
+        return _read_config(p), p.resolve().parent, p
     here = Path("config.yaml")
     if here.is_file():
-        return here.read_text(encoding="utf-8"), Path.cwd(), here
+        return _read_config(here), Path.cwd(), here
     text = resources.files(__package__).joinpath(DEFAULT_CONFIG).read_text(encoding="utf-8")
     return text, Path.cwd(), Path("<default config.yaml>")
+
+
+def _read_config(path: Path) -> str:
+    """The config file's text; a :class:`ConfigError` naming it when it cannot be read or is not UTF-8."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start]
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{bad:02x} at offset {exc.start}); save the file as UTF-8"
+        ) from None
 
 
 def load_config(explicit: str | os.PathLike | None = None, *, dask: str | None = None) -> Config:
@@ -234,18 +244,26 @@ NUMBERS = {  # key: (default, lowest, highest, integer)
 CHOICES = {"observer": ("auto", OBSERVERS), "log_level": ("info", LOG_LEVELS), "log_format": ("text", LOG_FORMATS)}
 
 
-def _key_lines(node: Any, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
-    """The 1-based line of every key (``('jobs', 0, 'settings', 'feather')``) in a composed YAML document."""
+def _key_lines(node: Any, path: tuple = (), out: dict | None = None, seen: set | None = None) -> dict[tuple, int]:
+    """The 1-based line of every key (``('jobs', 0, 'settings', 'feather')``) in a composed YAML document.
+
+    A node reached again through an alias is walked once: an alias inside its own anchor
+    (``jobs: &j [{settings: *j}]``) and nested aliases (a "billion laughs") cost no more than the text.
+    """
     out = {} if out is None else out
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return out
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             key = (*path, k.value)
             out[key] = k.start_mark.line + 1
-            _key_lines(v, key, out)
+            _key_lines(v, key, out, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
             out[(*path, i)] = v.start_mark.line + 1
-            _key_lines(v, (*path, i), out)
+            _key_lines(v, (*path, i), out, seen)
     return out
 
 

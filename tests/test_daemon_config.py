@@ -122,6 +122,31 @@ def test_config_file_problems(tmp_path, capsys):
     assert "broken.yaml: not valid YAML" in capsys.readouterr().err
 
 
+def test_a_config_not_in_utf8_or_with_an_alias_loop_is_one_line(tmp_path, capsys, monkeypatch):
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"jobs:\n  - inbox: Entr\xe9e\n    outbox: out\n")
+    assert main(["watch", "-c", str(latin), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{latin}: not UTF-8 text (byte 0xe9 at offset 21)" in err, err
+    monkeypatch.chdir(tmp_path)  # ./config.yaml, found without -c
+    (tmp_path / "config.yaml").write_bytes(latin.read_bytes())
+    assert main(["watch", "--check"]) == 2
+    assert "config.yaml: not UTF-8 text" in capsys.readouterr().err
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("jobs: &j\n  - inbox: in\n    outbox: out\n    settings: *j\n")
+    assert main(["watch", "-c", str(loop), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "loop.yaml" in err and "settings: must be a mapping" in err and "Traceback" not in err, err
+    # nested aliases ("billion laughs": 10^7 nodes if expanded) are read as fast as the text
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for prev, name in zip("abcdef", "bcdefg", strict=True):
+        levels.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 10)}]")
+    laughs = tmp_path / "laughs.yaml"
+    laughs.write_text("\n".join([*levels, "jobs: [{inbox: in, outbox: out, settings: *g}]", ""]))
+    assert main(["watch", "-c", str(laughs), "--check"]) == 2
+    assert "jobs[0].settings: must be a mapping" in capsys.readouterr().err
+
+
 def test_dask_without_the_extra_is_a_clear_error(tmp_path, capsys, monkeypatch):
     import sys
 

@@ -442,6 +442,10 @@ def test_sighup_reloads_and_keeps_old_config_when_invalid(tmp_path):
         assert "unknown key 'setle'" in d.text()
         r = knockout("status", "-c", str(cfg))  # still answers, from the running daemon's status file
         assert r.returncode == 0 and "running: pid" in r.stdout and "unknown key 'setle'" in r.stderr, r
+        cfg.write_bytes(cfg.read_bytes().replace(b"setle:", b"settle:") + b"# Entr\xe9e\n")
+        d.signal(signal.SIGHUP)  # saved in Latin-1: refused like any invalid config, the daemon goes on
+        wait_for(lambda: "not UTF-8 text" in d.text(), 30, d, "the rejected Latin-1 reload")
+        assert d.proc.poll() is None and d.text().count("keeping the old one") == 2
         (inbox / "c.jpg").write_bytes(image_bytes(3))
         wait_for((out / "c.png").exists, 60, d, "c.png")
         check_image(out / "c.png", "L")
