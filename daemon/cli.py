@@ -10,6 +10,7 @@ import re
 import stat
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     r.add_argument("-c", "--config", metavar="FILE", help="config file (same rule as knockout watch)")
     r.add_argument("-o", "--output", metavar="FILE", default="knockout-review.html", help="the page to write")
+    r.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the -o file even if it is not a review page this command wrote (those it replaces anyway)",
+    )
     r.add_argument("--since", metavar="AGE", help="only the last AGE (30m, 1h, 2d)")
     r.add_argument(
         "--background",
@@ -332,6 +338,29 @@ def _print_journal(summary: dict[str, Any], since: str | None, state_dir: Path) 
             print(printable(f"  {f['time']} {f['job']}: {f['input']}: {f['reason']}"))
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_page_name(page: Path, batch: list[Path], *, overwrite: bool, ours: Callable[[Path], bool]) -> None:
+    """Refuse a page name that is a batch report, a folder, or (without --overwrite) a file not ours."""
+    from knockout.settings import SettingsError
+
+    if not os.path.lexists(page):
+        return
+    if any(_same_file(b, page) for b in batch):
+        raise SettingsError(f"{page}: is one of the batch reports; write the page to another -o name")
+    if page.is_dir():
+        raise SettingsError(f"{page}: is a folder; give the page a file name (for example review.html)")
+    if not overwrite and not ours(page):
+        raise SettingsError(
+            f"{page} exists and is not a knockout review page; use --overwrite to replace it, or another -o name"
+        )
+
+
 def run_report(args: argparse.Namespace) -> int:
     from datetime import datetime
 
@@ -339,12 +368,13 @@ def run_report(args: argparse.Namespace) -> int:
     from knockout.settings import SettingsError, _parse_color
 
     from . import journal
-    from .review_page import write_page
+    from .review_page import is_review_page, write_page
 
     since = _since(args.since)
     background = _parse_color("--background", args.background)
     if args.batch and args.config:
         raise SettingsError("give batch reports or -c CONFIG (the daemon's journal), not both")
+    _check_page_name(Path(args.output), [Path(b) for b in args.batch], overwrite=args.overwrite, ours=is_review_page)
     if not args.batch:
         state_dir = _state_dir(args.config)
         if not journal.exists(state_dir):

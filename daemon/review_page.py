@@ -19,9 +19,12 @@ from typing import Any
 
 from PIL import Image
 
-from knockout.fsutil import open_regular
+from knockout.fsutil import atomic_write, open_regular
 
-__all__ = ["write_page"]
+__all__ = ["is_review_page", "write_page"]
+
+#: In every page's head, so a later run knows the pages it may replace without --overwrite.
+GENERATOR = "<meta name='generator' content='knockout report'>"
 
 THUMB = 200  # px, the longer side
 
@@ -143,7 +146,7 @@ def write_page(
 
     counts = {"processed": len(done), "failed": len(failed)}
     page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<!doctype html><html><head><meta charset='utf-8'>{GENERATOR}<title>{html.escape(title)}</title>"
         f"<style>{_STYLE}</style><script>{_SCRIPT}</script></head><body style='--bg:{bg}'>"
         f"<h1>{html.escape(title)}</h1><p><span id='n-processed'>{counts['processed']}</span> processed, "
         f"<span id='n-failed'>{counts['failed']}</span> failed &middot; "
@@ -153,5 +156,14 @@ def write_page(
         + "".join(_row(r) for r in failed + done)
         + f"<script type='application/json' id='counts'>{json.dumps(counts)}</script></body></html>"
     )
-    Path(path).write_text(page, encoding="utf-8")
+    atomic_write(Path(path), page.encode("utf-8"), durable=False)  # never a half-written page
     return counts
+
+
+def is_review_page(path: Path) -> bool:
+    """Whether ``path`` holds a page :func:`write_page` wrote (its generator mark near the top)."""
+    try:
+        with open(path, "rb") as fh:
+            return GENERATOR.encode() in fh.read(512)
+    except OSError:
+        return False

@@ -177,6 +177,30 @@ def test_report_refuses_bad_batch_reports_with_one_line_naming_the_file(tmp_path
     assert not (tmp_path / "page.html").exists()
 
 
+def test_report_replaces_only_its_own_page_and_never_a_batch_report(tmp_path):
+    (tmp_path / "shoot.csv").write_text("input,output,confidence\na.jpg,a.png,0.5\n")
+    before = (tmp_path / "shoot.csv").read_bytes()
+    (tmp_path / "notes.html").write_text("<p>my notes</p>")
+    r = knockout("report", "shoot.csv", "-o", "shoot.csv", "--overwrite", cwd=tmp_path)
+    assert r.returncode == 2 and "shoot.csv: is one of the batch reports; write the page to another -o name" in r.stderr
+    assert (tmp_path / "shoot.csv").read_bytes() == before
+    r = knockout("report", "shoot.csv", "-o", "notes.html", cwd=tmp_path)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert "notes.html exists and is not a knockout review page; use --overwrite to replace it" in lines[0]
+    assert (tmp_path / "notes.html").read_text() == "<p>my notes</p>"
+    (tmp_path / "folder.html").mkdir()
+    r = knockout("report", "shoot.csv", "-o", "folder.html", "--overwrite", cwd=tmp_path)
+    assert r.returncode == 2 and "folder.html: is a folder" in r.stderr, r.stderr
+    # its own page is replaced without asking (a daily review page), a user's file only with --overwrite
+    for _ in range(2):
+        r = knockout("report", "shoot.csv", "-o", "page.html", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    r = knockout("report", "shoot.csv", "-o", "notes.html", "--overwrite", cwd=tmp_path)
+    assert r.returncode == 0 and "a.jpg" in (tmp_path / "notes.html").read_text(), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.html", "notes.html", "page.html", "shoot.csv"]
+
+
 def test_a_fifo_or_a_link_put_where_a_kept_input_was_never_stops_the_report(tmp_path):
     """With after: leave the journal names inputs in the inbox: a FIFO put there made `knockout report`
     wait for a writer forever, and a link was followed to whatever it points at."""
