@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -29,10 +30,10 @@ def _headshot_file(path: Path, fmt: str | None = None, seed: int = 0) -> Path:
     return path
 
 
-def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("knockout")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "knockout.cli"]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=False)
+    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300, check=False)
 
 
 def _summary(err: str) -> tuple[int, int, int]:
@@ -401,6 +402,36 @@ def test_report_lists_each_input_with_its_confidence_and_the_png_carries_it(tmp_
         assert "unstable" in im.text["knockout:reasons"]
     r = _cli("cut", str(shoot / "good.png"), "-o", str(tmp_path / "x"), "--report", str(tmp_path / "r.txt"))
     assert r.returncode == 2 and "r.txt" in r.stderr and ".csv" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_report_replaces_only_a_report_and_a_write_error_is_one_line_the_cutouts_go_on(tmp_path):
+    a = _headshot_file(tmp_path / "a.jpg")
+    b = _headshot_file(tmp_path / "b.jpg", seed=1)
+    budget = tmp_path / "budget.csv"
+    budget.write_text("name,amount\nrent,900\n")
+    r = _cli("cut", str(a), "-o", str(tmp_path / "o1"), "--report", str(budget))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"--report {budget} exists and is not a knockout report; use --overwrite to replace it" in r.stderr
+    assert budget.read_text() == "name,amount\nrent,900\n" and not (tmp_path / "o1" / "a.png").exists()
+    # an earlier run's report is replaced (a rerun), as its cut-outs are with --overwrite
+    for name in ("r.csv", "r.jsonl"):
+        for _ in range(2):
+            r = _cli("cut", str(a), "-o", str(tmp_path / "o2"), "--overwrite", "--report", str(tmp_path / name))
+            assert r.returncode == 0, r.stderr
+    r = _cli("cut", str(a), "-o", str(tmp_path / "o3"), "--overwrite", "--report", str(budget))
+    assert r.returncode == 0 and "a.jpg" in budget.read_text(), r.stderr
+    # a report that cannot be written (a full disk): said once, every input still cut out, exit 1
+    if Path("/dev/full").exists():
+        os.symlink("/dev/full", tmp_path / "full.csv")
+        r = _cli("cut", a, b, "-o", tmp_path / "o4", "--overwrite", "--report", tmp_path / "full.csv")
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert [ln for ln in lines if "error" in ln] == [
+            f"knockout: error: --report {tmp_path / 'full.csv'}: cannot write it (No space left on device); "
+            "the cut-outs go on without it"
+        ], r.stderr
+        assert sorted(p.name for p in (tmp_path / "o4").iterdir()) == ["a.png", "b.png"]
+        assert _summary(r.stderr)[:2] == (2, 0)
 
 
 # -- habits users bring from other tools (issue 15) ----------------------------------------------

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["COLUMNS", "BatchReport", "read_report"]
+__all__ = ["COLUMNS", "BatchReport", "is_report", "read_report"]
 
 #: a row's keys, in the CSV's column order; ``time`` (UTC, ISO 8601) is when the input was done and
 #: ``job`` the config.yaml job whose settings were used (``--job``), if any
@@ -55,6 +55,29 @@ class BatchReport:
 
     def close(self) -> None:
         self._fh.close()
+
+
+def is_report(path: Path) -> bool:
+    """Whether ``path`` is empty or starts as a report :class:`BatchReport` writes (so a rerun may replace it).
+
+    A CSV's header is ``input`` and other :data:`COLUMNS` names; a JSON-lines file's first line an
+    object with an ``input`` and only those keys. Anything else, or a file that cannot be read: False.
+    """
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(4096).decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if not first:
+        return True
+    if path.suffix.lower() == ".csv":
+        names = first.split(",")
+        return names[0] == "input" and set(names) <= set(COLUMNS)
+    try:
+        row = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(row, dict) and "input" in row and set(row) <= set(COLUMNS)
 
 
 def read_report(path: Path) -> list[dict[str, Any]]:

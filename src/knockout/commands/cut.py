@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import errno
 import glob
@@ -101,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="FILE",
         help="write one row per input (input, output, method, tolerance, confidence, review, reasons, ms): "
-        "CSV for FILE.csv, JSON lines for FILE.jsonl",
+        "CSV for FILE.csv, JSON lines for FILE.jsonl; an existing FILE that is not a report only with --overwrite",
     )
     add_settings_arguments(p)
     p.set_defaults(func=run)
@@ -469,8 +470,14 @@ def run(args: argparse.Namespace) -> int:
     report = None
     if args.report is not None:
         try:
-            from ..report import BatchReport
+            from ..report import BatchReport, is_report
 
+            if os.path.lexists(args.report) and not args.overwrite and not is_report(args.report):
+                _say(
+                    f"knockout: error: --report {args.report} exists and is not a knockout report; "
+                    "use --overwrite to replace it, or another name"
+                )
+                return 2
             report = BatchReport(args.report)
         except ValueError as exc:
             _say(f"knockout: error: --report {exc}")
@@ -494,6 +501,7 @@ def run(args: argparse.Namespace) -> int:
         workers = usable_cpus() if args.jobs == 0 else args.jobs
         results = _run_local(jobs, settings, workers, debug=debug)
     seen = flagged = 0
+    report_failed = False
     try:
         for src, dst, res, err in _progress(results, total=len(jobs), enabled=not quiet):
             seen += 1
@@ -507,8 +515,8 @@ def run(args: argparse.Namespace) -> int:
                         _say(f"knockout: warning: {src}: {note}")
                     flagged += res.review
                     log.debug("%s -> %s (%s, %.0f ms)", src, dst, res.method, res.milliseconds)
-            if report is not None:
-                _report_row(report, src, dst, res, err, job=args.job)
+            if report is not None and not _report_row(report, src, dst, res, err, job=args.job):
+                report, report_failed = None, True
     except SettingsError:  # e.g. the Dask scheduler does not answer at start: a usage error, exit 2
         raise
     except Exception as exc:  # the pool or the cluster went away: report, count the rest as failed
@@ -519,7 +527,8 @@ def run(args: argparse.Namespace) -> int:
         failed += len(jobs) - seen
     finally:
         if report is not None:
-            report.close()
+            with contextlib.suppress(OSError):  # a write error was said when a row failed
+                report.close()
     dt = time.perf_counter() - t0
     if not quiet:
         kept = f", {skipped} skipped (output exists; --overwrite replaces)" if skipped else ""
@@ -527,26 +536,37 @@ def run(args: argparse.Namespace) -> int:
             where = f"; see {args.report}" if report is not None else "; --report FILE lists them"
             _say(f"knockout: {flagged} of them to review (confidence below {settings.review_below:g}){where}")
         _say(f"knockout: {done} cut out, {failed} failed{kept} in {dt:.1f} s")
-    return 1 if failed else 0
+    return 1 if failed or report_failed else 0
 
 
 def _report_row(
     report: BatchReport, src: Path, dst: Path, res: Processed | None, err: str | None, *, job: str | None
-) -> None:
-    if res is None:
-        report.add(input=str(src), error=(err or "").splitlines()[0] if err else None, job=job)
-        return
-    report.add(
-        input=str(src),
-        job=job,
-        output=str(dst),
-        method=res.method,
-        tolerance=round(res.tolerance, 2),
-        confidence=res.confidence,
-        review=res.review,
-        reasons=res.reasons,
-        ms=round(res.milliseconds),
-    )
+) -> bool:
+    """Add the input's row; False (said once, and the report closed) when the file cannot take it."""
+    try:
+        if res is None:
+            report.add(input=str(src), error=(err or "").splitlines()[0] if err else None, job=job)
+        else:
+            report.add(
+                input=str(src),
+                job=job,
+                output=str(dst),
+                method=res.method,
+                tolerance=round(res.tolerance, 2),
+                confidence=res.confidence,
+                review=res.review,
+                reasons=res.reasons,
+                ms=round(res.milliseconds),
+            )
+    except OSError as exc:
+        _say(
+            f"knockout: error: --report {report.path}: cannot write it ({exc.strerror or exc}); "
+            "the cut-outs go on without it"
+        )
+        with contextlib.suppress(OSError):
+            report.close()
+        return False
+    return True
 
 
 def _named_output(args: argparse.Namespace) -> tuple[list[str], Path | None]:
