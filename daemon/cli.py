@@ -294,6 +294,10 @@ def run_status(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"knockout: error: cannot read {path}: {exc}", file=sys.stderr)
         return 2
+    why = _not_a_status(st)
+    if why:
+        print(f"knockout: error: {path}: not a knockout status file ({why})", file=sys.stderr)
+        return 2
     age = time.time() - st.get("updated", 0)
     alive = st.get("running") and age < 30 and (st.get("host") != HOST or pid_alive(int(st.get("pid", 0))))
     if args.json:
@@ -322,6 +326,35 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 _KEYS = ("processed", "failed", "review", "skipped")
+_JOB_COUNTS = ("queued", "in_flight", "processed", "failed")
+
+
+def _not_a_status(st: Any) -> str | None:
+    """What in a parsed status.json is not as :class:`~knockout.daemon.status.Status` writes it, or None."""
+
+    def time_ok(x: Any) -> bool:  # a number localtime() can take
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < 2**33
+
+    if not isinstance(st, dict):
+        return "not a JSON object"
+    for key, ok in (
+        ("running", lambda x: isinstance(x, bool)),
+        ("pid", lambda x: isinstance(x, int) and not isinstance(x, bool)),
+        ("host", lambda x: isinstance(x, str)),
+        ("updated", time_ok),
+        ("started", time_ok),
+        ("jobs", lambda x: isinstance(x, dict)),
+    ):
+        if key not in st or not ok(st[key]):
+            return f"'{key}' missing or of the wrong type"
+    for name, job in st["jobs"].items():
+        if not isinstance(job, dict) or not all(isinstance(job.get(k), str) for k in ("inbox", "outbox")):
+            return f"job '{name}' has no inbox and outbox"
+        if not all(isinstance(job.get(k), int) for k in _JOB_COUNTS) or not all(
+            isinstance(job.get(k, 0), int) for k in ("skipped", "review", "ignored")
+        ):
+            return f"job '{name}' has no counts"
+    return None
 
 
 def _print_journal(summary: dict[str, Any], since: str | None, state_dir: Path) -> None:

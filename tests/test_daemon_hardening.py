@@ -564,6 +564,28 @@ def test_knockout_status_answers_when_the_config_is_broken_or_gone(tmp_path):
         d.stop()
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"status": "ok"}',
+        "[1, 2]",
+        '{"running": true, "pid": 7, "host": "h", "updated": "yesterday", "jobs": {}}',
+        '{"running": true, "pid": 7, "host": "h", "updated": 1e30, "started": 0, "jobs": {}}',
+        '{"running": true, "pid": 7, "host": "h", "updated": 5, "started": 0, "jobs": {"a": {}}}',
+        '{"running": true, "pid": "x", "host": "h", "updated": 5, "started": 0, "jobs": []}',
+    ],
+)
+def test_knockout_status_on_another_programs_status_json_is_one_line(tmp_path, text):
+    cfg = write_config(tmp_path, state_dir="state")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "status.json").write_text(text)
+    for extra in ((), ("--json",)):
+        r = knockout("status", "-c", str(cfg), *extra)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and not r.stdout, (text, r.stdout, r.stderr)
+        assert f"{tmp_path / 'state' / 'status.json'}: not a knockout status file" in lines[0], lines
+
+
 def test_a_status_file_that_cannot_be_written_is_said_once(tmp_path):
     """Item 12: `knockout status` said "not running" when the status could not be written; nothing was logged."""
     cfg = write_config(tmp_path, state_dir="state")
