@@ -88,6 +88,42 @@ def test_eval_usage_errors(tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that says it is width x height (grey) and holds no pixels: enough for Pillow's size check."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    head = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + head + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def test_eval_a_mask_too_large_to_read_is_one_line_and_the_rest_go_on(tmp_path, capsys):
+    images, masks = _dataset(tmp_path, n=2)
+    (masks / "p0.png").write_bytes(_png_header(20000, 20000))  # 400 MP: Pillow refuses it
+    (masks / "p1.png").write_bytes(_png_header(10000, 10000))  # 100 MP: Pillow warns
+    code = main(["eval", "--images", str(images), "--masks", str(masks), "-o", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "p0.png" in ln or "p1.png" in ln or "Warning" in ln]
+    assert code == 1 and "Traceback" not in err and "DecompressionBomb" not in err, err
+    assert len(lines) == 2 and all("mask" in ln and "too large" in ln for ln in lines), err
+
+
+def test_sheet_and_eval_refuse_an_empty_method_list_and_a_huge_thumbnail(tmp_path, capsys):
+    images, masks = _dataset(tmp_path, n=1)
+    for args in (
+        ["eval", "--images", str(images), "--masks", str(masks), "--method", ","],
+        ["sheet", str(images), "-o", str(tmp_path / "s.png"), "--method", " , "],
+        ["sheet", str(images), "-o", str(tmp_path / "s.png"), "--thumb", "40000"],
+    ):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("knockout: error: "), err
+    assert not (tmp_path / "s.png").exists()
+
+
 def test_find_pairs_and_size_mismatch(tmp_path):
     images, masks = _dataset(tmp_path, n=2, mask_suffix="_mask")
     pairs, problems = find_pairs(images, masks)

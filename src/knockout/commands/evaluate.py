@@ -12,8 +12,10 @@ import argparse
 import csv
 import io
 import logging
+import re
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -138,7 +140,19 @@ def _read_mask(path: Path) -> np.ndarray:
     from ..imageio import ImageError
 
     try:
-        with Image.open(path) as raw:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # a line of ours, not Pillow's two
+            raw = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        size = re.search(r"\((\d+) pixels\)", str(exc))
+        n = f"{int(size.group(1)):,} pixels" if size else "its size"
+        raise ImageError(
+            f"cannot read mask: {n} is too large (Pillow reads at most {Image.MAX_IMAGE_PIXELS:,})"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"cannot read mask: {exc}") from None
+    try:
+        with raw:
             im = ImageOps.exif_transpose(raw)
             if im.mode in ("RGBA", "LA"):
                 return np.asarray(im.getchannel("A"))

@@ -69,6 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+_THUMB_MIN, _THUMB_MAX = 16, 4096  # a sheet cell; 4096 is already a full-size 12 MP portrait's height
+
+
 def method_settings(args: argparse.Namespace) -> list[tuple[str, Settings]]:
     """The (label, settings) to compare from ``--method a,b,c`` and the other settings options.
 
@@ -80,6 +83,9 @@ def method_settings(args: argparse.Namespace) -> list[tuple[str, Settings]]:
     args.method = None
     base = settings_from_args(args).replace(output="rgba", format="png", crop=False)
     names = [m.strip() for m in (raw or base.effective_method).split(",") if m.strip()]
+    if not names:
+        allowed = ", ".join(["kmeans", "threshold", *PRESETS])
+        raise SettingsError(f"method: {raw!r} names no method; use one or more of: {allowed}, separated by commas")
     out = []
     for name in names:
         if name in PRESETS:
@@ -230,8 +236,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.columns < 1:
         raise SettingsError(f"columns: {args.columns} is out of range; use an integer >= 1")
-    if args.thumb < 16:
-        raise SettingsError(f"thumb: {args.thumb} is out of range; use at least 16 pixels")
+    if not _THUMB_MIN <= args.thumb <= _THUMB_MAX:
+        raise SettingsError(f"thumb: {args.thumb} is out of range; use {_THUMB_MIN} to {_THUMB_MAX} pixels")
     canvas = _parse_canvas(args.canvas)
     methods = method_settings(args)
     files, problems = expand_inputs(args.paths)
