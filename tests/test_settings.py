@@ -1,4 +1,5 @@
 import dataclasses
+import re
 
 import pytest
 
@@ -68,6 +69,10 @@ def test_colours_by_name_short_hex_and_css_forms():
     assert Settings(background="Navy").to_dict()["background"] == "#000080"
     with pytest.raises(SettingsError, match="background: 'nope' is not a colour"):
         Settings(background="nope")
+    # Pillow reads 'rgb(300, 0, 0)' as (300, 0, 0): out of range, refused as the user wrote it
+    for css in ("rgb(300, 0, 0)", "rgb(0,0,256)"):
+        with pytest.raises(SettingsError, match=re.escape(f"background: {css!r} is out of range")):
+            Settings(background=css)
 
 
 def test_strip_and_depth():

@@ -48,9 +48,12 @@ def _parse_color(key: str, value: Any) -> tuple[int, int, int]:
 
         try:
             r, g, b = ImageColor.getcolor(value.strip(), "RGB")
-            return (int(r), int(g), int(b))
         except ValueError:
             pass
+        else:
+            if not all(0 <= v <= 255 for v in (r, g, b)):  # Pillow passes rgb(300, 0, 0) through
+                raise SettingsError(f"{key}: {value!r} is out of range; each of red, green and blue is 0-255")
+            return (int(r), int(g), int(b))
     elif isinstance(value, (list, tuple)) and len(value) == 3:
         if all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value):
             return (int(value[0]), int(value[1]), int(value[2]))
