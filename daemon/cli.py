@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from knockout._text import printable
+
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
@@ -118,15 +120,6 @@ class _JsonFormatter(logging.Formatter):
         if record.exc_info:
             d["traceback"] = self.formatException(record.exc_info)
         return printable(json.dumps(d, ensure_ascii=False), escape_controls=False)
-
-
-_CONTROLS = {i: f"\\x{i:02x}" for i in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t", 127: "\\x7f"}
-
-
-def printable(text: str, *, escape_controls: bool = True) -> str:
-    """``text`` safe for a log line: name bytes that are not UTF-8 as ``\\udcXX``; newlines, other controls escaped."""
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text.translate(_CONTROLS) if escape_controls else text
 
 
 class _TextFormatter(logging.Formatter):

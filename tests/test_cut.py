@@ -434,6 +434,18 @@ def test_report_replaces_only_a_report_and_a_write_error_is_one_line_the_cutouts
         assert _summary(r.stderr)[:2] == (2, 0)
 
 
+def test_a_name_with_a_newline_or_control_codes_is_escaped_in_every_line(tmp_path):
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    (shoot / "bad\nknockout: 1 cut out, 0 failed.jpg").write_bytes(b"not a jpeg")
+    (shoot / "esc\x1b[2Jx.jpg").write_bytes(b"x")
+    r = _cli("cut", shoot, "-o", tmp_path / "out")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 3 and "\x1b" not in r.stderr, r.stderr
+    assert any("bad\\nknockout: 1 cut out, 0 failed.jpg: " in ln for ln in lines)
+    assert any("esc\\x1b[2Jx.jpg: " in ln for ln in lines) and _summary(r.stderr) == (0, 2, 0)
+
+
 # -- habits users bring from other tools (issue 15) ----------------------------------------------
 def _run(*args: str, cwd: Path | None = None, stdin: bytes | None = None, env: dict | None = None):
     """The console script as a subprocess, bytes in and out (for - as standard input and output)."""

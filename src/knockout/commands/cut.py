@@ -17,6 +17,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from .._formats import EXTENSIONS, output_suffix
+from .._text import printable
 from ..fsutil import atomic_write, make_folders
 from ..settings import Settings, SettingsError
 
@@ -410,7 +411,10 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
-def _say(message: str) -> None:
+def _say(message: str, *, raw: bool = False) -> None:
+    """One line on stderr, names in it escaped (a newline or an escape code in a file name stays in its line)."""
+    if not raw:
+        message = printable(message)
     if "tqdm" in sys.modules:  # a progress bar may be running: keep it intact
         sys.modules["tqdm"].tqdm.write(message, file=sys.stderr)
     else:  # one file, or quiet: no bar, and tqdm's import (0.1 s) is not paid
@@ -523,7 +527,7 @@ def run(args: argparse.Namespace) -> int:
         where = f"Dask scheduler {args.dask}" if args.dask else "worker pool"
         _say(f"knockout: error: {where}: {type(exc).__name__}: {' '.join(str(exc).split())}")
         if debug:
-            _say(traceback.format_exc().rstrip())
+            _say(traceback.format_exc().rstrip(), raw=True)
         failed += len(jobs) - seen
     finally:
         if report is not None:
