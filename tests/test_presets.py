@@ -39,3 +39,13 @@ def test_classic_kmeans_is_the_recipe():
     expected = _recipe_kmeans(Image.fromarray(img))
     got = segment(img, settings=Settings(preset="classic-kmeans")).mask
     np.testing.assert_array_equal(got, expected)
+
+
+def test_classic_kmeans_on_a_blank_frame_or_a_tiny_image_is_all_backdrop_without_a_warning():
+    import warnings
+
+    for img in (np.full((40, 30, 3), 100, np.uint8), np.full((2, 2, 3), 100, np.uint8)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # scikit-learn's ConvergenceWarning reached the user's terminal
+            mask = segment(img, settings=Settings(preset="classic-kmeans")).mask
+        assert mask.shape == img.shape[:2] and not mask.any()

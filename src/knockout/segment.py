@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -211,9 +212,12 @@ def _classic_threshold(image: np.ndarray) -> Segmentation:
 
 def _classic_kmeans(image: np.ndarray, settings: Settings) -> Segmentation:
     from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
 
     pixels = image.reshape(-1, 3)
-    labels = KMeans(random_state=settings.seed).fit_predict(pixels)
+    with warnings.catch_warnings():  # a blank frame has fewer colours than clusters: its labels still hold
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = KMeans(n_clusters=min(8, len(pixels)), random_state=settings.seed).fit_predict(pixels)
     bg = (labels == labels[0]).reshape(image.shape[:2])
     return Segmentation(mask=~bg, backdrop=image[:1, 0].copy(), tolerance=0.0, work_mask=~bg)
 
