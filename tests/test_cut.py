@@ -402,6 +402,7 @@ def test_report_lists_each_input_with_its_confidence_and_the_png_carries_it(tmp_
         assert "unstable" in im.text["knockout:reasons"]
     r = _cli("cut", str(shoot / "good.png"), "-o", str(tmp_path / "x"), "--report", str(tmp_path / "r.txt"))
     assert r.returncode == 2 and "r.txt" in r.stderr and ".csv" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x").exists()  # refused before the -o folder was made
 
 
 def test_report_replaces_only_a_report_and_a_write_error_is_one_line_the_cutouts_go_on(tmp_path):

@@ -461,6 +461,10 @@ def run(args: argparse.Namespace) -> int:
     for msg in problems:
         _say(f"knockout: error: {msg}")
     failed = len(problems)
+    bad_report = _report_name_problem(args.report, overwrite=args.overwrite)
+    if bad_report:  # before any folder is made
+        _say(f"knockout: error: --report {bad_report}")
+        return 2
     if args.outdir is not None and named is None:
         try:
             make_folders(args.outdir)
@@ -474,14 +478,8 @@ def run(args: argparse.Namespace) -> int:
     report = None
     if args.report is not None:
         try:
-            from ..report import BatchReport, is_report
+            from ..report import BatchReport
 
-            if os.path.lexists(args.report) and not args.overwrite and not is_report(args.report):
-                _say(
-                    f"knockout: error: --report {args.report} exists and is not a knockout report; "
-                    "use --overwrite to replace it, or another name"
-                )
-                return 2
             report = BatchReport(args.report)
         except ValueError as exc:
             _say(f"knockout: error: --report {exc}")
@@ -541,6 +539,19 @@ def run(args: argparse.Namespace) -> int:
             _say(f"knockout: {flagged} of them to review (confidence below {settings.review_below:g}){where}")
         _say(f"knockout: {done} cut out, {failed} failed{kept} in {dt:.1f} s")
     return 1 if failed or report_failed else 0
+
+
+def _report_name_problem(path: Path | None, *, overwrite: bool) -> str | None:
+    """Why ``--report PATH`` cannot be written (its suffix, or a file there that is not a report), or None."""
+    if path is None:
+        return None
+    from ..report import is_report
+
+    if path.suffix.lower() not in (".csv", ".jsonl"):
+        return f"{path}: a report is CSV (name it .csv) or JSON lines (.jsonl), not '{path.suffix}'"
+    if os.path.lexists(path) and not overwrite and not is_report(path):
+        return f"{path} exists and is not a knockout report; use --overwrite to replace it, or another name"
+    return None
 
 
 def _report_row(
