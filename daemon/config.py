@@ -374,8 +374,26 @@ def _inside(a: Path, b: Path) -> bool:
     return a == b or b in a.parents
 
 
+def _file_in_the_way(path: Path) -> Path | None:
+    """The first part of ``path`` (itself or a parent) that exists and is not a folder, or None."""
+    for part in (path, *path.parents):
+        if os.path.lexists(part):
+            return None if part.is_dir() else part
+    return None
+
+
 def _check_folders(jobs: tuple[Job, ...], name: str, state_dir: Path) -> None:
     names: set[str] = set()
+    folders = [("state_dir", state_dir)]
+    for i, job in enumerate(jobs):
+        folders += [
+            (f"jobs[{i}].{key}", getattr(job, key)) for key in ("inbox", "outbox", "processed", "failed", "review")
+        ]
+    for key, folder in folders:
+        in_the_way = folder is not None and _file_in_the_way(folder)
+        if in_the_way:
+            what = "a link to nothing" if not in_the_way.exists() else "a file"
+            raise ConfigError(f"{name}: {key}: {in_the_way} is {what}, not a folder; name a folder there")
     for i, job in enumerate(jobs):
         # whoever writes to the inbox could put a link in its place: by name too, a link there already
         # (both are absolute already: resolve_path)

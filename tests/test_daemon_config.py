@@ -147,6 +147,23 @@ def test_a_config_not_in_utf8_or_with_an_alias_loop_is_one_line(tmp_path, capsys
     assert "jobs[0].settings: must be a mapping" in capsys.readouterr().err
 
 
+def test_check_refuses_a_folder_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    for change, key in (
+        ({"jobs": [{"inbox": "notes.txt", "outbox": "o"}]}, "jobs[0].inbox"),
+        ({"jobs": [{"inbox": "in", "outbox": "notes.txt/sub"}]}, "jobs[0].outbox"),
+        ({"jobs": [{"inbox": "in", "outbox": "o", "failed": "notes.txt"}]}, "jobs[0].failed"),
+        ({"state_dir": "notes.txt/state"}, "state_dir"),
+    ):
+        cfg = write_config(tmp_path, "bad.yaml", **change)
+        for args in (["--check"], ["--once"]):
+            assert main(["watch", "-c", str(cfg), *args]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1, err
+            assert f"{key}: {tmp_path / 'notes.txt'} is a file, not a folder" in err, err
+    assert (tmp_path / "notes.txt").read_text() == "mine" and not (tmp_path / "in").exists()
+
+
 def test_dask_without_the_extra_is_a_clear_error(tmp_path, capsys, monkeypatch):
     import sys
 

@@ -781,7 +781,7 @@ def test_knockout_status_says_when_the_state_dir_is_not_writable(tmp_path):
     (tmp_path / "afile").write_text("x")
     cfg = write_config(tmp_path, name="other.yaml", state_dir="afile/state")
     r = _once(cfg)
-    assert r.returncode == 2 and b"state_dir: cannot create" in r.stderr and b"Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 2 and b"afile is a file, not a folder" in r.stderr and b"Traceback" not in r.stderr, r.stderr
     r = knockout("status", "-c", str(cfg))
     assert "is not a folder" in r.stdout and "Traceback" not in r.stderr, r.stdout + r.stderr
 
