@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from knockout.fsutil import file_in_the_way
 from knockout.settings import Settings, SettingsError, parse_bool, parse_choice, parse_number
 
 from .executor import ExecutorConfig, parse_executor
@@ -374,14 +375,6 @@ def _inside(a: Path, b: Path) -> bool:
     return a == b or b in a.parents
 
 
-def _file_in_the_way(path: Path) -> Path | None:
-    """The first part of ``path`` (itself or a parent) that exists and is not a folder, or None."""
-    for part in (path, *path.parents):
-        if os.path.lexists(part):
-            return None if part.is_dir() else part
-    return None
-
-
 def _check_folders(jobs: tuple[Job, ...], name: str, state_dir: Path) -> None:
     names: set[str] = set()
     folders = [("state_dir", state_dir)]
@@ -390,10 +383,9 @@ def _check_folders(jobs: tuple[Job, ...], name: str, state_dir: Path) -> None:
             (f"jobs[{i}].{key}", getattr(job, key)) for key in ("inbox", "outbox", "processed", "failed", "review")
         ]
     for key, folder in folders:
-        in_the_way = folder is not None and _file_in_the_way(folder)
+        in_the_way = folder is not None and file_in_the_way(folder)
         if in_the_way:
-            what = "a link to nothing" if not in_the_way.exists() else "a file"
-            raise ConfigError(f"{name}: {key}: {in_the_way} is {what}, not a folder; name a folder there")
+            raise ConfigError(f"{name}: {key}: {in_the_way[0]} is {in_the_way[1]}, not a folder; name a folder there")
     for i, job in enumerate(jobs):
         # whoever writes to the inbox could put a link in its place: by name too, a link there already
         # (both are absolute already: resolve_path)

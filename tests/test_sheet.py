@@ -85,6 +85,10 @@ def test_sheet_usage_errors(tmp_path, capsys):
     assert "magic" in capsys.readouterr().err
     assert main(["sheet", str(paths[0]), "-o", str(tmp_path / "s.png"), "--canvas", "plaid"]) == 2
     assert "canvas" in capsys.readouterr().err
+    (tmp_path / "notes.jpg").write_text("mine")
+    assert main(["sheet", str(paths[0]), "-o", str(tmp_path / "notes.jpg" / "s.png")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'notes.jpg'} is a file, not a folder" in err and err.count("\n") == 1, err
     assert not (tmp_path / "s.png").exists()
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["UnsafeFolder", "atomic_write", "make_folders"]
+__all__ = ["UnsafeFolder", "atomic_write", "file_in_the_way", "make_folders"]
 
 NAME_MAX = 255  # bytes in one name, on every file system the daemon and knockout cut support
 
@@ -58,6 +58,19 @@ def open_regular(path: Path | str) -> tuple[BinaryIO, os.stat_result]:
         fh.close()
         raise
     return fh, st
+
+
+def file_in_the_way(path: Path) -> tuple[Path, str] | None:
+    """The first part of ``path`` (itself or a parent) that exists and is no folder, and what it is; or None.
+
+    For a clear error before any work: ``("notes.txt", "a file")`` or ``(..., "a link to nothing")``.
+    """
+    for part in (path, *path.parents):
+        if os.path.lexists(part):
+            if part.is_dir():
+                return None
+            return part, "a file" if part.exists() else "a link to nothing"
+    return None
 
 
 def make_folders(path: Path, *, mode: int = FOLDER_MODE, root: Path | None = None) -> Path:

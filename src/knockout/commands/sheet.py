@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from ..cutout import cut_out
-    from ..fsutil import atomic_write
+    from ..fsutil import atomic_write, file_in_the_way
     from ..imageio import ImageError, decode
     from .cut import _progress, _say, expand_inputs
 
@@ -233,6 +233,9 @@ def run(args: argparse.Namespace) -> int:
         raise SettingsError(f"{args.sheet}: a sheet is .png, .webp or .jpg; name it so (for example sheet.png)")
     if args.sheet.exists() and not args.overwrite:
         raise SettingsError(f"{args.sheet} exists; use --overwrite to replace it, or another -o name")
+    in_the_way = file_in_the_way(args.sheet.parent)
+    if in_the_way:  # said before the work, not after
+        raise SettingsError(f"cannot write {args.sheet}: {in_the_way[0]} is {in_the_way[1]}, not a folder")
 
     if args.columns < 1:
         raise SettingsError(f"columns: {args.columns} is out of range; use an integer >= 1")
