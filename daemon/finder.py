@@ -96,6 +96,7 @@ class Finder:
         self.watched: dict[Path, _Watched] = {}
         self.observers: dict[str, tuple[Any, tuple[int, int] | None]] = {}  # job name -> (observer, inbox id)
         self.missing: set[str] = set()  # jobs whose inbox is gone, said once
+        self.unseeable: set[Path] = set()  # files whose lstat failed (a folder made unreadable), said once
         self.last_rescan = time.monotonic()
 
     def __len__(self) -> int:
@@ -266,11 +267,20 @@ class Finder:
                 st = os.lstat(path)
             except FileNotFoundError:
                 del self.watched[path]  # moved away, deleted, or claimed by another daemon
+                self.unseeable.discard(path)
                 continue
-            except OSError as exc:
-                log.warning("%s: cannot stat %s: %s", w.job.name, path, exc.strerror)
-                w.not_before = now + self.cfg.retry_backoff
+            except OSError as exc:  # said once a file; looked at again every rescan (at most a minute)
+                if path not in self.unseeable:
+                    self.unseeable.add(path)
+                    log.warning(
+                        "%s: cannot look at %s (%s); it is looked at again now and then",
+                        w.job.name,
+                        path,
+                        exc.strerror or exc,
+                    )
+                w.not_before = now + max(self.cfg.retry_backoff, min(self.cfg.rescan or 60.0, 60.0))
                 continue
+            self.unseeable.discard(path)
             key = (st.st_size, st.st_mtime_ns)
             if key != w.stat:
                 if w.stat is None and w.job.after == "leave" and self.already_done(w.job, w.rel, key):

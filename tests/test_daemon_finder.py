@@ -94,3 +94,36 @@ def test_an_inbox_moved_away_is_no_longer_watched(tmp_path):
         assert "main" not in finder.observers
     finally:
         finder.stop_observers()
+
+
+def test_files_that_cannot_be_looked_at_are_said_once_and_looked_at_less_often(tmp_path, monkeypatch, caplog):
+    """100 files in a folder made unreadable: a warning for each, every retry_backoff, for ever."""
+    import errno
+
+    cfg = stage_config(tmp_path)
+    inbox = cfg.jobs[0].inbox
+    for i in range(5):
+        (inbox / f"img{i}.jpg").write_bytes(b"x")
+    finder = Finder(cfg, already_done=lambda *a: False)
+    finder.scan_all()
+    real = os.lstat
+
+    def lstat(path, *a, **k):
+        if str(path).startswith(str(inbox / "img")):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    with caplog.at_level("WARNING"):
+        t = 100.0
+        for _ in range(200):  # 100 s in steps of 0.5 s (retry_backoff 0.1 here)
+            _stable(finder, t)
+            t += 0.5
+    said = [r.getMessage() for r in caplog.records if "img" in r.getMessage()]
+    assert len(said) == 5 and all("cannot look at" in m for m in said), said[:3]
+    monkeypatch.setattr(os, "lstat", real)  # readable again: handed out as usual
+    got = set()
+    for _ in range(200):
+        got.update(_stable(finder, t))
+        t += 0.5
+    assert got == {PurePath(f"img{i}.jpg") for i in range(5)}
