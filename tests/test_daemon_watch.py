@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from daemon_util import (
@@ -247,16 +248,18 @@ def _claimed(inbox, name: str) -> bool:
 
 
 def _huge_jpeg() -> bytes:
-    """24 MP (a 6 MP headshot upscaled): over a second to cut, while a small file takes a few ms."""
+    """24 MP (a 6 MP headshot upscaled, with sensor noise): about 0.5 s to cut on a fast machine (2026-12),
+    while a small file takes 40 ms."""
     big = Image.open(io.BytesIO(image_bytes(99, size=(3000, 2000)))).resize((4000, 6000), Image.Resampling.BILINEAR)
+    noisy = np.asarray(big) + np.random.default_rng(0).normal(0, 6, (6000, 4000, 3))
     buf = io.BytesIO()
-    big.save(buf, "JPEG", quality=90)
+    Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
     return buf.getvalue()
 
 
 def test_burst_of_200_files(tmp_path):
     """200 small files at once, behind one huge file that must not hold them up."""
-    cfg = write_config(tmp_path, settle=0.2)
+    cfg = write_config(tmp_path, settle=0.05)  # the small files are ready while the huge one is cut
     d = DaemonProcess(cfg)
     inbox, out = tmp_path / "inbox", tmp_path / "outbox"
     huge = _huge_jpeg()
@@ -285,6 +288,26 @@ def _drop(inbox, n, prefix="f"):
     blobs = [image_bytes(i % 5) for i in range(5)]
     for i in range(n):
         (inbox / f"{prefix}{i:03d}.jpg").write_bytes(blobs[i % 5])
+
+
+def test_the_same_name_uploaded_again_while_the_first_is_in_flight_keeps_both(tmp_path):
+    """The second a.jpg replaced the first in the claims folder: the first photo was lost."""
+    cfg = write_config(tmp_path, settle=0.2)
+    inbox, out, done = tmp_path / "inbox", tmp_path / "outbox", tmp_path / "processed"
+    first, second = _huge_jpeg(), image_bytes(5)
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        (inbox / "a.jpg").write_bytes(first)
+        wait_for(lambda: _claimed(inbox, "a.jpg"), 30, d, "the first a.jpg claimed")
+        (inbox / "a.jpg").write_bytes(second)
+        wait_for(lambda: len(visible(done)) == 2, 120, d, "both processed")
+    finally:
+        d.stop()
+    assert sorted(p.read_bytes() for p in visible(done)) == sorted([first, second])
+    assert sorted(p.name for p in visible(out)) == ["a-1.png", "a.png"]
+    check_image(out / "a.png", size=(4000, 6000))  # the first one's cut-out, under its own name
+    assert "changed after it was read" not in d.text()
 
 
 def test_sigkill_mid_burst_then_restart_loses_nothing(tmp_path):
