@@ -165,7 +165,8 @@ class Claimer:
             stuck = 0
             for rel, path, mark in list(files.claimed_files(adopted)):
                 try:
-                    if files.output_done(mark) is not None:  # only the input's move was missing
+                    outputs = (job.outbox, *((job.review,) if job.review else ()))
+                    if files.output_done(mark, outputs) is not None:  # only the input's move was missing
                         finished(job, rel, path)
                         n_done += 1
                     else:

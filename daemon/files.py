@@ -29,6 +29,7 @@ from knockout._formats import EXTENSIONS
 from knockout.fsutil import FOLDER_MODE, UnsafeFolder, free_name, fsync_dir, link_or_rename
 
 __all__ = [
+    "ClaimBusy",
     "Claims",
     "LinkOnPath",
     "UnsafeFolder",
@@ -148,8 +149,16 @@ def _entries(folder: Path) -> Iterator[os.DirEntry]:
     return iter(sorted(entries, key=lambda e: e.name))
 
 
+PATH_MAX = 4096  # bytes in a path that open(2) takes (Linux; macOS's 1024 fails in open() itself)
+
+#: the pids a process can have (Linux's pid_max is at most 2^22; other systems stay below 2^31)
+PID_RANGE = range(1, 2**31)
+
+
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host."""
+    """Whether a process with this pid exists on this host (False for a number no process can have)."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid not in PID_RANGE:
+        return False  # 0 and -1 would ask about a process group, a huge one overflows
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -313,7 +322,8 @@ class Claims:
         self.root = self.base / token
         self.files = self.root / "files"
         self.marks = self.root / "out"
-        self._ids: tuple[tuple[int, int], tuple[int, int]] | None = None
+        self._ids: tuple[tuple[int, int], ...] | None = None
+        self._inbox_was_link: bool | None = None  # at the first start
 
     def start(self) -> None:
         """Create (or check) the claims folder and this daemon's own folder in it.
@@ -323,6 +333,7 @@ class Claims:
         UnsafeFolder
             When ``.knockout-claims`` (or a folder in it that this daemon needs) is a link, a file, or another user's.
         """
+        self._inbox_not_swapped_for_a_link()
         with contextlib.suppress(FileExistsError):
             os.mkdir(self.base, 0o755)
         base = real_folder(self.base)
@@ -335,7 +346,8 @@ class Claims:
             real_folder(sub)
         owner = {"host": HOST, "pid": os.getpid(), "started": time.time(), "token": self.token}
         _write_new(self.root / "owner.json", json.dumps(owner).encode())
-        self._ids = ((base.st_dev, base.st_ino), (root.st_dev, root.st_ino))
+        subs = [real_folder(sub) for sub in (self.files, self.marks)]
+        self._ids = tuple((st.st_dev, st.st_ino) for st in (base, root, *subs))
 
     def check(self) -> None:
         """Raise :class:`UnsafeFolder` unless the claims folders are still the ones :meth:`start` made.
@@ -345,13 +357,63 @@ class Claims:
         if self._ids is None:
             self.start()
             return
+        self._inbox_not_swapped_for_a_link()
         try:
-            base, root = real_folder(self.base), real_folder(self.root)
+            now = [real_folder(p) for p in (self.base, self.root, self.files, self.marks)]
         except FileNotFoundError:
             self.start()  # removed under us: made again (a link or a file put there instead raises)
             return
-        if not (_same(base, self._ids[0]) and _same(root, self._ids[1])):
+        if not all(_same(st, key) for st, key in zip(now, self._ids, strict=True)):
             raise UnsafeFolder(f"{self.root} was replaced by another folder since the daemon made it; not using it")
+
+    def _inbox_not_swapped_for_a_link(self) -> None:
+        """The inbox may be a link its owner made; one put in place of a real folder since is never followed."""
+        is_link = os.path.islink(self.inbox)
+        if self._inbox_was_link is None:
+            self._inbox_was_link = is_link
+        elif is_link and not self._inbox_was_link:
+            raise UnsafeFolder(
+                f"{self.inbox} is a link now, where the daemon started on a folder; never followed: "
+                "put the folder back, or restart the daemon if the link is wanted"
+            )
+
+    def _open(self, folder: Path, rel: PurePath, *, create: bool) -> int:
+        """A descriptor of ``folder/rel`` (``folder`` its own ``files`` or ``out``), no part a link.
+
+        ``folder`` is opened with ``O_NOFOLLOW`` and must be the one :meth:`start` made; the parts
+        of ``rel`` are made (``create``) and opened one by one below it: a link swapped in after
+        :meth:`check` is refused, never written through.
+        """
+        self.check()
+        assert self._ids is not None
+        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+        key = self._ids[2] if folder == self.files else self._ids[3]
+        try:
+            fd = os.open(folder, flags)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise UnsafeFolder(f"{folder} is a link or not a folder now; never followed") from None
+            raise
+        try:
+            if not _same(os.fstat(fd), key):
+                raise UnsafeFolder(f"{folder} was replaced since the daemon made it; not using it")
+            for part in rel.parts:
+                if create:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o700, dir_fd=fd)
+                try:
+                    nfd = os.open(part, flags, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        why = f"{folder / rel}: {part} is a link or not a folder; never followed"
+                        raise UnsafeFolder(why) from None
+                    raise
+                os.close(fd)
+                fd = nfd
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def heartbeat(self) -> None:
         with contextlib.suppress(OSError):
@@ -367,15 +429,22 @@ class Claims:
             When the claims folder is not what :meth:`start` made (nothing is moved); as
             :class:`LinkOnPath` when a folder on ``rel``'s path in the inbox is a link now.
         """
-        self.check()
         dst = self.files / rel
+        if len(os.fsencode(dst)) >= PATH_MAX:  # every later step names it by its path: not claimed at all
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(dst))
         try:
-            _make_inside(self.files, rel.parent)
-            folder = _open_below(self.inbox, rel.parent)  # src's folder, never through a link
+            into = self._open(self.files, rel.parent, create=True)  # never through a link
             try:
-                os.rename(rel.name, dst, src_dir_fd=folder)
+                # the same name in flight (uploaded again meanwhile): never replaced, it waits in the inbox
+                if fsutil.lexists(rel.name, dir_fd=into):
+                    raise ClaimBusy(f"{rel}: a file of that name is being processed; it waits until that one is done")
+                folder = _open_below(self.inbox, rel.parent)  # src's folder, never through a link
+                try:
+                    os.rename(rel.name, rel.name, src_dir_fd=folder, dst_dir_fd=into)
+                finally:
+                    os.close(folder)
             finally:
-                os.close(folder)
+                os.close(into)
         except FileNotFoundError:
             return None
         return dst
@@ -392,15 +461,25 @@ class Claims:
             rec.update(existed=True, ino=st.st_ino, mtime_ns=st.st_mtime_ns)
         except FileNotFoundError:
             pass
-        p = mark_path(self.marks, rel)
-        _make_inside(self.marks, rel.parent)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(p)
-        _write_new(p, json.dumps(rec).encode())
+        name = mark_path(self.marks, rel).name
+        folder = self._open(self.marks, rel.parent, create=True)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=folder)
+            _write_new(name, json.dumps(rec).encode(), dir_fd=folder)
+        finally:
+            os.close(folder)
 
     def unmark(self, rel: PurePath) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(mark_path(self.marks, rel))
+        try:
+            folder = self._open(self.marks, rel.parent, create=False)
+        except FileNotFoundError:
+            return
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(mark_path(self.marks, rel).name, dir_fd=folder)
+        finally:
+            os.close(folder)
 
     def close(self) -> None:
         """Remove this daemon's (empty) claims folder at a clean exit."""
@@ -425,9 +504,10 @@ class Claims:
                 self.root.rmdir()
 
 
-def _write_new(path: Path, data: bytes) -> None:
+def _write_new(path: Path | str, data: bytes, *, dir_fd: int | None = None) -> None:
     """Create ``path`` (never through a link, never replacing anything) and write ``data``."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o644, dir_fd=dir_fd)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
 
@@ -440,6 +520,10 @@ def _make_inside(root: Path, rel: PurePath) -> None:
         with contextlib.suppress(FileExistsError):
             os.mkdir(p, 0o700)
         real_folder(p)
+
+
+class ClaimBusy(Exception):
+    """A file of the same name is in flight (claimed and not yet filed): the new one waits in the inbox."""
 
 
 class LinkOnPath(UnsafeFolder):
@@ -550,7 +634,12 @@ def _owner(path: Path) -> tuple[dict | None, float]:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None, 0.0
-    if not (isinstance(info, dict) and isinstance(info.get("host"), str) and isinstance(info.get("pid"), int)):
+    if not isinstance(info, dict):
+        return None, 0.0
+    pid = info.get("pid")
+    if not (isinstance(info.get("host"), str) and isinstance(pid, int) and not isinstance(pid, bool)):
+        return None, 0.0
+    if pid not in PID_RANGE:  # no daemon's: a planted file (a pid too large for kill() killed the loop)
         return None, 0.0
     return info, time.time() - st.st_mtime
 
@@ -616,18 +705,31 @@ def _mark(path: Path) -> dict | None:
     return mark if isinstance(mark, dict) and isinstance(mark.get("output"), str) else None
 
 
-def output_done(mark: dict | None) -> Path | None:
-    """The output a recovered claim had finished writing, or None if it must be processed again."""
+def output_done(mark: dict | None, folders: tuple[Path, ...] | None = None) -> Path | None:
+    """The output a recovered claim had finished writing, or None if it must be processed again.
+
+    With ``folders`` (the job's outbox and review folder), only a regular file inside one of
+    them counts: a planted mark naming any other file (``/etc/hostname``), or a link, is no output.
+    """
     if not mark:
         return None
     out = Path(mark["output"])
+    if folders is not None and not any(out.is_absolute() and _inside_folder(out, f) for f in folders):
+        return None
     try:
-        st = os.stat(out)
+        st = os.lstat(out)
     except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
         return None
     if mark.get("existed") and (st.st_ino, st.st_mtime_ns) == (mark.get("ino"), mark.get("mtime_ns")):
         return None  # the old file is still there: our write never happened
     return out
+
+
+def _inside_folder(path: Path, folder: Path) -> bool:
+    """Whether ``path`` names something below ``folder`` (by its parts: no ``..``)."""
+    return ".." not in path.parts and path.parent.is_relative_to(folder) and path != folder
 
 
 def remove_tree(path: Path, claims: Claims) -> None:

@@ -308,6 +308,10 @@ class Daemon:
             return False
         try:
             w = self.claimer.claim(c, st)
+        except files.ClaimBusy as exc:  # the same name uploaded again while the first is in flight: it waits
+            log.debug("%s: %s", c.job.name, exc)
+            self.finder.later(c, max(self.cfg.settle, 1.0))
+            return False
         except files.LinkOnPath as exc:  # swapped for a link since it was seen: nothing moved, forgotten
             self.status.ignored(c.job, c.rel, str(exc))
             return False

@@ -181,3 +181,108 @@ def test_a_daemon_gives_back_a_claim_swapped_for_a_fifo_and_says_it_once(tmp_pat
     assert not (tmp_path / "failed").exists() or not any((tmp_path / "failed").iterdir())
     said = [r.getMessage() for r in caplog.records if "not a regular file" in r.getMessage()]
     assert len(said) == 1 and "a.jpg" in said[0], said
+
+
+def test_a_second_file_of_the_same_name_never_replaces_the_one_in_flight(tmp_path):
+    """A photographer uploads a.jpg again while the first a.jpg is being cut: the first was lost."""
+    cfg = stage_config(tmp_path)
+    job = cfg.jobs[0]
+    c = Claimer("one")
+    first = claimed(cfg, c, "a.jpg", b"first")
+    (job.inbox / "a.jpg").write_bytes(b"second")
+    cand = Candidate(job, job.inbox / "a.jpg", PurePath("a.jpg"), 0.0)
+    with pytest.raises(files.ClaimBusy, match=r"a\.jpg: a file of that name is being processed"):
+        c.claim(cand, os.lstat(job.inbox / "a.jpg"))
+    assert first.claim.read_bytes() == b"first" and (job.inbox / "a.jpg").read_bytes() == b"second"
+    files.move_noreplace(first.claim, job.processed / "a.jpg", root=job.processed)  # the first one is done
+    second = c.claim(cand, os.lstat(job.inbox / "a.jpg"))
+    assert second is not None and second.claim.read_bytes() == b"second"
+
+
+@pytest.mark.parametrize("sub", ["files", "out"])
+def test_the_claims_own_folders_swapped_for_links_are_never_written_through(tmp_path, sub):
+    cfg = stage_config(tmp_path)
+    job = cfg.jobs[0]
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    for name in ("a.jpg", "a.jpg.json"):
+        (victim / name).write_bytes(b"precious")
+    c = Claimer("one")
+    claims = c.start(job)
+    own = claims.root / sub
+    os.rmdir(own)
+    os.symlink(victim, own)
+    (job.inbox / "a.jpg").write_bytes(b"attacker")
+    cand = Candidate(job, job.inbox / "a.jpg", PurePath("a.jpg"), 0.0)
+    with pytest.raises(files.UnsafeFolder):
+        if sub == "files":
+            c.claim(cand, os.lstat(job.inbox / "a.jpg"))
+        else:
+            claims.mark(PurePath("a.jpg"), job.outbox / "a.png")
+    with pytest.raises(files.UnsafeFolder):
+        claims.unmark(PurePath("a.jpg"))
+    assert sorted(p.name for p in victim.iterdir()) == ["a.jpg", "a.jpg.json"]
+    assert all(p.read_bytes() == b"precious" for p in victim.iterdir())
+
+
+def test_an_owner_file_with_an_impossible_pid_is_not_an_owner(tmp_path):
+    """A planted owner.json whose pid overflows a C long killed the daemon at every start."""
+    cfg = stage_config(tmp_path)
+    job = cfg.jobs[0]
+    evil = job.inbox / files.CLAIMS / "evil"
+    (evil / "files").mkdir(parents=True)
+    (evil / "files" / "b.jpg").write_bytes(b"b")
+    for i, pid in enumerate((99999999999999999999, -1, 0, True)):
+        (evil / "owner.json").write_text(json.dumps({"host": files.HOST, "pid": pid}))
+        me = Claimer(f"me{i}")
+        me.start(job)
+        me.recover(cfg, job, finished=lambda *a: None, back=lambda *a: None)
+        assert (evil / "files" / "b.jpg").read_bytes() == b"b"  # not an owner: left alone
+
+
+def test_an_inbox_replaced_by_a_link_is_never_followed(tmp_path):
+    """mv inbox inbox.old; ln -s elsewhere inbox: the daemon made its claims there and took the files."""
+    cfg = stage_config(tmp_path)
+    job = cfg.jobs[0]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "private.jpg").write_bytes(b"private")
+    c = Claimer("one")
+    c.start(job)
+    job.inbox.rename(tmp_path / "inbox.old")
+    job.inbox.symlink_to(elsewhere, target_is_directory=True)
+    cand = Candidate(job, job.inbox / "private.jpg", PurePath("private.jpg"), 0.0)
+    with pytest.raises(files.UnsafeFolder, match="is a link now"):
+        c.claim(cand, os.lstat(job.inbox / "private.jpg"))
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["private.jpg"]
+    # a new real folder in its place (a sync tool's replace) is still an inbox
+    job.inbox.unlink()
+    job.inbox.mkdir()
+    (job.inbox / "b.jpg").write_bytes(b"b")
+    assert c.claim(Candidate(job, job.inbox / "b.jpg", PurePath("b.jpg"), 0.0), os.lstat(job.inbox / "b.jpg"))
+
+
+def test_a_forged_dead_claim_whose_marks_name_outputs_elsewhere_is_not_finished(tmp_path):
+    """A planted dead claim with marks naming /etc/hostname: its entries were filed to processed/ as done."""
+    cfg = stage_config(tmp_path)
+    job = cfg.jobs[0]
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(b"not ours")
+    evil = job.inbox / files.CLAIMS / "vm-1-evil"
+    (evil / "files").mkdir(parents=True)
+    (evil / "out").mkdir()
+    (evil / "owner.json").write_text(json.dumps({"host": files.HOST, "pid": 2**22 + 12345}))
+    (evil / "files" / "x.jpg").write_bytes(b"x")
+    (evil / "out" / "x.jpg.json").write_text(json.dumps({"output": str(outside), "existed": False}))
+    (evil / "files" / "y.jpg").write_bytes(b"y")  # its mark names a link in the outbox: not a written output
+    (job.outbox / "y.png").symlink_to(outside)
+    (evil / "out" / "y.jpg.json").write_text(json.dumps({"output": str(job.outbox / "y.png"), "existed": False}))
+    (evil / "files" / "z.jpg").write_bytes(b"z")  # a real output in the outbox: finished, as before
+    (job.outbox / "z.png").write_bytes(b"cut-out")
+    (evil / "out" / "z.jpg.json").write_text(json.dumps({"output": str(job.outbox / "z.png"), "existed": False}))
+    done, back = [], []
+    me = Claimer("me")
+    me.start(job)
+    me.recover(cfg, job, finished=lambda j, rel, path: done.append(str(rel)), back=lambda p, j: back.append(p.name))
+    assert done == ["z.jpg"] and sorted(back) == ["x.jpg", "y.jpg"]
+    assert outside.read_bytes() == b"not ours"

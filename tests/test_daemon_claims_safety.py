@@ -72,6 +72,27 @@ def test_link_swapped_in_while_running_deletes_nothing(tmp_path):
     assert all(p.exists() for p in precious)
 
 
+def test_an_inbox_swapped_for_a_link_while_running_is_never_followed(tmp_path):
+    """mv inbox inbox.old; ln -s elsewhere inbox: the daemon made claims there and took the files."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "private.jpg").write_bytes(image_bytes(4))
+    inbox = tmp_path / "inbox"
+    cfg = write_config(tmp_path, rescan=0.5)
+    d = DaemonProcess(cfg)
+    try:
+        d.wait_ready()
+        inbox.rename(tmp_path / "inbox.old")
+        inbox.symlink_to(elsewhere, target_is_directory=True)
+        wait_for(lambda: "is a link now" in d.text(), 30, d, "the daemon to refuse the linked inbox")
+        time.sleep(3)  # several rescans
+        assert d.text().count("is a link now") == 1, d.text()  # said once
+    finally:
+        d.stop()
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["private.jpg"]
+    assert not (tmp_path / "processed").exists() or not visible(tmp_path / "processed")
+
+
 def test_regular_file_named_claims_is_one_clear_line(tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
