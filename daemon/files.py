@@ -451,6 +451,7 @@ class Claims:
 
     def release(self, rel: PurePath) -> Path | None:
         """Give a claimed file back to the inbox (under a free name); returns where it went."""
+        self.check()
         return _release(self.files / rel, self.inbox / rel, self.inbox)
 
     def mark(self, rel: PurePath, output: Path) -> None:
@@ -471,9 +472,13 @@ class Claims:
             os.close(folder)
 
     def unmark(self, rel: PurePath) -> None:
+        """Remove ``rel``'s mark; nothing when the marks folder is not the daemon's now (never through a link)."""
         try:
             folder = self._open(self.marks, rel.parent, create=False)
         except FileNotFoundError:
+            return
+        except UnsafeFolder as exc:
+            log.warning("%s: mark of %s left: %s", self.marks, rel, exc)
             return
         try:
             with contextlib.suppress(FileNotFoundError):

@@ -270,6 +270,7 @@ class Filer:
 
     def after_success(self, job: Job, rel: PurePath, claim: Path, record: os.stat_result | None = None) -> Path | None:
         """The input of a finished file: to processed/, deleted, or back in place with a record; where it is now."""
+        self.claimer.of(job).check()  # the claims' folders are still the daemon's: nothing moved through a link
         try:
             if job.after == "move":
                 return files.move_noreplace(claim, job.processed / rel, root=job.processed)
@@ -384,6 +385,7 @@ class Filer:
         self.attempts.pop((job.name, w.rel), None)
         self.bad.pop((job.name, w.rel), None)
         try:
+            self.claimer.of(job).check()
             dst = files.move_noreplace(w.claim, job.failed / w.rel, root=job.failed, beside=record_path)
             note = {
                 "file": str(job.inbox / w.rel),

@@ -191,3 +191,20 @@ def test_a_review_note_that_cannot_be_written_keeps_the_cut_out_and_is_no_retry(
     assert (job.review / "a.png").is_file() and (job.processed / "a.jpg").is_file()
     assert status.of(job).processed == 1 and requeued == [] and len(filer) == 0
     assert "its review note" in caplog.text
+
+
+def test_a_claim_whose_folder_was_swapped_for_a_link_is_never_moved_through_it(tmp_path):
+    """files/ in the claims replaced by a link after the claim: filing moved the link's target to processed/."""
+    cfg, claimer, _status, filer, requeued = _filer(tmp_path)
+    job = cfg.jobs[0]
+    w = claimed(cfg, claimer, "a.jpg", _jpeg())
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "a.jpg").write_bytes(b"precious")
+    own = claimer.of(job).files
+    own.rename(tmp_path / "moved-files")
+    own.symlink_to(victim, target_is_directory=True)
+    filer.handle(Outcome(w, result=process_bytes(_jpeg(), settings=job.settings)))
+    assert sorted(p.name for p in victim.iterdir()) == ["a.jpg"] and (victim / "a.jpg").read_bytes() == b"precious"
+    assert not list(job.processed.iterdir()) and not list(job.failed.iterdir()) and requeued == []
+    assert (tmp_path / "moved-files" / "a.jpg").read_bytes() == _jpeg()  # still claimed: recovered at the next start
