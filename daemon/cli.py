@@ -144,6 +144,7 @@ def _configure_logging(args: argparse.Namespace, level: str, fmt: str) -> None:
         root.setLevel(getattr(logging, level.upper()))
     if not args.debug:  # watchdog logs every inotify event at debug level
         logging.getLogger("watchdog").setLevel(logging.INFO)
+    logging.captureWarnings(True)  # a library's warning: one escaped log line, not two raw ones on stderr
     for h in root.handlers:
         text = _TEXT_FORMATTERS.setdefault(id(h), h.formatter)
         h.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter(text))

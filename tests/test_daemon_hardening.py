@@ -845,3 +845,28 @@ def test_fifos_and_sockets_in_the_inbox_are_never_opened_and_counted_once(tmp_pa
     assert "3 ignored" in r.stdout, r.stdout
     assert "Traceback" not in log
     assert stat.S_ISSOCK(os.lstat(inbox / "sock.jpg").st_mode) and stat.S_ISFIFO(os.lstat(inbox / "pipe.jpg").st_mode)
+
+
+def test_a_libraries_warning_is_one_escaped_log_line(monkeypatch):
+    """watchdog's RuntimeWarning (a watch moved inside the inbox) reached the log as two raw lines."""
+    import argparse
+    import logging
+    import warnings
+
+    from knockout.daemon.cli import _configure_logging
+
+    root = logging.getLogger()
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    monkeypatch.setattr(root, "handlers", [handler])
+    monkeypatch.setattr(root, "level", root.level)
+    args = argparse.Namespace(verbose=0, quiet=0, debug=False)
+    try:
+        _configure_logging(args, "info", "text")
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("Callback already exists\nIt will be Overwritten.", RuntimeWarning, stacklevel=1)
+    finally:
+        logging.captureWarnings(False)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and "RuntimeWarning: Callback already exists\\nIt will be Overwritten." in lines[0], lines
