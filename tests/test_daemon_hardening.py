@@ -861,6 +861,7 @@ def test_a_libraries_warning_is_one_escaped_log_line(monkeypatch):
     monkeypatch.setattr(root, "handlers", [handler])
     monkeypatch.setattr(root, "level", root.level)
     args = argparse.Namespace(verbose=0, quiet=0, debug=False)
+    logging.captureWarnings(False)  # as a new process starts (an in-process watch before left it on)
     try:
         _configure_logging(args, "info", "text")
         with warnings.catch_warnings():
