@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
+from typing import Any
 
 from knockout import fsutil
 from knockout._formats import EXTENSIONS
@@ -627,19 +628,32 @@ def dead_owners(inbox: Path, own: str, claim_timeout: float) -> Iterator[Path]:
             yield Path(e.path)
 
 
+#: the most bytes of an owner.json or a mark the daemon reads (it writes about 100)
+SMALL_JSON = 1 << 16
+
+
+def _small_json(path: Path) -> tuple[Any, os.stat_result | None]:
+    """A small JSON file the daemon writes (``owner.json``, a mark) and its ``fstat``; ``(None, None)``
+    when it is not one: not a regular file (a FIFO is never waited on, a link never followed), larger
+    than :data:`SMALL_JSON` (a planted sparse file is never read whole), or not JSON."""
+    try:
+        fh, st = fsutil.open_regular(path)
+    except (OSError, fsutil.NotRegular):
+        return None, None
+    with fh:
+        data = fh.read(SMALL_JSON + 1) if st.st_size <= SMALL_JSON else b""
+    if not data or len(data) > SMALL_JSON:
+        return None, None
+    try:
+        return json.loads(data.decode("utf-8")), st
+    except ValueError:  # UnicodeDecodeError too
+        return None, None
+
+
 def _owner(path: Path) -> tuple[dict | None, float]:
     """A daemon's ``owner.json`` and its age in seconds; ``None`` when it is not one (or absent)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None, 0.0
-    if not stat.S_ISREG(st.st_mode):
-        return None, 0.0
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None, 0.0
-    if not isinstance(info, dict):
+    info, st = _small_json(path)
+    if not isinstance(info, dict) or st is None:
         return None, 0.0
     pid = info.get("pid")
     if not (isinstance(info.get("host"), str) and isinstance(pid, int) and not isinstance(pid, bool)):
@@ -701,12 +715,7 @@ def _is_real_dir(path: Path) -> bool:
 
 
 def _mark(path: Path) -> dict | None:
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            return None
-        mark = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    mark, _st = _small_json(path)
     return mark if isinstance(mark, dict) and isinstance(mark.get("output"), str) else None
 
 

@@ -285,3 +285,28 @@ def test_a_forged_dead_claim_whose_marks_name_outputs_elsewhere_is_not_finished(
     me.recover(cfg, job, finished=lambda j, rel, path: done.append(str(rel)), back=lambda p, j: back.append(p.name))
     assert done == ["z.jpg"] and sorted(back) == ["x.jpg", "y.jpg"]
     assert outside.read_bytes() == b"not ours"
+
+
+def test_a_planted_huge_owner_file_or_mark_is_never_read_whole(tmp_path):
+    """owner.json and marks were read whole: a sparse file of many GB took the daemon's memory."""
+    import tracemalloc
+
+    cfg = stage_config(tmp_path)
+    job = cfg.jobs[0]
+    evil = job.inbox / files.CLAIMS / "evil"
+    (evil / "files").mkdir(parents=True)
+    (evil / "out").mkdir()
+    (evil / "files" / "b.jpg").write_bytes(b"b")
+    for big in (evil / "owner.json", evil / "out" / "b.jpg.json"):
+        with open(big, "wb") as fh:
+            fh.truncate(64 << 20)  # 64 MiB of nothing, taking no disk
+    me = Claimer("me")
+    me.start(job)
+    tracemalloc.start()
+    try:
+        assert list(files.dead_owners(job.inbox, "me", claim_timeout=300)) == []  # no owner: nobody's
+        assert [m for _r, _p, m in files.claimed_files(evil)] == [None]  # no mark
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"{peak / 2**20:.0f} MiB allocated"
