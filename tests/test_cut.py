@@ -697,3 +697,26 @@ def test_a_cut_process_starts_openblas_with_one_thread_unless_told(before, env, 
     probe = [sys.executable, "-c", _BLAS_PROBE.format(before=before)]
     r = subprocess.run(probe, env={**clean, **env}, capture_output=True, text=True, check=False)
     assert r.stdout.strip() == expected, r.stderr
+
+
+def test_ctrl_c_still_reports_the_files_the_workers_finished(tmp_path, monkeypatch):
+    """On Ctrl-C with -j 2, a file a worker had finished (its output written) could miss its --report row."""
+    import queue
+
+    from knockout.commands import cut
+
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    finished = (tmp_path / "w.jpg", tmp_path / "w.png", None, None)  # a worker's result, not yet taken
+    done.put(finished)
+    done.put((tmp_path / "x.jpg", tmp_path / "x.png", None, "worker process failed: KeyboardInterrupt"))
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cut, "_work", interrupted)
+    jobs = [(tmp_path / "here.jpg", tmp_path / "here.png")]
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for res in cut._cut_here(lambda: jobs.pop() if jobs else None, done, 1, None, debug=False):
+            got.append(res)
+    assert got == [finished]  # the interrupted ones are not reported as done or as failed

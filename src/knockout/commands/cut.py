@@ -363,7 +363,12 @@ def _cut_here(
     import queue
 
     while (job := take()) is not None:
-        yield _work(job[0], job[1], settings, debug=debug)
+        try:
+            res = _work(job[0], job[1], settings, debug=debug)
+        except KeyboardInterrupt:  # Ctrl-C: what the workers had finished (outputs written) is still reported
+            yield from _finished_before(done)
+            raise
+        yield res
         while True:  # what the workers finished meanwhile
             try:
                 res = done.get_nowait()
@@ -378,6 +383,19 @@ def _cut_here(
         if res is None:
             feeders -= 1
         else:
+            yield res
+
+
+def _finished_before(done: Any) -> Iterator[Result]:
+    """The workers' results already in ``done`` that succeeded (those Ctrl-C stopped are not results)."""
+    import queue
+
+    while True:
+        try:
+            res = done.get_nowait()
+        except queue.Empty:
+            return
+        if res is not None and res[3] is None:
             yield res
 
 
