@@ -382,39 +382,27 @@ class Claims:
         """A descriptor of ``folder/rel`` (``folder`` its own ``files`` or ``out``), no part a link.
 
         ``folder`` is opened with ``O_NOFOLLOW`` and must be the one :meth:`start` made; the parts
-        of ``rel`` are made (``create``) and opened one by one below it: a link swapped in after
-        :meth:`check` is refused, never written through.
+        of ``rel`` are made (``create``) and opened one by one below it (:func:`_descend`): a link
+        swapped in after :meth:`check` is refused, never written through.
         """
         self.check()
         assert self._ids is not None
-        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
         key = self._ids[2] if folder == self.files else self._ids[3]
         try:
-            fd = os.open(folder, flags)
+            fd = os.open(folder, _DIR_FLAGS)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise UnsafeFolder(f"{folder} is a link or not a folder now; never followed") from None
             raise
-        try:
-            if not _same(os.fstat(fd), key):
-                raise UnsafeFolder(f"{folder} was replaced since the daemon made it; not using it")
-            for part in rel.parts:
-                if create:
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(part, 0o700, dir_fd=fd)
-                try:
-                    nfd = os.open(part, flags, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        why = f"{folder / rel}: {part} is a link or not a folder; never followed"
-                        raise UnsafeFolder(why) from None
-                    raise
-                os.close(fd)
-                fd = nfd
-        except BaseException:
+        if not _same(os.fstat(fd), key):
             os.close(fd)
-            raise
-        return fd
+            raise UnsafeFolder(f"{folder} was replaced since the daemon made it; not using it")
+        return _descend(
+            fd,
+            rel,
+            create=create,
+            refuse=lambda part: UnsafeFolder(f"{folder / rel}: {part} is a link or not a folder; never followed"),
+        )
 
     def heartbeat(self) -> None:
         with contextlib.suppress(OSError):
@@ -536,6 +524,9 @@ class LinkOnPath(UnsafeFolder):
     """A folder on an input's path became a symbolic link (or a file) after the input was seen."""
 
 
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
 def _open_below(root: Path, rel: PurePath) -> int:
     """A descriptor of the folder ``root/rel``, each part below ``root`` opened with ``O_NOFOLLOW``.
 
@@ -544,20 +535,36 @@ def _open_below(root: Path, rel: PurePath) -> int:
     UnsafeFolder
         When a part is a symbolic link (or not a folder) now: the path leads outside.
     """
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
     # root itself is a configured folder (its identity checked by check_root), which may be a link
     # its owner made (/srv/inbox -> /mnt/share/inbox): followed; the parts below it never are
-    fd = os.open(root, flags & ~getattr(os, "O_NOFOLLOW", 0))
-    for part in rel.parts:
-        try:
-            nfd = os.open(part, flags, dir_fd=fd)
-        except OSError as exc:
+    fd = os.open(root, _DIR_FLAGS & ~getattr(os, "O_NOFOLLOW", 0))
+    return _descend(
+        fd, rel, refuse=lambda part: LinkOnPath(f"{part} on its path is a link or not a folder now; not followed")
+    )
+
+
+def _descend(fd: int, rel: PurePath, *, refuse: Callable[[str], UnsafeFolder], create: bool = False) -> int:
+    """From the open folder ``fd`` (taken over: closed on the way), a descriptor of ``rel`` below it.
+
+    Each part is opened with ``O_NOFOLLOW`` (made first, with ``create``); a part that is a link or
+    no folder raises ``refuse(part)``.
+    """
+    try:
+        for part in rel.parts:
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o700, dir_fd=fd)
+            try:
+                nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise refuse(part) from None
+                raise
             os.close(fd)
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise LinkOnPath(f"{part} on its path is a link or not a folder now; not followed") from None
-            raise
+            fd = nfd
+    except BaseException:
         os.close(fd)
-        fd = nfd
+        raise
     return fd
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["COLUMNS", "BatchReport", "is_report", "read_report"]
+__all__ = ["COLUMNS", "BatchReport", "is_report", "read_report", "suffix_problem"]
 
 #: a row's keys, in the CSV's column order; ``time`` (UTC, ISO 8601) is when the input was done and
 #: ``job`` the config.yaml job whose settings were used (``--job``), if any
@@ -32,9 +32,10 @@ class BatchReport:
     """
 
     def __init__(self, path: Path) -> None:
+        why = suffix_problem(path)
+        if why:
+            raise ValueError(why)
         suffix = path.suffix.lower()
-        if suffix not in (".csv", ".jsonl"):
-            raise ValueError(f"{path}: a report is CSV (name it .csv) or JSON lines (.jsonl), not '{path.suffix}'")
         self.path = path
         self._fh: IO[str] = open(path, "w", encoding="utf-8", newline="")  # closed by close()
         self._csv = csv.DictWriter(self._fh, fieldnames=COLUMNS) if suffix == ".csv" else None
@@ -55,6 +56,13 @@ class BatchReport:
 
     def close(self) -> None:
         self._fh.close()
+
+
+def suffix_problem(path: Path) -> str | None:
+    """Why ``path`` cannot name a report (its suffix is neither ``.csv`` nor ``.jsonl``), or None."""
+    if path.suffix.lower() in (".csv", ".jsonl"):
+        return None
+    return f"{path}: a report is CSV (name it .csv) or JSON lines (.jsonl), not '{path.suffix}'"
 
 
 def is_report(path: Path) -> bool:

@@ -498,10 +498,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             from ..report import BatchReport
 
-            report = BatchReport(args.report)
-        except ValueError as exc:
-            _say(f"knockout: error: --report {exc}")
-            return 2
+            report = BatchReport(args.report)  # its name was checked above (_report_name_problem)
         except OSError as exc:
             _say(f"knockout: error: --report {args.report}: {exc.strerror or exc}")
             return 2
@@ -563,13 +560,12 @@ def _report_name_problem(path: Path | None, *, overwrite: bool) -> str | None:
     """Why ``--report PATH`` cannot be written (its suffix, or a file there that is not a report), or None."""
     if path is None:
         return None
-    from ..report import is_report
+    from ..report import is_report, suffix_problem
 
-    if path.suffix.lower() not in (".csv", ".jsonl"):
-        return f"{path}: a report is CSV (name it .csv) or JSON lines (.jsonl), not '{path.suffix}'"
-    if os.path.lexists(path) and not overwrite and not is_report(path):
-        return f"{path} exists and is not a knockout report; use --overwrite to replace it, or another name"
-    return None
+    why = suffix_problem(path)
+    if why is None and os.path.lexists(path) and not overwrite and not is_report(path):
+        why = f"{path} exists and is not a knockout report; use --overwrite to replace it, or another name"
+    return why
 
 
 def _report_row(
