@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from knockout.fsutil import atomic_write, open_regular
+from knockout.fsutil import NotRegular, atomic_write, open_regular
 
 __all__ = ["is_review_page", "write_page"]
 
@@ -163,7 +163,8 @@ def write_page(
 def is_review_page(path: Path) -> bool:
     """Whether ``path`` holds a page :func:`write_page` wrote (its generator mark near the top)."""
     try:
-        with open(path, "rb") as fh:
-            return GENERATOR.encode() in fh.read(512)
-    except OSError:
+        fh, _st = open_regular(path)  # a FIFO there is never waited on, a link never followed
+    except (OSError, NotRegular):
         return False
+    with fh:
+        return GENERATOR.encode() in fh.read(512)

@@ -720,3 +720,18 @@ def test_ctrl_c_still_reports_the_files_the_workers_finished(tmp_path, monkeypat
         for res in cut._cut_here(lambda: jobs.pop() if jobs else None, done, 1, None, debug=False):
             got.append(res)
     assert got == [finished]  # the interrupted ones are not reported as done or as failed
+
+
+def test_a_fifo_where_the_report_or_the_page_goes_is_never_waited_on(tmp_path):
+    """Checking whether an existing --report FILE (or report -o PAGE) is ours opened it: a FIFO hung the run."""
+    a = _headshot_file(tmp_path / "a.jpg")
+    os.mkfifo(tmp_path / "r.csv")
+    os.mkfifo(tmp_path / "page.html")
+    exe = Path(sys.executable).with_name("knockout")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "knockout.cli"]
+    for args, says in (
+        (["cut", str(a), "-o", str(tmp_path / "o"), "--report", str(tmp_path / "r.csv")], "not a knockout report"),
+        (["report", str(tmp_path / "r.csv"), "-o", str(tmp_path / "page.html")], "not a knockout review page"),
+    ):
+        r = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=60, check=False)
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr

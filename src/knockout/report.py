@@ -71,10 +71,13 @@ def is_report(path: Path) -> bool:
     A CSV's header is ``input`` and other :data:`COLUMNS` names; a JSON-lines file's first line an
     object with an ``input`` and only those keys. Anything else, or a file that cannot be read: False.
     """
+    from .fsutil import NotRegular, open_regular
+
     try:
-        with open(path, "rb") as fh:
+        fh, _st = open_regular(path)  # a FIFO there is never waited on, a link never followed
+        with fh:
             first = fh.readline(4096).decode("utf-8").strip()
-    except (OSError, UnicodeDecodeError):
+    except (OSError, NotRegular, UnicodeDecodeError):
         return False
     if not first:
         return True
